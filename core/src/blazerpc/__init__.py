@@ -1,0 +1,44 @@
+"""BlazeRPC: serve a type-annotated Python function as a gRPC inference endpoint.
+
+    from blazerpc import BlazeApp
+
+    app = BlazeApp()
+
+    @app.model("sentiment")
+    def predict(text: list[str]) -> list[float]:
+        ...
+
+Then ``blaze serve app:app``.
+"""
+
+from .app import BlazeApp
+from .exceptions import (
+    BlazeRPCError,
+    ConfigurationError,
+    InferenceError,
+    InvalidInputError,
+    ModelRegistrationError,
+    PluginError,
+    RequestError,
+    TypeMappingError,
+)
+from .hookspecs import hookimpl
+from .types import TensorInput, TensorOutput
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BlazeApp",
+    "BlazeRPCError",
+    "ConfigurationError",
+    "InferenceError",
+    "InvalidInputError",
+    "ModelRegistrationError",
+    "PluginError",
+    "RequestError",
+    "TensorInput",
+    "TensorOutput",
+    "TypeMappingError",
+    "__version__",
+    "hookimpl",
+]

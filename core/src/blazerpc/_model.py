@@ -1,0 +1,291 @@
+"""A registered model, and how its signature becomes a :class:`MethodSchema`."""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import inspect
+import re
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pluggy
+
+from .exceptions import InferenceError, ModelRegistrationError, TypeMappingError
+from .plugins import entry_point_failures
+from .wire import ArrayConverter, FieldContext, WireType
+from .wire._schema import FieldSchema, MethodSchema
+
+__all__ = ["ModelSpec", "build_method", "make_to_array"]
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
+DEFAULT_VERSION = "1"
+
+#: Top-level modules whose types a known plugin maps, for error messages.
+_PLUGIN_FOR_MODULE = {
+    "torch": "blazerpc-torch",
+    "tensorflow": "blazerpc-tf",
+    "keras": "blazerpc-tf",
+    "onnxruntime": "blazerpc-onnx",
+    "onnx": "blazerpc-onnx",
+}
+
+_STREAM_ORIGINS = {
+    collections.abc.Iterator,
+    collections.abc.Iterable,
+    collections.abc.Generator,
+    collections.abc.AsyncIterator,
+    collections.abc.AsyncIterable,
+    collections.abc.AsyncGenerator,
+}
+
+Kind = Literal["function", "coroutine", "generator", "async_generator"]
+
+
+def _camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_.]", name) if part)
+
+
+def _kind(func: Callable[..., Any]) -> Kind:
+    target = func if inspect.isroutine(func) else getattr(func, "__call__", func)  # noqa: B004
+    target = inspect.unwrap(target)
+    if inspect.isasyncgenfunction(target):
+        return "async_generator"
+    if inspect.isgeneratorfunction(target):
+        return "generator"
+    if inspect.iscoroutinefunction(target):
+        return "coroutine"
+    return "function"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model as registered with ``@app.model(...)``."""
+
+    name: str
+    version: str
+    func: Callable[..., Any]
+    streaming: bool
+    kind: Kind
+    explicit_version: bool = False
+
+    @classmethod
+    def create(
+        cls, name: str, version: str | None, func: Callable[..., Any], streaming: bool
+    ) -> ModelSpec:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ModelRegistrationError(
+                f"model name {name!r} is not valid: use letters, digits, '-' and '_', "
+                "starting with a letter"
+            )
+        if version is not None and (not isinstance(version, str) or not _VERSION.match(version)):
+            raise ModelRegistrationError(
+                f"model {name!r}: version {version!r} is not valid: use letters, digits, '.' and '_'"
+            )
+        if not callable(func):
+            raise ModelRegistrationError(f"model {name!r}: {func!r} is not callable")
+        kind = _kind(func)
+        is_generator = kind in ("generator", "async_generator")
+        if streaming and not is_generator:
+            raise ModelRegistrationError(
+                f"model {name!r} has streaming=True but {_qualname(func)} is not a generator: "
+                "yield each message (def ... yield, or async def ... yield)"
+            )
+        if is_generator and not streaming:
+            raise ModelRegistrationError(
+                f"model {name!r}: {_qualname(func)} is a generator; pass streaming=True to "
+                "stream what it yields"
+            )
+        return cls(
+            name=name,
+            version=version or DEFAULT_VERSION,
+            func=func,
+            streaming=streaming,
+            kind=kind,
+            explicit_version=version is not None,
+        )
+
+    @property
+    def base_name(self) -> str:
+        """``Sentiment``, or ``SentimentV2`` for an explicit version ``"2"``."""
+        base = _camel(self.name)
+        if self.explicit_version:
+            base += "V" + self.version.replace(".", "_")
+        return base
+
+
+def _qualname(obj: Any) -> str:
+    return getattr(obj, "__qualname__", None) or type(obj).__qualname__
+
+
+def _describe_annotation(annotation: Any) -> str:
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        module = annotation.__module__
+        return annotation.__qualname__ if module == "builtins" else f"{module}.{annotation.__qualname__}"
+    return repr(annotation)
+
+
+def _plugin_hint(annotation: Any) -> str:
+    modules = {getattr(annotation, "__module__", "") or ""}
+    modules.update(getattr(arg, "__module__", "") or "" for arg in typing.get_args(annotation))
+    for module in modules:
+        distribution = _PLUGIN_FOR_MODULE.get(module.split(".")[0])
+        if distribution is None:
+            continue
+        failed = [f for f in entry_point_failures() if f.distribution == distribution]
+        if failed:
+            return f" The plugin {distribution} is installed but failed to load: {failed[0].error}"
+        return f" Install the plugin that maps it: pip install {distribution}"
+    return (
+        " Supported: str, int, float, bool, bytes, list[T], T | None, numpy scalar types, "
+        "TensorInput/TensorOutput, np.ndarray, and types of installed plugins "
+        "(see 'blaze plugins list')."
+    )
+
+
+class _Mapper:
+    """Maps annotations of one model through the type-mapping hook."""
+
+    def __init__(self, pm: pluggy.PluginManager, model: str, to_array: Callable[[Any], np.ndarray]) -> None:
+        self._hook = pm.hook.blazerpc_map_type
+        self._model = model
+        self._to_array = to_array
+
+    def __call__(self, annotation: Any, name: str, direction: Literal["input", "output"]) -> WireType:
+        def resolve(inner: Any) -> WireType:
+            context = FieldContext(self._model, name, direction, resolve, self._to_array)
+            wire = self._hook(annotation=inner, context=context)
+            if wire is None:
+                what = "parameter" if direction == "input" else "result field"
+                raise TypeMappingError(
+                    f"model {self._model!r}: {what} {name!r} has type {_describe_annotation(inner)}, "
+                    f"which no loaded plugin maps to a protobuf field.{_plugin_hint(inner)}"
+                )
+            return wire
+
+        return resolve(annotation)
+
+
+def _signature(spec: ModelSpec) -> inspect.Signature:
+    try:
+        return inspect.signature(spec.func, eval_str=True)
+    except (NameError, SyntaxError, TypeError) as exc:
+        raise ModelRegistrationError(
+            f"model {spec.name!r}: cannot read the annotations of {_qualname(spec.func)}: {exc}"
+        ) from None
+
+
+def _stream_item(spec: ModelSpec, annotation: Any) -> Any:
+    """``Iterator[str]`` / ``AsyncIterator[str]`` -> ``str``; a plain ``str`` stays."""
+    origin = typing.get_origin(annotation)
+    if origin in _STREAM_ORIGINS:
+        args = typing.get_args(annotation)
+        if not args:
+            raise ModelRegistrationError(
+                f"model {spec.name!r}: say what each streamed message holds, e.g. Iterator[str]"
+            )
+        return args[0]
+    return annotation
+
+
+def _result_fields(spec: ModelSpec, annotation: Any) -> list[tuple[str, Any]]:
+    """The response fields of a return annotation, by the documented naming rule."""
+    if typing.get_origin(annotation) is tuple:
+        args = typing.get_args(annotation)
+        if not args or args[-1] is Ellipsis:
+            raise ModelRegistrationError(
+                f"model {spec.name!r}: a tuple result needs a fixed number of typed items, "
+                f"got {annotation!r}"
+            )
+        return [(f"result_{i}", arg) for i, arg in enumerate(args)]
+    if isinstance(annotation, type):
+        if typing.is_typeddict(annotation) or (
+            issubclass(annotation, tuple) and hasattr(annotation, "_fields")
+        ):
+            return list(typing.get_type_hints(annotation).items())
+        if dataclasses.is_dataclass(annotation):
+            hints = typing.get_type_hints(annotation)
+            return [(f.name, hints[f.name]) for f in dataclasses.fields(annotation)]
+    return [("result", annotation)]
+
+
+def build_method(spec: ModelSpec, pm: pluggy.PluginManager, to_array: Callable[[Any], np.ndarray]) -> MethodSchema:
+    """Map ``spec``'s parameters and result to request and response fields."""
+    signature = _signature(spec)
+    mapper = _Mapper(pm, spec.name, to_array)
+
+    inputs = []
+    for number, param in enumerate(signature.parameters.values(), start=1):
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise ModelRegistrationError(
+                f"model {spec.name!r}: *{param.name} / **{param.name} cannot become fields; "
+                "declare each input as a named, annotated parameter"
+            )
+        if param.annotation is param.empty:
+            raise ModelRegistrationError(
+                f"model {spec.name!r}: parameter {param.name!r} has no type annotation"
+            )
+        wire = mapper(param.annotation, param.name, "input")
+        if param.default is not param.empty:
+            if not wire.repeated:
+                wire = dataclasses.replace(wire, optional=True)
+            inputs.append(FieldSchema(param.name, number, wire, param.default))
+        else:
+            inputs.append(FieldSchema(param.name, number, wire))
+
+    returns = signature.return_annotation
+    if returns is signature.empty or returns is None or returns is type(None):
+        raise ModelRegistrationError(
+            f"model {spec.name!r}: {_qualname(spec.func)} needs a return annotation "
+            "(the response's type)"
+        )
+    if spec.streaming:
+        returns = _stream_item(spec, returns)
+    outputs = [
+        FieldSchema(name, number, mapper(annotation, name, "output"))
+        for number, (name, annotation) in enumerate(_result_fields(spec, returns), start=1)
+    ]
+    base = spec.base_name
+    return MethodSchema(
+        model=spec.name,
+        version=spec.version,
+        rpc=f"Predict{base}",
+        request=f"{base}Request",
+        response=f"{base}Response",
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        streaming=spec.streaming,
+    )
+
+
+def make_to_array(converters: Sequence[ArrayConverter]) -> Callable[[Any], np.ndarray]:
+    """A function turning any value with a registered converter into an array."""
+    exact: dict[type, Callable[[Any], np.ndarray]] = {c.type: c.to_array for c in converters}
+    ordered = list(converters)
+
+    def to_array(value: Any) -> np.ndarray:
+        if type(value) is np.ndarray:
+            return value
+        convert = exact.get(type(value))
+        if convert is None:
+            for converter in ordered:
+                if isinstance(value, converter.type):
+                    convert = exact[type(value)] = converter.to_array
+                    break
+            else:
+                if not hasattr(value, "__array__"):
+                    hint = _plugin_hint(type(value))
+                    raise InferenceError(
+                        f"model returned {_describe_annotation(type(value))} for a tensor; "
+                        f"return an np.ndarray.{hint if 'pip install' in hint else ''}"
+                    )
+                convert = exact[type(value)] = np.asarray
+        return convert(value)
+
+    return to_array
+
+

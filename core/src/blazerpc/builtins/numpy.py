@@ -1,0 +1,90 @@
+"""numpy: scalar types (``np.float32`` -> ``float``, ...), tensors (``TensorInput``,
+``TensorOutput``, ``np.ndarray``, ``npt.NDArray[...]``) and array conversion."""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from google.protobuf.descriptor_pb2 import FieldDescriptorProto as F
+
+from ..exceptions import InvalidInputError
+from ..hookspecs import hookimpl
+from ..types import TensorSpec, _TensorAnnotation, dtype_name
+from ..wire import ArrayConverter, FieldContext, WireType, scalar_wire_type, tensor_wire_type
+
+
+def _bounded(np_type: type[np.integer[Any]]) -> Callable[[int], Any]:
+    info = np.iinfo(np_type)
+    low, high, name = int(info.min), int(info.max), np.dtype(np_type).name
+
+    def decode(value: int) -> Any:
+        if not low <= value <= high:
+            raise InvalidInputError(f"{value} is out of range for {name} [{low}, {high}]")
+        return np_type(value)
+
+    return decode
+
+
+def _numpy_scalar(proto_type: int, np_type: Any, python: Callable[[Any], Any]) -> WireType:
+    # int32 and uint32 fields already hold exactly their range; narrower types need a check.
+    narrow = issubclass(np_type, np.integer) and np.iinfo(np_type).bits < 32
+    decode = _bounded(np_type) if narrow else np_type
+    return scalar_wire_type(proto_type, np.dtype(np_type).name, decode=decode, encode=python)
+
+
+_NUMPY_SCALARS: dict[Any, WireType] = {
+    np.float16: _numpy_scalar(F.TYPE_FLOAT, np.float16, float),
+    np.float32: _numpy_scalar(F.TYPE_FLOAT, np.float32, float),
+    np.float64: _numpy_scalar(F.TYPE_DOUBLE, np.float64, float),
+    np.int8: _numpy_scalar(F.TYPE_INT32, np.int8, int),
+    np.int16: _numpy_scalar(F.TYPE_INT32, np.int16, int),
+    np.int32: _numpy_scalar(F.TYPE_INT32, np.int32, int),
+    np.int64: _numpy_scalar(F.TYPE_INT64, np.int64, int),
+    np.uint8: _numpy_scalar(F.TYPE_UINT32, np.uint8, int),
+    np.uint16: _numpy_scalar(F.TYPE_UINT32, np.uint16, int),
+    np.uint32: _numpy_scalar(F.TYPE_UINT32, np.uint32, int),
+    np.uint64: _numpy_scalar(F.TYPE_UINT64, np.uint64, int),
+    np.bool_: _numpy_scalar(F.TYPE_BOOL, np.bool_, bool),
+}
+
+
+def _ndarray_spec(annotation: Any) -> TensorSpec | None:
+    """``np.ndarray`` -> any tensor; ``npt.NDArray[np.float32]`` -> any float32 tensor."""
+    if annotation is np.ndarray:
+        return TensorSpec()
+    if typing.get_origin(annotation) is not np.ndarray:
+        return None
+    args = typing.get_args(annotation)
+    dtype_args = typing.get_args(args[1]) if len(args) == 2 else ()
+    if not dtype_args or dtype_args[0] is Any or isinstance(dtype_args[0], typing.TypeVar):
+        return TensorSpec()
+    return TensorSpec(dtype=dtype_name(dtype_args[0]))
+
+
+@hookimpl(trylast=True)
+def blazerpc_map_type(annotation: Any, context: FieldContext) -> WireType | None:
+    if isinstance(annotation, _TensorAnnotation):
+        return tensor_wire_type(annotation.spec, context)
+    spec = _ndarray_spec(annotation)
+    if spec is not None:
+        return tensor_wire_type(spec, context)
+    try:
+        return _NUMPY_SCALARS.get(annotation)
+    except TypeError:  # an unhashable annotation is none of ours
+        return None
+
+
+@hookimpl(trylast=True)
+def blazerpc_array_converters() -> Sequence[ArrayConverter]:
+    return [
+        ArrayConverter(np.ndarray, np.asarray),
+        ArrayConverter(np.generic, np.asarray),
+        ArrayConverter(list, np.asarray),
+        ArrayConverter(tuple, np.asarray),
+        ArrayConverter(int, np.asarray),
+        ArrayConverter(float, np.asarray),
+        ArrayConverter(bool, np.asarray),
+    ]

@@ -1,0 +1,138 @@
+"""The hooks a BlazeRPC plugin can implement.
+
+A plugin is a module or object with functions marked ``@blazerpc.hookimpl`` and named
+after the specs below; it is found through the ``blazerpc`` entry-point group, or
+registered on an app with ``BlazeApp(plugins=[...])`` / ``app.register_plugin(...)``.
+
+Every hook runs while the server starts (or while the CLI is built), never per request:
+hooks build plain objects (wire types, converters, middleware) that the request path
+then uses directly.
+
+Hooks marked *first result* stop at the first implementation that returns something
+other than ``None``; core's own defaults are registered ``trylast`` so a plugin always
+gets the first word. The other hooks collect a result from every plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import typer
+
+    from .app import BlazeApp
+    from .server import ServerInfo
+    from .cli import ServeOption
+    from .wire import ArrayConverter, FieldContext, WireType
+
+__all__ = ["hookimpl", "hookspec"]
+
+hookspec = pluggy.HookspecMarker("blazerpc")
+hookimpl = pluggy.HookimplMarker("blazerpc")
+
+
+# --- type mapping and serialization ----------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def blazerpc_map_type(annotation: Any, context: FieldContext) -> WireType | None:
+    """Map a parameter's or result's annotation to a protobuf field and its converters.
+
+    Return ``None`` if this plugin does not handle ``annotation``. Use
+    ``context.resolve(inner)`` to map an inner annotation (the ``T`` of ``list[T]``)
+    through all plugins, and :func:`blazerpc.wire.tensor_wire_type` to declare a tensor.
+
+    Called once per parameter and result at registration and at start-up.
+    First result: stops at the first non-``None`` value.
+    """
+
+
+@hookspec
+def blazerpc_array_converters() -> Sequence[ArrayConverter]:
+    """Converters from a framework's array type to ``np.ndarray``.
+
+    A model may return a ``torch.Tensor`` (say) for a tensor result; the converter for
+    its type turns it into a numpy array before it is serialized. Exact types are looked
+    up first, then base classes.
+
+    Called once at start-up. Collects the converters of every plugin.
+    """
+
+
+# --- models ------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def blazerpc_adapt_model(obj: Any, name: str) -> Callable[..., Any] | None:
+    """Turn a framework object (an ``nn.Module``, an ONNX model, a SavedModel...) into
+    a servable function.
+
+    Return ``None`` unless ``obj`` is something this plugin serves. The function returned
+    must carry the annotations its schema is built from (set ``__signature__`` when they
+    are computed, e.g. from an ONNX graph).
+
+    Called once per ``@app.model(...)`` registration.
+    First result: stops at the first non-``None`` value.
+    """
+
+
+# --- request path ------------------------------------------------------------------------
+
+
+@hookspec
+def blazerpc_middleware(app: BlazeApp) -> Sequence[Any]:
+    """Middleware to run around every call of ``app``.
+
+    Return :class:`blazerpc.Middleware` instances. Core orders all middleware, the
+    app's own first, then plugins' by each middleware's ``order`` and then class name,
+    never by registration order.
+
+    Called once at start-up. Collects the middleware of every plugin.
+    """
+
+
+# --- command line ------------------------------------------------------------------------
+
+
+@hookspec
+def blazerpc_cli(cli: typer.Typer) -> None:
+    """Add commands to the ``blaze`` command line (``@cli.command()``).
+
+    Called once when the CLI is built. Every plugin is called.
+    """
+
+
+@hookspec
+def blazerpc_serve_options() -> Sequence[ServeOption]:
+    """Options that ``blaze serve`` should accept, such as ``--metrics-port``.
+
+    Their values reach :func:`blazerpc_startup` in ``server.options`` under the option's
+    parameter name. Give every option a default: it must work when not passed.
+
+    Called once when the CLI is built. Collects the options of every plugin.
+    """
+
+
+# --- server lifecycle --------------------------------------------------------------------
+
+
+@hookspec
+def blazerpc_startup(app: BlazeApp, server: ServerInfo) -> None:
+    """The server is listening and about to report ``SERVING``.
+
+    ``server`` says where it listens, which models it serves and the values of the
+    plugins' serve options. Raise to abort start-up (with a message saying why).
+
+    Every plugin is called, in registration order.
+    """
+
+
+@hookspec
+def blazerpc_shutdown(app: BlazeApp, server: ServerInfo) -> None:
+    """The server has stopped serving; release what :func:`blazerpc_startup` acquired.
+
+    Every plugin is called, even if an earlier one raised.
+    """

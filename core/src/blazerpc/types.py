@@ -1,0 +1,130 @@
+"""Tensor annotations: ``TensorInput[dtype, dims...]`` and ``TensorOutput[...]``.
+
+``TensorInput[np.float32, "batch", 224, 224, 3]`` declares a float32 tensor of rank 4
+whose first dimension is free (a symbolic name) and whose other dimensions are fixed.
+On the wire every tensor is a ``blazerpc.TensorProto``: its shape, its numpy dtype name
+and its raw little-endian, C-order bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["TENSOR_DTYPES", "Dim", "TensorInput", "TensorOutput", "TensorSpec", "dtype_name"]
+
+#: A dimension: a fixed size, or a symbolic name (any size; equal names must agree).
+Dim = int | str
+
+#: The dtypes a tensor may have on the wire, by numpy name.
+TENSOR_DTYPES: dict[str, np.dtype[Any]] = {
+    name: np.dtype(name).newbyteorder("<")
+    for name in (
+        "bool",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+        "complex64",
+        "complex128",
+    )
+}
+
+
+def dtype_name(dtype: Any) -> str:
+    """The wire name of a numpy dtype (``np.float32`` -> ``"float32"``).
+
+    Raises ``TypeError`` for a dtype that has no wire form (strings, objects, ...).
+    """
+    try:
+        name = np.dtype(dtype).name
+    except TypeError as exc:
+        raise TypeError(f"{dtype!r} is not a numpy dtype") from exc
+    if name not in TENSOR_DTYPES:
+        supported = ", ".join(TENSOR_DTYPES)
+        raise TypeError(f"dtype {name!r} cannot be sent as a tensor; supported: {supported}")
+    return name
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """What a tensor annotation declares.
+
+    ``dtype`` is a wire dtype name, or ``None`` for any dtype. ``dims`` is the declared
+    shape, or ``None`` for any rank and shape.
+    """
+
+    dtype: str | None = None
+    dims: tuple[Dim, ...] | None = None
+
+    @property
+    def batch_axis(self) -> bool:
+        """Whether the first dimension is the symbolic ``"batch"`` axis."""
+        return bool(self.dims) and self.dims[0] == "batch"  # type: ignore[index]
+
+    def describe(self) -> str:
+        dtype = self.dtype or "any dtype"
+        if self.dims is None:
+            return f"{dtype} tensor of any shape"
+        return f"{dtype}[{', '.join(str(d) for d in self.dims)}]"
+
+
+def _spec_from_args(cls_name: str, args: Any) -> TensorSpec:
+    if not isinstance(args, tuple):
+        args = (args,)
+    dtype_arg, *dims = args
+    dtype = None if dtype_arg is Any else dtype_name(dtype_arg)
+    for dim in dims:
+        if isinstance(dim, bool) or not isinstance(dim, int | str):
+            raise TypeError(f"{cls_name} dimensions are ints or names, got {dim!r}")
+        if isinstance(dim, int) and dim < 0:
+            raise TypeError(f"{cls_name} dimensions must be >= 0, got {dim}")
+    return TensorSpec(dtype=dtype, dims=tuple(dims) if dims else None)
+
+
+class _TensorAnnotation:
+    """Base of ``TensorInput`` / ``TensorOutput``; subscripting returns an annotation."""
+
+    direction: ClassVar[str]
+
+    def __init__(self, spec: TensorSpec) -> None:
+        self.spec = spec
+
+    def __class_getitem__(cls, args: Any) -> _TensorAnnotation:
+        return cls(_spec_from_args(cls.__name__, args))
+
+    def __repr__(self) -> str:
+        parts = [self.spec.dtype or "Any"]
+        if self.spec.dims is not None:
+            parts += [repr(d) for d in self.spec.dims]
+        return f"{type(self).__name__}[{', '.join(parts)}]"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.spec == self.spec  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.spec))
+
+
+class TensorInput(_TensorAnnotation):
+    """A tensor parameter: ``TensorInput[np.float32, "batch", 3]``.
+
+    The model receives a read-only ``np.ndarray`` that shares the request's memory.
+    """
+
+    direction = "input"
+
+
+class TensorOutput(_TensorAnnotation):
+    """A tensor result: ``TensorOutput[np.float32, "batch", 10]``."""
+
+    direction = "output"

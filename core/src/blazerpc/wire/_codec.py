@@ -1,0 +1,182 @@
+"""Per-model request decoder and response encoder, built once at start-up.
+
+Decoding parses the request with its generated class and runs each field's converter;
+encoding fills the response's ordinary fields through protobuf and appends fields that
+serialize themselves (tensors) as raw bytes: a message's fields may come in any order,
+so the concatenation is a valid message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf.descriptor_pb2 import FieldDescriptorProto
+from google.protobuf.message import DecodeError, Message
+
+from ..exceptions import InferenceError, InvalidInputError
+from ._schema import FieldSchema, MethodSchema
+from ._tensor import field_header
+
+__all__ = ["RequestDecoder", "ResponseEncoder", "split_result"]
+
+_MESSAGE = FieldDescriptorProto.TYPE_MESSAGE
+
+
+def _reader(f: FieldSchema) -> Callable[[Message], Any]:
+    """A function reading field ``f`` of a request as the model's argument."""
+    name, wire = f.name, f.wire
+    convert = wire.decode
+    absent = f.default if f.has_default else None
+
+    if wire.repeated:
+        if convert is None:
+            return lambda msg: list(getattr(msg, name))
+        return lambda msg: convert(list(getattr(msg, name)))
+    if wire.optional or wire.proto_type == _MESSAGE:
+        required = not wire.optional and not f.has_default
+
+        def read_present(msg: Message) -> Any:
+            if not msg.HasField(name):
+                if required:
+                    raise InvalidInputError("is required but was not set")
+                return absent
+            value = getattr(msg, name)
+            return value if convert is None else convert(value)
+
+        return read_present
+    if convert is None:
+        return lambda msg: getattr(msg, name)
+    return lambda msg: convert(getattr(msg, name))
+
+
+class RequestDecoder:
+    """Request bytes -> the model's positional arguments."""
+
+    def __init__(self, method: MethodSchema, request_class: type[Message]) -> None:
+        self._parse = request_class.FromString
+        self._message_name = f"blazerpc.{method.request}"
+        self._readers = [(f.name, _reader(f)) for f in method.inputs]
+        self._shared_dims = _shared_dims(method.inputs)
+
+    def __call__(self, data: bytes) -> list[Any]:
+        try:
+            msg = self._parse(data)
+        except DecodeError as exc:
+            raise InvalidInputError(f"request is not a valid {self._message_name} message: {exc}") from None
+        args = []
+        for name, read in self._readers:
+            try:
+                args.append(read(msg))
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"field '{name}': {exc.message}") from None
+        if self._shared_dims:
+            self._check_shared_dims(args)
+        return args
+
+    def _check_shared_dims(self, args: list[Any]) -> None:
+        seen: dict[str, tuple[int, str]] = {}
+        for index, axis, dim, name in self._shared_dims:
+            value = args[index]
+            if value is None:
+                continue
+            size = value.shape[axis]
+            first = seen.setdefault(dim, (size, name))
+            if first[0] != size:
+                raise InvalidInputError(
+                    f"dimension {dim!r} is {first[0]} in field '{first[1]}' but {size} in field '{name}'"
+                )
+
+
+def _shared_dims(fields: tuple[FieldSchema, ...]) -> list[tuple[int, int, str, str]]:
+    """(argument index, axis, dimension name, field name) for named dims used twice or more."""
+    uses: dict[str, list[tuple[int, int, str, str]]] = {}
+    for index, f in enumerate(fields):
+        spec = f.wire.tensor
+        if spec is None or spec.dims is None or f.wire.decode is None:
+            continue
+        for axis, dim in enumerate(spec.dims):
+            if isinstance(dim, str):
+                uses.setdefault(dim, []).append((index, axis, dim, f.name))
+    return [use for group in uses.values() if len(group) > 1 for use in group]
+
+
+def split_result(method: MethodSchema, result: Any) -> list[Any]:
+    """The model's return value as one value per response field.
+
+    One output field takes the value as it is. Several take a tuple (in order), a
+    mapping (by key) or an object with those attributes (a dataclass, a named tuple).
+    """
+    outputs = method.outputs
+    if len(outputs) == 1:
+        return [result]
+    if isinstance(result, dict):
+        missing = [f.name for f in outputs if f.name not in result]
+        if missing:
+            raise InferenceError(f"model returned a dict without {missing}")
+        return [result[f.name] for f in outputs]
+    if isinstance(result, tuple) and not hasattr(result, "_fields"):
+        if len(result) != len(outputs):
+            raise InferenceError(f"model returned a tuple of {len(result)} values, expected {len(outputs)}")
+        return list(result)
+    if dataclasses.is_dataclass(result) or hasattr(result, "_fields"):
+        return [getattr(result, f.name) for f in outputs]
+    raise InferenceError(
+        f"model returned {type(result).__name__}, expected {len(outputs)} values "
+        f"({', '.join(f.name for f in outputs)})"
+    )
+
+
+class ResponseEncoder:
+    """The model's result -> response bytes."""
+
+    def __init__(self, method: MethodSchema, response_class: type[Message]) -> None:
+        self._method = method
+        self._new = response_class
+        self._fields = [(f, self._writer(f)) for f in method.outputs]
+
+    @staticmethod
+    def _writer(f: FieldSchema) -> Callable[[Message, Any, list[bytes]], None]:
+        name, wire = f.name, f.wire
+        convert = wire.encode
+        if wire.encode_bytes is not None:
+            to_bytes = wire.encode_bytes
+
+            def write_raw(msg: Message, value: Any, raw: list[bytes]) -> None:
+                body = to_bytes(value)
+                raw.append(field_header(f.number, len(body)))
+                raw.append(body)
+
+            return write_raw
+        if wire.repeated:
+            return lambda msg, value, raw: getattr(msg, name).extend(value if convert is None else convert(value))
+        if wire.proto_type == _MESSAGE:
+            return lambda msg, value, raw: getattr(msg, name).CopyFrom(value if convert is None else convert(value))
+
+        def write(msg: Message, value: Any, raw: list[bytes]) -> None:
+            setattr(msg, name, value if convert is None else convert(value))
+
+        return write
+
+    def __call__(self, result: Any) -> bytes:
+        values = split_result(self._method, result)
+        msg = self._new()
+        raw: list[bytes] = []
+        for (f, write), value in zip(self._fields, values, strict=True):
+            if value is None:
+                if f.wire.optional:
+                    continue
+                raise InferenceError(f"model returned None for field '{f.name}' ({f.wire.describe})")
+            try:
+                write(msg, value, raw)
+            except InferenceError as exc:
+                raise InferenceError(f"field '{f.name}': {exc.message}") from None
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise InferenceError(
+                    f"model returned {type(value).__name__} for field '{f.name}', "
+                    f"expected {f.wire.describe}: {exc}"
+                ) from None
+        if not raw:
+            return msg.SerializeToString()
+        return b"".join([msg.SerializeToString(), *raw])

@@ -1,0 +1,162 @@
+"""Method schemas -> one ``FileDescriptorProto`` -> a descriptor pool and message classes.
+
+The file built here is the single source of truth: the messages on the wire, the
+descriptors served by reflection and the text written by ``blaze proto`` all come from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.descriptor_pb2 import DescriptorProto, FieldDescriptorProto, FileDescriptorProto
+from google.protobuf.message import Message
+
+from ..exceptions import ModelRegistrationError
+from ._fields import WireType
+
+__all__ = [
+    "FILE_NAME",
+    "PACKAGE",
+    "SERVICE",
+    "FieldSchema",
+    "MethodSchema",
+    "Schema",
+    "build_schema",
+]
+
+PACKAGE = "blazerpc"
+SERVICE = "InferenceService"
+FILE_NAME = "blaze_service.proto"
+
+_NO_DEFAULT: Any = object()
+
+
+@dataclass(frozen=True)
+class FieldSchema:
+    """One field of a request or response message."""
+
+    name: str
+    number: int
+    wire: WireType
+    default: Any = _NO_DEFAULT
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not _NO_DEFAULT
+
+
+@dataclass(frozen=True)
+class MethodSchema:
+    """One model's RPC: its name, its messages and their fields."""
+
+    model: str
+    version: str
+    rpc: str
+    request: str
+    response: str
+    inputs: tuple[FieldSchema, ...]
+    outputs: tuple[FieldSchema, ...]
+    streaming: bool
+
+    @property
+    def path(self) -> str:
+        """The gRPC path, ``/blazerpc.InferenceService/PredictSentiment``."""
+        return f"/{PACKAGE}.{SERVICE}/{self.rpc}"
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The generated file, the pool that holds it and its message classes."""
+
+    file: FileDescriptorProto
+    pool: descriptor_pool.DescriptorPool
+    methods: tuple[MethodSchema, ...]
+    classes: dict[str, type[Message]]
+
+
+def _field_proto(msg: DescriptorProto, f: FieldSchema) -> None:
+    wire = f.wire
+    fp = msg.field.add(name=f.name, number=f.number, type=wire.proto_type)  # type: ignore[arg-type]
+    fp.json_name = _json_name(f.name)
+    fp.label = FieldDescriptorProto.LABEL_REPEATED if wire.repeated else FieldDescriptorProto.LABEL_OPTIONAL
+    if wire.proto_type == FieldDescriptorProto.TYPE_MESSAGE:
+        fp.type_name = f".{PACKAGE}.{wire.message}"
+    elif wire.optional:
+        fp.proto3_optional = True
+        fp.oneof_index = len(msg.oneof_decl)
+        msg.oneof_decl.add(name=f"_{f.name}")
+
+
+def _json_name(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _message(name: str, fields: Sequence[FieldSchema]) -> DescriptorProto:
+    msg = DescriptorProto(name=name)
+    # Synthetic oneofs must follow every real one; we declare none, so order is free.
+    for f in fields:
+        _field_proto(msg, f)
+    return msg
+
+
+def _shared_messages(methods: Sequence[MethodSchema]) -> list[DescriptorProto]:
+    found: dict[str, DescriptorProto] = {}
+    for method in methods:
+        for f in (*method.inputs, *method.outputs):
+            for definition in f.wire.messages:
+                known = found.setdefault(definition.name, definition)
+                if known != definition:
+                    raise ModelRegistrationError(
+                        f"two plugins define message {definition.name!r} differently "
+                        f"(seen again on field {f.name!r} of model {method.model!r})"
+                    )
+    return list(found.values())
+
+
+def build_file(methods: Sequence[MethodSchema]) -> FileDescriptorProto:
+    """The ``blaze_service.proto`` file for ``methods``."""
+    file = FileDescriptorProto(name=FILE_NAME, package=PACKAGE, syntax="proto3")
+    file.message_type.extend(_shared_messages(methods))
+    service = file.service.add(name=SERVICE)
+    for m in methods:
+        file.message_type.append(_message(m.request, m.inputs))
+        file.message_type.append(_message(m.response, m.outputs))
+        rpc = service.method.add(
+            name=m.rpc,
+            input_type=f".{PACKAGE}.{m.request}",
+            output_type=f".{PACKAGE}.{m.response}",
+        )
+        if m.streaming:
+            rpc.server_streaming = True
+    return file
+
+
+def _standard_files() -> list[FileDescriptorProto]:
+    """Files a reflection client may ask for by name besides ours."""
+    from grpclib.health.v1 import health_pb2
+    from grpclib.reflection.v1 import reflection_pb2 as reflection_v1
+    from grpclib.reflection.v1alpha import reflection_pb2 as reflection_v1alpha
+
+    files = []
+    for module in (health_pb2, reflection_v1, reflection_v1alpha):
+        proto = FileDescriptorProto()
+        module.DESCRIPTOR.CopyToProto(proto)
+        files.append(proto)
+    return files
+
+
+def build_schema(methods: Sequence[MethodSchema]) -> Schema:
+    """Build the file, add it to a fresh pool and make its message classes."""
+    file = build_file(methods)
+    pool = descriptor_pool.DescriptorPool()
+    for proto in (*_standard_files(), file):
+        pool.Add(proto)
+    classes = {
+        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.{name}"))
+        for name in (m.name for m in file.message_type)
+    }
+    return Schema(file=file, pool=pool, methods=tuple(methods), classes=classes)

@@ -1,0 +1,122 @@
+"""``TensorProto`` <-> ``np.ndarray``: validation before allocation, no copy on decode,
+and a hand-written encoder that writes the array's buffer straight after its header."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from google.protobuf.descriptor_pb2 import DescriptorProto, FieldDescriptorProto
+
+from ..exceptions import InferenceError, InvalidInputError
+from ..types import TENSOR_DTYPES, TensorSpec
+
+__all__ = ["TENSOR_MESSAGE", "decode_tensor", "encode_tensor", "tensor_message_proto"]
+
+TENSOR_MESSAGE = "TensorProto"
+
+
+def tensor_message_proto() -> DescriptorProto:
+    """``message TensorProto { repeated int64 shape = 1; string dtype = 2; bytes data = 3; }``"""
+    f = FieldDescriptorProto
+    msg = DescriptorProto(name=TENSOR_MESSAGE)
+    msg.field.add(name="shape", number=1, type=f.TYPE_INT64, label=f.LABEL_REPEATED)
+    msg.field.add(name="dtype", number=2, type=f.TYPE_STRING, label=f.LABEL_OPTIONAL)
+    msg.field.add(name="data", number=3, type=f.TYPE_BYTES, label=f.LABEL_OPTIONAL)
+    return msg
+
+
+def _check_shape(shape: tuple[int, ...], spec: TensorSpec, expected: str) -> None:
+    dims = spec.dims
+    if dims is not None:
+        if len(shape) != len(dims):
+            raise InvalidInputError(
+                f"expected a tensor of rank {len(dims)} ({expected}), got shape {list(shape)}"
+            )
+        for got, want in zip(shape, dims, strict=True):
+            if isinstance(want, int) and got != want:
+                raise InvalidInputError(f"expected shape {expected}, got shape {list(shape)}")
+    if any(d < 0 for d in shape):
+        raise InvalidInputError(f"shape {list(shape)} has a negative dimension")
+
+
+def decode_tensor(tensor: Any, spec: TensorSpec) -> np.ndarray:
+    """Check a ``TensorProto`` against ``spec`` and view its data as an array.
+
+    Every check runs before any allocation; the array is a read-only view of the
+    message's bytes.
+    """
+    expected = spec.describe()
+    dtype_name = tensor.dtype
+    dtype = TENSOR_DTYPES.get(dtype_name)
+    if dtype is None:
+        raise InvalidInputError(
+            f"unknown dtype {dtype_name!r}; expected {spec.dtype or 'one of ' + ', '.join(TENSOR_DTYPES)}"
+        )
+    if spec.dtype is not None and dtype_name != spec.dtype:
+        raise InvalidInputError(f"expected dtype {spec.dtype}, got {dtype_name}")
+    shape = tuple(tensor.shape)
+    _check_shape(shape, spec, expected)
+    data = tensor.data
+    count = math.prod(shape)
+    if count * dtype.itemsize != len(data):
+        raise InvalidInputError(
+            f"shape {list(shape)} of {dtype_name} needs {count * dtype.itemsize} bytes of data, "
+            f"got {len(data)}"
+        )
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def encode_tensor(
+    value: Any, spec: TensorSpec, to_array: Callable[[Any], np.ndarray]
+) -> bytes:
+    """Serialize ``value`` as a ``TensorProto``, checking it against ``spec``.
+
+    A dtype that differs from the declared one is converted when numpy can do so
+    without changing the kind of number (float64 -> float32, int32 -> int64); anything
+    else is the model's error.
+    """
+    array = to_array(value)
+    if spec.dtype is not None and array.dtype.name != spec.dtype:
+        if not np.can_cast(array.dtype, TENSOR_DTYPES[spec.dtype], casting="same_kind"):
+            raise InferenceError(
+                f"model returned a {array.dtype.name} tensor where {spec.describe()} was declared"
+            )
+        array = array.astype(TENSOR_DTYPES[spec.dtype])
+    dtype = TENSOR_DTYPES.get(array.dtype.name)
+    if dtype is None:
+        raise InferenceError(f"model returned a tensor of dtype {array.dtype.name}, which has no wire form")
+    if spec.dims is not None:
+        try:
+            _check_shape(array.shape, spec, spec.describe())
+        except InvalidInputError as exc:
+            raise InferenceError(f"model returned a tensor that does not match: {exc}") from None
+    if array.dtype != dtype or not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array, dtype=dtype)
+
+    name = array.dtype.name.encode()
+    parts = []
+    if array.ndim:
+        packed = b"".join(_varint(d) for d in array.shape)
+        parts.append(b"\x0a" + _varint(len(packed)) + packed)
+    parts.append(b"\x12" + _varint(len(name)) + name)
+    if array.nbytes:
+        parts.append(b"\x1a" + _varint(array.nbytes))
+        parts.append(array.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+    return b"".join(parts)
+
+
+def field_header(number: int, length: int) -> bytes:
+    """The tag and length prefix of a length-delimited field."""
+    return _varint(number << 3 | 2) + _varint(length)
