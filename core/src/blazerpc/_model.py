@@ -74,13 +74,10 @@ class ModelSpec:
     explicit_version: bool = False
 
     @classmethod
-    def create(
-        cls, name: str, version: str | None, func: Callable[..., Any], streaming: bool
-    ) -> ModelSpec:
+    def create(cls, name: str, version: str | None, func: Callable[..., Any], streaming: bool) -> ModelSpec:
         if not isinstance(name, str) or not _NAME.match(name):
             raise ModelRegistrationError(
-                f"model name {name!r} is not valid: use letters, digits, '-' and '_', "
-                "starting with a letter"
+                f"model name {name!r} is not valid: use letters, digits, '-' and '_', starting with a letter"
             )
         if version is not None and (not isinstance(version, str) or not _VERSION.match(version)):
             raise ModelRegistrationError(
@@ -158,7 +155,7 @@ class _Mapper:
     def __call__(self, annotation: Any, name: str, direction: Literal["input", "output"]) -> WireType:
         def resolve(inner: Any) -> WireType:
             context = FieldContext(self._model, name, direction, resolve, self._to_array)
-            wire = self._hook(annotation=inner, context=context)
+            wire: WireType | None = self._hook(annotation=inner, context=context)
             if wire is None:
                 what = "parameter" if direction == "input" else "result field"
                 raise TypeMappingError(
@@ -198,8 +195,7 @@ def _result_fields(spec: ModelSpec, annotation: Any) -> list[tuple[str, Any]]:
         args = typing.get_args(annotation)
         if not args or args[-1] is Ellipsis:
             raise ModelRegistrationError(
-                f"model {spec.name!r}: a tuple result needs a fixed number of typed items, "
-                f"got {annotation!r}"
+                f"model {spec.name!r}: a tuple result needs a fixed number of typed items, got {annotation!r}"
             )
         return [(f"result_{i}", arg) for i, arg in enumerate(args)]
     if isinstance(annotation, type):
@@ -213,7 +209,9 @@ def _result_fields(spec: ModelSpec, annotation: Any) -> list[tuple[str, Any]]:
     return [("result", annotation)]
 
 
-def build_method(spec: ModelSpec, pm: pluggy.PluginManager, to_array: Callable[[Any], np.ndarray]) -> MethodSchema:
+def build_method(
+    spec: ModelSpec, pm: pluggy.PluginManager, to_array: Callable[[Any], np.ndarray]
+) -> MethodSchema:
     """Map ``spec``'s parameters and result to request and response fields."""
     signature = _signature(spec)
     mapper = _Mapper(pm, spec.name, to_array)
@@ -240,8 +238,7 @@ def build_method(spec: ModelSpec, pm: pluggy.PluginManager, to_array: Callable[[
     returns = signature.return_annotation
     if returns is signature.empty or returns is None or returns is type(None):
         raise ModelRegistrationError(
-            f"model {spec.name!r}: {_qualname(spec.func)} needs a return annotation "
-            "(the response's type)"
+            f"model {spec.name!r}: {_qualname(spec.func)} needs a return annotation (the response's type)"
         )
     if spec.streaming:
         returns = _stream_item(spec, returns)
@@ -287,5 +284,3 @@ def make_to_array(converters: Sequence[ArrayConverter]) -> Callable[[Any], np.nd
         return convert(value)
 
     return to_array
-
-

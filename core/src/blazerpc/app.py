@@ -30,10 +30,6 @@ class _Runtime:
     models: tuple[tuple[ModelSpec, MethodSchema], ...]
 
 
-def _plugin_name(plugin: object) -> str:
-    return getattr(plugin, "__name__", None) or type(plugin).__qualname__
-
-
 class BlazeApp:
     """A set of models served together as ``blazerpc.InferenceService``.
 
@@ -45,7 +41,6 @@ class BlazeApp:
     def __init__(self, *, plugins: Iterable[object] = ()) -> None:
         self._models: list[ModelSpec] = []
         self._plugins: list[object] = []
-        self._pm: pluggy.PluginManager | None = None
         for plugin in plugins:
             self.register_plugin(plugin)
 
@@ -55,22 +50,10 @@ class BlazeApp:
         """Register a plugin (an object or module with ``@blazerpc.hookimpl`` functions)
         on this app only."""
         self._plugins.append(plugin)
-        self._pm = None
 
-    @property
     def plugin_manager(self) -> pluggy.PluginManager:
-        """The app's plugin manager: installed plugins, then the app's own."""
-        if self._pm is None:
-            pm = new_plugin_manager()
-            for plugin in self._plugins:
-                name = _plugin_name(plugin)
-                suffix = 2
-                while pm.get_plugin(name) is not None:
-                    name, suffix = f"{_plugin_name(plugin)}-{suffix}", suffix + 1
-                pm.register(plugin, name=name)
-            pm.check_pending()
-            self._pm = pm
-        return self._pm
+        """A plugin manager with the installed plugins, then the app's own, as they are now."""
+        return new_plugin_manager(self._plugins)
 
     def _to_array(self, pm: pluggy.PluginManager) -> Callable[[Any], np.ndarray]:
         converters = [c for group in pm.hook.blazerpc_array_converters() for c in group]
@@ -100,7 +83,7 @@ class BlazeApp:
         """
 
         def register(obj: F) -> F:
-            pm = self.plugin_manager
+            pm = self.plugin_manager()
             func = pm.hook.blazerpc_adapt_model(obj=obj, name=name) or obj
             spec = ModelSpec.create(name, version, func, streaming)
             self._check_unique(spec)
@@ -130,10 +113,12 @@ class BlazeApp:
         """Map every model through the current plugins and build the schema."""
         if not self._models:
             raise ConfigurationError("the app has no models: register one with @app.model(...)")
-        pm = self.plugin_manager
+        pm = self.plugin_manager()
         to_array = self._to_array(pm)
         methods = [build_method(spec, pm, to_array) for spec in self._models]
-        return _Runtime(pm=pm, schema=build_schema(methods), models=tuple(zip(self._models, methods, strict=True)))
+        return _Runtime(
+            pm=pm, schema=build_schema(methods), models=tuple(zip(self._models, methods, strict=True))
+        )
 
     def schema(self) -> Schema:
         """The generated protobuf schema: file descriptor, pool and message classes."""

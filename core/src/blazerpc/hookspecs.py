@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     import typer
 
     from .app import BlazeApp
-    from .server import ServerInfo
     from .cli import ServeOption
+    from .server import ServerInfo
     from .wire import ArrayConverter, FieldContext, WireType
 
 __all__ = ["hookimpl", "hookspec"]

@@ -32,12 +32,34 @@ __all__ = [
     "entry_point_failures",
     "new_plugin_manager",
     "plugin_records",
+    "register",
+    "unregister",
 ]
 
 ENTRY_POINT_GROUP = "blazerpc"
 DISABLE_AUTOLOAD_ENV = "BLAZERPC_DISABLE_PLUGIN_AUTOLOAD"
 PLUGINS_ENV = "BLAZERPC_PLUGINS"
 _CORE_DISTRIBUTION = "blazerpc"
+
+
+#: Plugins registered for the whole process with :func:`register`.
+_registered: list[object] = []
+
+
+def register(plugin: object) -> None:
+    """Register ``plugin`` for every app created or built from now on in this process.
+
+    For scripts and tests; installed plugins need no registration. To add a plugin to
+    one app only, use ``BlazeApp(plugins=[...])``.
+    """
+    if plugin not in _registered:
+        _registered.append(plugin)
+
+
+def unregister(plugin: object) -> None:
+    """Undo :func:`register`."""
+    if plugin in _registered:
+        _registered.remove(plugin)
 
 
 @dataclass(frozen=True)
@@ -119,7 +141,8 @@ def entry_point_failures() -> list[PluginRecord]:
 
 
 def new_plugin_manager(extra: Iterable[object] = ()) -> pluggy.PluginManager:
-    """A plugin manager with the hook specs, every loadable entry point, then ``extra``.
+    """A plugin manager with the hook specs, every loadable entry point, the plugins
+    given to :func:`register`, then ``extra``.
 
     Entry points are imported once per process; each call returns a fresh manager, so
     registering a plugin on one app never affects another.
@@ -129,10 +152,20 @@ def new_plugin_manager(extra: Iterable[object] = ()) -> pluggy.PluginManager:
     for result in _entry_points():
         if result.plugin is not None and not pm.is_registered(result.plugin):
             pm.register(result.plugin, name=result.name)
-    for plugin in extra:
-        pm.register(plugin)
+    for plugin in (*_registered, *extra):
+        if not pm.is_registered(plugin):
+            pm.register(plugin, name=plugin_name(plugin, pm))
     pm.check_pending()
     return pm
+
+
+def plugin_name(plugin: object, pm: pluggy.PluginManager) -> str:
+    """A readable name for ``plugin`` that is not yet taken in ``pm``."""
+    base = getattr(plugin, "__name__", None) or type(plugin).__qualname__
+    name, suffix = base, 2
+    while pm.get_plugin(name) is not None:
+        name, suffix = f"{base}-{suffix}", suffix + 1
+    return name
 
 
 def plugin_records(pm: pluggy.PluginManager) -> list[PluginRecord]:

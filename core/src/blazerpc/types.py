@@ -46,7 +46,7 @@ def dtype_name(dtype: Any) -> str:
     Raises ``TypeError`` for a dtype that has no wire form (strings, objects, ...).
     """
     try:
-        name = np.dtype(dtype).name
+        name: str = np.dtype(dtype).name
     except TypeError as exc:
         raise TypeError(f"{dtype!r} is not a numpy dtype") from exc
     if name not in TENSOR_DTYPES:
@@ -109,7 +109,7 @@ class _TensorAnnotation:
         return f"{type(self).__name__}[{', '.join(parts)}]"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.spec == self.spec  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.spec == self.spec
 
     def __hash__(self) -> int:
         return hash((type(self), self.spec))

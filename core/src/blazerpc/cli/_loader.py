@@ -65,7 +65,5 @@ def load_app(target: str) -> BlazeApp:
         found = f"; BlazeApp objects in it: {', '.join(apps)}" if apps else "; it defines no BlazeApp"
         raise ConfigurationError(f"module {module_part!r} has no attribute {attribute!r}{found}") from None
     if not isinstance(obj, BlazeApp):
-        raise ConfigurationError(
-            f"{module_part}:{attribute} is a {type(obj).__name__}, not a BlazeApp"
-        )
+        raise ConfigurationError(f"{module_part}:{attribute} is a {type(obj).__name__}, not a BlazeApp")
     return obj

@@ -36,7 +36,6 @@ _log = structlog.get_logger("blazerpc")
 AppPath = Annotated[str, typer.Argument(help="The app: module:attribute (app:app) or path/to/app.py:app.")]
 
 
-
 class _LogFormat(str, enum.Enum):
     console = "console"
     json = "json"
@@ -73,7 +72,9 @@ def _root(
 def serve(
     app_path: AppPath,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "0.0.0.0",
-    port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).", min=0, max=65535)] = 50051,
+    port: Annotated[
+        int, typer.Option(help="Port to listen on (0 picks a free one).", min=0, max=65535)
+    ] = 50051,
     log_format: Annotated[_LogFormat, typer.Option(help="Log output.")] = _LogFormat.console,
     log_level: Annotated[_LogLevel, typer.Option(help="Lowest level logged.")] = _LogLevel.info,
     **plugin_options: Any,
@@ -108,7 +109,9 @@ _SERVE_ANNOTATIONS = dict(serve.__annotations__)
 @cli.command()
 def proto(
     app_path: AppPath,
-    output_dir: Annotated[Path, typer.Option(help="Directory to write blaze_service.proto into.")] = Path("."),
+    output_dir: Annotated[Path, typer.Option(help="Directory to write blaze_service.proto into.")] = Path(
+        "."
+    ),
 ) -> None:
     """Write the app's generated .proto file."""
     try:
@@ -142,7 +145,9 @@ def plugins_list(
         rows.append((r.name, dist, status, ", ".join(r.hooks) if r.loaded else r.error or ""))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
-        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])
+        typer.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3]
+        )
 
 
 def _add_serve_options(options: list[ServeOption]) -> None:
@@ -156,7 +161,11 @@ def _add_serve_options(options: list[ServeOption]) -> None:
         taken.add(option.name)
         annotation = Annotated[option.type, typer.Option(help=option.help)]  # type: ignore[name-defined]
         annotations[option.name] = annotation
-        params.append(inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=option.default, annotation=annotation))
+        params.append(
+            inspect.Parameter(
+                option.name, inspect.Parameter.KEYWORD_ONLY, default=option.default, annotation=annotation
+            )
+        )
     serve.__signature__ = _SERVE_SIGNATURE.replace(parameters=params)  # type: ignore[attr-defined]
     serve.__annotations__ = annotations
 

@@ -20,7 +20,9 @@ def _next(gen: Iterator[Any]) -> Any:
     return next(gen, _DONE)
 
 
-def _binder(spec: ModelSpec, n_inputs: int) -> Callable[[Sequence[Any]], tuple[tuple[Any, ...], dict[str, Any]]]:
+def _binder(
+    spec: ModelSpec, n_inputs: int
+) -> Callable[[Sequence[Any]], tuple[tuple[Any, ...], dict[str, Any]]]:
     """Splits decoded arguments into positional and keyword-only ones, as the function wants."""
     import inspect
 

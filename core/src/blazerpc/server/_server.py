@@ -18,7 +18,7 @@ from grpclib.reflection.service import ServerReflection
 from grpclib.reflection.v1alpha.reflection_grpc import ServerReflectionBase as _V1AlphaBase
 from grpclib.server import Server
 
-from ..wire._schema import MethodSchema
+from ..wire._schema import MethodSchema, Schema
 from ._service import BlazeCodec, InferenceService
 
 if TYPE_CHECKING:
@@ -63,17 +63,24 @@ class BlazeServer:
         health = Health({inference: [self._status]})
         names = [INFERENCE_SERVICE, HEALTH_SERVICE, *REFLECTION_SERVICES]
         pool = self._runtime.schema.pool
-        reflection = [
-            ServerReflection(_service_names=names, _pool=pool),
-            _reflection_v1alpha(names, pool),
-        ]
-        self._server = Server([inference, health, *reflection], codec=BlazeCodec())
+        reflection = ServerReflection(_service_names=names, _pool=pool)
+        reflection_v1alpha = _reflection_v1alpha(names, pool)
+        self._server = Server([inference, health, reflection, reflection_v1alpha], codec=BlazeCodec())
         self.info: ServerInfo | None = None
 
-    async def start(self, host: str = "0.0.0.0", port: int = 50051, *, ssl: _ssl.SSLContext | None = None) -> ServerInfo:
+    @property
+    def schema(self) -> Schema:
+        """The schema this server serves."""
+        return self._runtime.schema
+
+    async def start(
+        self, host: str = "0.0.0.0", port: int = 50051, *, ssl: _ssl.SSLContext | None = None
+    ) -> ServerInfo:
         """Listen on ``host:port`` (port 0 picks a free one), run start-up hooks, report SERVING."""
         await self._server.start(host, port, ssl=ssl)
-        sockets = self._server._server.sockets if self._server._server else ()  # grpclib keeps the asyncio server private
+        # grpclib keeps its asyncio server private; it is where the bound port is.
+        listener: Any = self._server._server
+        sockets = listener.sockets if listener is not None else ()
         bound_port = sockets[0].getsockname()[1] if sockets else port
         self.info = ServerInfo(host, bound_port, self._runtime.schema.methods, self.options, ssl is not None)
         try:
@@ -99,7 +106,7 @@ class BlazeServer:
         for impl in reversed(self._runtime.pm.hook.blazerpc_shutdown.get_hookimpls()):
             try:
                 impl.function(app=self.app, server=info)
-            except Exception:
+            except Exception:  # noqa: BLE001 - one failing plugin must not skip the others
                 _log.exception("plugin shutdown failed", plugin=impl.plugin_name)
 
 

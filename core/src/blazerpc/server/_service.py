@@ -74,7 +74,7 @@ class _Endpoint:
         data = await _recv(stream)
         try:
             reply = self.encode(await self.call(self.decode(data)))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every model error becomes a status
             raise to_grpc_error(exc, self.model) from None
         await stream.send_message(reply)
 
@@ -85,7 +85,7 @@ class _Endpoint:
                 await stream.send_message(self.encode(item))
         except GRPCError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every model error becomes a status
             raise to_grpc_error(exc, self.model) from None
 
     def handler(self) -> Handler:

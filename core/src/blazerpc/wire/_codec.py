@@ -150,9 +150,13 @@ class ResponseEncoder:
 
             return write_raw
         if wire.repeated:
-            return lambda msg, value, raw: getattr(msg, name).extend(value if convert is None else convert(value))
+            return lambda msg, value, raw: getattr(msg, name).extend(
+                value if convert is None else convert(value)
+            )
         if wire.proto_type == _MESSAGE:
-            return lambda msg, value, raw: getattr(msg, name).CopyFrom(value if convert is None else convert(value))
+            return lambda msg, value, raw: getattr(msg, name).CopyFrom(
+                value if convert is None else convert(value)
+            )
 
         def write(msg: Message, value: Any, raw: list[bytes]) -> None:
             setattr(msg, name, value if convert is None else convert(value))

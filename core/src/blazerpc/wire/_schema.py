@@ -79,7 +79,7 @@ class Schema:
 
 def _field_proto(msg: DescriptorProto, f: FieldSchema) -> None:
     wire = f.wire
-    fp = msg.field.add(name=f.name, number=f.number, type=wire.proto_type)  # type: ignore[arg-type]
+    fp = msg.field.add(name=f.name, number=f.number, type=wire.proto_type)
     fp.json_name = _json_name(f.name)
     fp.label = FieldDescriptorProto.LABEL_REPEATED if wire.repeated else FieldDescriptorProto.LABEL_OPTIONAL
     if wire.proto_type == FieldDescriptorProto.TYPE_MESSAGE:

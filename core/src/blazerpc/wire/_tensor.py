@@ -78,9 +78,7 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def encode_tensor(
-    value: Any, spec: TensorSpec, to_array: Callable[[Any], np.ndarray]
-) -> bytes:
+def encode_tensor(value: Any, spec: TensorSpec, to_array: Callable[[Any], np.ndarray]) -> bytes:
     """Serialize ``value`` as a ``TensorProto``, checking it against ``spec``.
 
     A dtype that differs from the declared one is converted when numpy can do so

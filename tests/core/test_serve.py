@@ -1,0 +1,137 @@
+"""`blaze serve` end to end with a grpclib client: unary, streaming, health."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+
+import pytest
+from grpclib.client import Channel
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+from grpclib.health.v1.health_grpc import HealthStub
+from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
+from support import QUICKSTART, Client
+
+from blazerpc.testing import ServeProcess
+
+
+def _quickstart_module():
+    spec = importlib.util.spec_from_file_location("quickstart_app", QUICKSTART)
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quickstart_unary(quickstart_server: ServeProcess) -> None:
+    client = Client(_quickstart_module(), quickstart_server)
+    reply = asyncio.run(client.call("sentiment", text=["good", "x" * 50, "y" * 500]))
+    assert list(reply.result) == pytest.approx([0.04, 0.5, 1.0])
+
+
+def test_startup_log_names_models_and_address(quickstart_server: ServeProcess) -> None:
+    events = [entry["event"] for entry in quickstart_server.logs]
+    assert "Loaded model: sentiment v1" in events
+    assert f"Server listening on 127.0.0.1:{quickstart_server.port}" in events
+
+
+def test_async_generator_streams_each_yield(streaming: Client) -> None:
+    replies = asyncio.run(streaming.stream("generate", prompt="the quick brown fox"))
+    assert [r.result for r in replies] == ["the", "quick", "brown", "fox"]
+
+
+def test_sync_generator_streams_from_a_worker_thread(streaming: Client) -> None:
+    replies = asyncio.run(streaming.stream("count", n=5))
+    assert [r.result for r in replies] == [0, 1, 2, 3, 4]
+
+
+def test_empty_stream(streaming: Client) -> None:
+    assert asyncio.run(streaming.stream("count", n=0)) == []
+
+
+def test_error_after_some_messages_ends_the_stream_with_internal(streaming: Client) -> None:
+    async def run() -> tuple[list[int], GRPCError]:
+        from grpclib.client import UnaryStreamMethod
+
+        m = streaming.method("fail_midway")
+        channel = streaming.channel()
+        got: list[int] = []
+        try:
+            classes = streaming.schema.classes
+            rpc = UnaryStreamMethod(channel, m.path, classes[m.request], classes[m.response])
+            try:
+                async with rpc.open(timeout=10) as stream:
+                    await stream.send_message(streaming.request("fail_midway", n=3), end=True)
+                    async for reply in stream:
+                        got.append(reply.result)
+            except GRPCError as exc:
+                return got, exc
+        finally:
+            channel.close()
+        raise AssertionError("the stream ended without an error")
+
+    got, error = asyncio.run(run())
+    assert got == [0, 1, 2]
+    assert error.status is Status.INTERNAL
+    assert "RuntimeError: stopped after 3" in (error.message or "")
+
+
+def test_concurrent_streams_do_not_mix(streaming: Client) -> None:
+    async def run() -> list[list[int]]:
+        calls = [streaming.stream("count", n=n) for n in (3, 7, 11, 5)]
+        return [[r.result for r in replies] for replies in await asyncio.gather(*calls)]
+
+    assert asyncio.run(run()) == [list(range(n)) for n in (3, 7, 11, 5)]
+
+
+@pytest.mark.parametrize("service", ["", "blazerpc.InferenceService"])
+def test_health_check_serving(quickstart_server: ServeProcess, service: str) -> None:
+    async def check() -> int:
+        channel = Channel(quickstart_server.host, quickstart_server.port)
+        try:
+            reply = await HealthStub(channel).Check(HealthCheckRequest(service=service), timeout=5)
+            return reply.status
+        finally:
+            channel.close()
+
+    assert asyncio.run(check()) == HealthCheckResponse.SERVING
+
+
+def test_health_check_unknown_service_is_not_found(quickstart_server: ServeProcess) -> None:
+    async def check() -> None:
+        channel = Channel(quickstart_server.host, quickstart_server.port)
+        try:
+            await HealthStub(channel).Check(HealthCheckRequest(service="nope.Service"), timeout=5)
+        finally:
+            channel.close()
+
+    with pytest.raises(GRPCError) as info:
+        asyncio.run(check())
+    assert info.value.status is Status.NOT_FOUND
+
+
+def test_health_watch_reports_serving(quickstart_server: ServeProcess) -> None:
+    async def watch() -> int:
+        channel = Channel(quickstart_server.host, quickstart_server.port)
+        try:
+            async with HealthStub(channel).Watch.open(timeout=5) as stream:
+                await stream.send_message(HealthCheckRequest(service="blazerpc.InferenceService"), end=True)
+                first = await stream.recv_message()
+                assert first is not None
+                await stream.cancel()
+                return first.status
+        finally:
+            channel.close()
+
+    assert asyncio.run(watch()) == HealthCheckResponse.SERVING
+
+
+def test_sigterm_stops_the_server_cleanly(tmp_path) -> None:
+    from blazerpc.testing import serve_process
+
+    with serve_process(f"{QUICKSTART}:app") as proc:
+        code = proc.stop()
+    assert code == 0
+    assert any(entry["event"] == "Server stopped" for entry in proc.logs)
