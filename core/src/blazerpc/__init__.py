@@ -23,6 +23,7 @@ from .exceptions import (
     TypeMappingError,
 )
 from .hookspecs import hookimpl
+from .server.middleware import CallContext, Middleware
 from .types import TensorInput, TensorOutput
 
 __version__ = "0.1.0"
@@ -30,9 +31,11 @@ __version__ = "0.1.0"
 __all__ = [
     "BlazeApp",
     "BlazeRPCError",
+    "CallContext",
     "ConfigurationError",
     "InferenceError",
     "InvalidInputError",
+    "Middleware",
     "ModelRegistrationError",
     "PluginError",
     "RequestError",

@@ -13,6 +13,7 @@ import pluggy
 from ._model import ModelSpec, build_method, make_to_array
 from .exceptions import ConfigurationError, ModelRegistrationError
 from .plugins import new_plugin_manager
+from .server.middleware import Middleware
 from .wire._proto_text import render_proto
 from .wire._schema import MethodSchema, Schema, build_schema
 
@@ -28,6 +29,7 @@ class _Runtime:
     pm: pluggy.PluginManager
     schema: Schema
     models: tuple[tuple[ModelSpec, MethodSchema], ...]
+    middleware: tuple[Middleware, ...]
 
 
 class BlazeApp:
@@ -36,11 +38,17 @@ class BlazeApp:
     Args:
         plugins: plugin objects or modules to register on this app, in addition to the
             installed ones found through the ``blazerpc`` entry points.
+        middleware: :class:`~blazerpc.server.middleware.Middleware` to run around every
+            call, in this order, before any plugin's.
     """
 
-    def __init__(self, *, plugins: Iterable[object] = ()) -> None:
+    def __init__(self, *, plugins: Iterable[object] = (), middleware: Iterable[Middleware] = ()) -> None:
         self._models: list[ModelSpec] = []
         self._plugins: list[object] = []
+        self._middleware = list(middleware)
+        for m in self._middleware:
+            if not isinstance(m, Middleware):
+                raise ConfigurationError(f"middleware must be Middleware instances, got {m!r}")
         for plugin in plugins:
             self.register_plugin(plugin)
 
@@ -117,8 +125,18 @@ class BlazeApp:
         to_array = self._to_array(pm)
         methods = [build_method(spec, pm, to_array) for spec in self._models]
         return _Runtime(
-            pm=pm, schema=build_schema(methods), models=tuple(zip(self._models, methods, strict=True))
+            pm=pm,
+            schema=build_schema(methods),
+            models=tuple(zip(self._models, methods, strict=True)),
+            middleware=(*self._middleware, *self._plugin_middleware(pm)),
         )
+
+    def _plugin_middleware(self, pm: pluggy.PluginManager) -> list[Middleware]:
+        found = [m for group in pm.hook.blazerpc_middleware(app=self) for m in group]
+        for m in found:
+            if not isinstance(m, Middleware):
+                raise ConfigurationError(f"a plugin's blazerpc_middleware returned {m!r}, not a Middleware")
+        return sorted(found, key=lambda m: (m.order, type(m).__qualname__))
 
     def schema(self) -> Schema:
         """The generated protobuf schema: file descriptor, pool and message classes."""

@@ -58,7 +58,9 @@ class BlazeServer:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=32, thread_name_prefix="blazerpc-model"
         )
-        inference = InferenceService(self._runtime.models, self._runtime.schema, self._executor)
+        inference = InferenceService(
+            self._runtime.models, self._runtime.schema, self._executor, self._runtime.middleware
+        )
         self._status = ServiceStatus()
         health = Health({inference: [self._status]})
         names = [INFERENCE_SERVICE, HEALTH_SERVICE, *REFLECTION_SERVICES]

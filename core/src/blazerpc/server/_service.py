@@ -6,10 +6,13 @@ The request path of every call, in order: decode the request bytes, run the mode
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import structlog
 from grpclib.const import Cardinality, Handler, Status
 from grpclib.encoding.proto import ProtoCodec
 from grpclib.exceptions import GRPCError
@@ -20,8 +23,11 @@ from ..wire._codec import RequestDecoder, ResponseEncoder
 from ..wire._schema import MethodSchema, Schema
 from ._errors import to_grpc_error
 from ._executor import make_stream, make_unary
+from .middleware import CallContext, Middleware
 
 __all__ = ["BlazeCodec", "InferenceService", "RawMessage"]
+
+_log = structlog.get_logger("blazerpc")
 
 
 class RawMessage:
@@ -70,28 +76,80 @@ class _Endpoint:
         else:
             self.call = make_unary(spec, n_inputs, executor)
 
-    async def unary(self, stream: Stream[Any, Any]) -> None:
+    async def unary(self, stream: Stream[Any, Any], context: CallContext | None = None) -> None:
         data = await _recv(stream)
         try:
             reply = self.encode(await self.call(self.decode(data)))
         except Exception as exc:  # noqa: BLE001 - every model error becomes a status
             raise to_grpc_error(exc, self.model) from None
         await stream.send_message(reply)
+        if context is not None:
+            context.messages_sent = 1
 
-    async def server_stream(self, stream: Stream[Any, Any]) -> None:
+    async def server_stream(self, stream: Stream[Any, Any], context: CallContext | None = None) -> None:
         data = await _recv(stream)
         try:
             async for item in self.iterate(self.decode(data)):
                 await stream.send_message(self.encode(item))
+                if context is not None:
+                    context.messages_sent += 1
         except GRPCError:
             raise
         except Exception as exc:  # noqa: BLE001 - every model error becomes a status
             raise to_grpc_error(exc, self.model) from None
 
-    def handler(self) -> Handler:
-        if self.method.streaming:
-            return Handler(self.server_stream, Cardinality.UNARY_STREAM, RawMessage, RawMessage)
-        return Handler(self.unary, Cardinality.UNARY_UNARY, RawMessage, RawMessage)
+    def handler(self, middleware: Sequence[Middleware]) -> Handler:
+        inner = self.server_stream if self.method.streaming else self.unary
+        func = _with_middleware(self, inner, tuple(middleware)) if middleware else inner
+        cardinality = Cardinality.UNARY_STREAM if self.method.streaming else Cardinality.UNARY_UNARY
+        return Handler(func, cardinality, RawMessage, RawMessage)
+
+
+def _with_middleware(
+    endpoint: _Endpoint,
+    inner: Callable[[Stream[Any, Any], CallContext], Awaitable[None]],
+    middleware: tuple[Middleware, ...],
+) -> Callable[[Stream[Any, Any]], Awaitable[None]]:
+    """``inner`` wrapped in the middleware chain, with a fresh context per call."""
+    path, model, version = endpoint.method.path, endpoint.model, endpoint.method.version
+
+    async def handle(stream: Stream[Any, Any]) -> None:
+        started = time.perf_counter()
+        peer = stream.peer.addr()
+        context = CallContext(
+            method=path,
+            model=model,
+            version=version,
+            metadata=stream.metadata,
+            peer=f"{peer[0]}:{peer[1]}" if peer else None,
+            deadline=stream.deadline.time_remaining() if stream.deadline else None,
+        )
+        entered: list[Middleware] = []
+        try:
+            for m in middleware:
+                entered.append(m)
+                await m.on_request(context)
+            await inner(stream, context)
+            context.status = Status.OK
+        except GRPCError as exc:
+            context.status, context.message = exc.status, exc.message
+            raise
+        except asyncio.CancelledError:
+            expired = stream.deadline is not None and stream.deadline.time_remaining() <= 0
+            context.status = Status.DEADLINE_EXCEEDED if expired else Status.CANCELLED
+            raise
+        except Exception as exc:
+            context.status, context.message = Status.UNKNOWN, f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            context.elapsed = time.perf_counter() - started
+            for m in reversed(entered):
+                try:
+                    await m.on_response(context)
+                except Exception:  # noqa: BLE001 - one middleware must not break the others
+                    _log.exception("middleware on_response failed", middleware=type(m).__name__)
+
+    return handle
 
 
 class InferenceService:
@@ -102,9 +160,11 @@ class InferenceService:
         models: Sequence[tuple[ModelSpec, MethodSchema]],
         schema: Schema,
         executor: concurrent.futures.Executor,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self._mapping = {
-            method.path: _Endpoint(spec, method, schema, executor).handler() for spec, method in models
+            method.path: _Endpoint(spec, method, schema, executor).handler(middleware)
+            for spec, method in models
         }
 
     def __mapping__(self) -> dict[str, Handler]:
