@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import pluggy
 
+from .batching._plan import BatchSettings
 from .exceptions import InferenceError, ModelRegistrationError, TypeMappingError
 from .plugins import entry_point_failures
 from .wire import ArrayConverter, FieldContext, WireType
@@ -42,6 +43,8 @@ _STREAM_ORIGINS = {
     collections.abc.AsyncIterable,
     collections.abc.AsyncGenerator,
 }
+
+_NO_OVERRIDES = BatchSettings()
 
 Kind = Literal["function", "coroutine", "generator", "async_generator"]
 
@@ -72,9 +75,17 @@ class ModelSpec:
     streaming: bool
     kind: Kind
     explicit_version: bool = False
+    batching: BatchSettings = _NO_OVERRIDES
 
     @classmethod
-    def create(cls, name: str, version: str | None, func: Callable[..., Any], streaming: bool) -> ModelSpec:
+    def create(
+        cls,
+        name: str,
+        version: str | None,
+        func: Callable[..., Any],
+        streaming: bool,
+        batching: BatchSettings = _NO_OVERRIDES,
+    ) -> ModelSpec:
         if not isinstance(name, str) or not _NAME.match(name):
             raise ModelRegistrationError(
                 f"model name {name!r} is not valid: use letters, digits, '-' and '_', starting with a letter"
@@ -104,6 +115,7 @@ class ModelSpec:
             streaming=streaming,
             kind=kind,
             explicit_version=version is not None,
+            batching=batching.check(f"model {name!r}"),
         )
 
     @property

@@ -11,15 +11,27 @@ import numpy as np
 import pluggy
 
 from ._model import ModelSpec, build_method, make_to_array
+from .batching import BatchConfig, BatchListener, BatchPolicy
+from .batching._plan import BatchSettings, batch_axes
 from .exceptions import ConfigurationError, ModelRegistrationError
 from .plugins import new_plugin_manager
 from .server.middleware import Middleware
+from .wire import BatchAxis
 from .wire._proto_text import render_proto
 from .wire._schema import MethodSchema, Schema, build_schema
 
 __all__ = ["BlazeApp"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class ModelBatching:
+    """How one model is batched."""
+
+    config: BatchConfig
+    policy: BatchPolicy
+    inputs: tuple[BatchAxis, ...]
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,8 @@ class _Runtime:
     schema: Schema
     models: tuple[tuple[ModelSpec, MethodSchema], ...]
     middleware: tuple[Middleware, ...]
+    batching: tuple[ModelBatching | str, ...]  # per model: how it is batched, or why not
+    batch_listeners: tuple[BatchListener, ...]
 
 
 class BlazeApp:
@@ -40,9 +54,40 @@ class BlazeApp:
             installed ones found through the ``blazerpc`` entry points.
         middleware: :class:`~blazerpc.server.middleware.Middleware` to run around every
             call, in this order, before any plugin's.
+        enable_batching: join concurrent requests into one model call, for every model
+            whose inputs and outputs all have a batch axis (see ``blazerpc.batching``).
+        max_batch_size: the most rows in one batch. A request with more runs alone.
+        batch_timeout_ms: the longest a request waits for others to join its batch.
+        batch_policy: when a batch leaves the queue: ``"adaptive"`` (dispatch at once
+            while the model is idle, gather while it is busy) or ``"fixed"`` (wait for a
+            full batch or the timeout), or a plugin's policy.
+        max_concurrency: batches of one model running at the same time.
+        max_queue_size: rows that may wait for one model; beyond that a request gets
+            ``RESOURCE_EXHAUSTED`` at once.
+
+    Every batching setting can be overridden per model on :meth:`model`.
     """
 
-    def __init__(self, *, plugins: Iterable[object] = (), middleware: Iterable[Middleware] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        plugins: Iterable[object] = (),
+        middleware: Iterable[Middleware] = (),
+        enable_batching: bool = True,
+        max_batch_size: int = 32,
+        batch_timeout_ms: float = 10.0,
+        batch_policy: str = "adaptive",
+        max_concurrency: int = 1,
+        max_queue_size: int = 2048,
+    ) -> None:
+        self._batching = BatchSettings(
+            enabled=bool(enable_batching),
+            max_batch_size=max_batch_size,
+            batch_timeout_ms=batch_timeout_ms,
+            batch_policy=batch_policy,
+            max_concurrency=max_concurrency,
+            max_queue_size=max_queue_size,
+        ).check("BlazeApp")
         self._models: list[ModelSpec] = []
         self._plugins: list[object] = []
         self._middleware = list(middleware)
@@ -74,7 +119,19 @@ class BlazeApp:
         """The registered models, in registration order."""
         return tuple(self._models)
 
-    def model(self, name: str, *, version: str | None = None, streaming: bool = False) -> Callable[[F], F]:
+    def model(
+        self,
+        name: str,
+        *,
+        version: str | None = None,
+        streaming: bool = False,
+        batching: bool | None = None,
+        max_batch_size: int | None = None,
+        batch_timeout_ms: float | None = None,
+        batch_policy: str | None = None,
+        max_concurrency: int | None = None,
+        max_queue_size: int | None = None,
+    ) -> Callable[[F], F]:
         """Register a function as model ``name``; its annotations define the schema.
 
         Args:
@@ -85,6 +142,10 @@ class BlazeApp:
                 several versions of a model can be served side by side.
             streaming: the function is a generator; each value it yields is one message
                 of a server-streaming RPC.
+            batching: ``False`` never batches this model; ``True``/``None`` batches it
+                when the app has batching on and its signature allows.
+            max_batch_size, batch_timeout_ms, batch_policy, max_concurrency,
+                max_queue_size: this model's own values for the app's settings.
 
         Returns the function unchanged. Raises :class:`ModelRegistrationError` (or its
         :class:`TypeMappingError`) if the model cannot be served as declared.
@@ -93,7 +154,15 @@ class BlazeApp:
         def register(obj: F) -> F:
             pm = self.plugin_manager()
             func = pm.hook.blazerpc_adapt_model(obj=obj, name=name) or obj
-            spec = ModelSpec.create(name, version, func, streaming)
+            overrides = BatchSettings(
+                enabled=batching,
+                max_batch_size=max_batch_size,
+                batch_timeout_ms=batch_timeout_ms,
+                batch_policy=batch_policy,
+                max_concurrency=max_concurrency,
+                max_queue_size=max_queue_size,
+            )
+            spec = ModelSpec.create(name, version, func, streaming, overrides)
             self._check_unique(spec)
             build_method(spec, pm, self._to_array(pm))  # map every annotation now: fail early
             self._models.append(spec)
@@ -129,7 +198,38 @@ class BlazeApp:
             schema=build_schema(methods),
             models=tuple(zip(self._models, methods, strict=True)),
             middleware=(*self._middleware, *self._plugin_middleware(pm)),
+            batching=tuple(
+                self._plan_batching(pm, spec, method)
+                for spec, method in zip(self._models, methods, strict=True)
+            ),
+            batch_listeners=tuple(
+                listener for group in pm.hook.blazerpc_batch_listeners(app=self) for listener in group
+            ),
         )
+
+    def _plan_batching(
+        self, pm: pluggy.PluginManager, spec: ModelSpec, method: MethodSchema
+    ) -> ModelBatching | str:
+        settings = spec.batching.over(self._batching)
+        if not settings.enabled:
+            return "batching is off for this model" if spec.batching.enabled is False else "batching is off"
+        axes = batch_axes(method)
+        if isinstance(axes, str):
+            return axes
+        config = settings.config()
+        policies: dict[str, Callable[[BatchConfig], BatchPolicy]] = {}
+        for group in pm.hook.blazerpc_batching_policies():
+            for policy_name, factory in group.items():
+                if policy_name in policies:
+                    raise ConfigurationError(f"two plugins provide the batching policy {policy_name!r}")
+                policies[policy_name] = factory
+        factory = policies.get(config.policy)
+        if factory is None:
+            raise ConfigurationError(
+                f"model {spec.name!r}: unknown batch_policy {config.policy!r}; "
+                f"available: {', '.join(sorted(policies))}"
+            )
+        return ModelBatching(config=config, policy=factory(config), inputs=tuple(axes))
 
     def _plugin_middleware(self, pm: pluggy.PluginManager) -> list[Middleware]:
         found = [m for group in pm.hook.blazerpc_middleware(app=self) for m in group]

@@ -15,7 +15,7 @@ gets the first word. The other hooks collect a result from every plugin.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import typer
 
     from .app import BlazeApp
+    from .batching import BatchConfig, BatchListener, BatchPolicy
     from .cli import ServeOption
     from .server import ServerInfo
     from .wire import ArrayConverter, FieldContext, WireType
@@ -91,6 +92,31 @@ def blazerpc_middleware(app: BlazeApp) -> Sequence[Any]:
     never by registration order.
 
     Called once at start-up. Collects the middleware of every plugin.
+    """
+
+
+# --- batching ----------------------------------------------------------------------------
+
+
+@hookspec
+def blazerpc_batching_policies() -> Mapping[str, Callable[[BatchConfig], BatchPolicy]]:
+    """Batching policies by name: ``{"my-policy": lambda config: MyPolicy(config)}``.
+
+    A model picks one with ``batch_policy="my-policy"`` (on the app or the model); the
+    factory is called once per batched model at start-up with its settings. Core
+    provides ``"adaptive"`` (the default) and ``"fixed"``; two plugins offering the same
+    name is a start-up error.
+
+    Called once at start-up. Collects the policies of every plugin.
+    """
+
+
+@hookspec
+def blazerpc_batch_listeners(app: BlazeApp) -> Sequence[BatchListener]:
+    """Listeners told about every batch (rows, requests, queue waits, model time) and
+    every change of queue depth; see :class:`blazerpc.batching.BatchListener`.
+
+    Called once at start-up. Collects the listeners of every plugin.
     """
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import types
 import typing
 from typing import Any
@@ -11,7 +12,7 @@ from google.protobuf.descriptor_pb2 import FieldDescriptorProto as F
 
 from ..exceptions import TypeMappingError
 from ..hookspecs import hookimpl
-from ..wire import FieldContext, WireType, scalar_wire_type
+from ..wire import BatchAxis, FieldContext, WireType, scalar_wire_type
 
 
 def _to_bytes(value: Any) -> bytes:
@@ -25,6 +26,14 @@ _SCALARS: dict[Any, WireType] = {
     bool: scalar_wire_type(F.TYPE_BOOL, "bool"),
     bytes: scalar_wire_type(F.TYPE_BYTES, "bytes", encode=_to_bytes),
 }
+
+
+def _concat_lists(values: list[list[Any]]) -> list[Any]:
+    return values[0] if len(values) == 1 else list(itertools.chain.from_iterable(values))
+
+
+#: A list is a batch of its items.
+_LIST_BATCH_AXIS = BatchAxis(concat=_concat_lists)
 
 
 def _repeated(inner: WireType, context: FieldContext) -> WireType:
@@ -49,7 +58,12 @@ def _repeated(inner: WireType, context: FieldContext) -> WireType:
         return values if encode_item is None else [encode_item(v) for v in values]
 
     return dataclasses.replace(
-        inner, describe=f"list[{inner.describe}]", repeated=True, decode=decode, encode=encode
+        inner,
+        describe=f"list[{inner.describe}]",
+        repeated=True,
+        decode=decode,
+        encode=encode,
+        batch=_LIST_BATCH_AXIS,
     )
 
 

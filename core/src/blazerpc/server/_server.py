@@ -58,9 +58,28 @@ class BlazeServer:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=32, thread_name_prefix="blazerpc-model"
         )
+        runtime = self._runtime
         inference = InferenceService(
-            self._runtime.models, self._runtime.schema, self._executor, self._runtime.middleware
+            runtime.models,
+            runtime.schema,
+            self._executor,
+            runtime.middleware,
+            [plan if not isinstance(plan, str) else None for plan in runtime.batching],
+            runtime.batch_listeners,
         )
+        self._batchers = inference.batchers
+        for (spec, _), plan in zip(runtime.models, runtime.batching, strict=True):
+            if isinstance(plan, str):
+                _log.info(f"Model {spec.name} v{spec.version} is not batched: {plan}", model=spec.name)
+            else:
+                c = plan.config
+                _log.info(
+                    f"Batching model {spec.name} v{spec.version}: {c.policy} policy, up to "
+                    f"{c.max_batch_size} rows, {c.timeout * 1000:g} ms",
+                    model=spec.name,
+                    max_concurrency=c.max_concurrency,
+                    max_queue_size=c.max_queue_size,
+                )
         self._status = ServiceStatus()
         health = Health({inference: [self._status]})
         names = [INFERENCE_SERVICE, HEALTH_SERVICE, *REFLECTION_SERVICES]
@@ -80,6 +99,8 @@ class BlazeServer:
     ) -> ServerInfo:
         """Listen on ``host:port`` (port 0 picks a free one), run start-up hooks, report SERVING."""
         await self._server.start(host, port, ssl=ssl)
+        for batcher in self._batchers:
+            batcher.start()
         # grpclib keeps its asyncio server private; it is where the bound port is.
         listener: Any = self._server._server
         sockets = listener.sockets if listener is not None else ()
@@ -99,6 +120,8 @@ class BlazeServer:
         self._status.set(False)
         self._server.close()
         await self._server.wait_closed()
+        for batcher in self._batchers:
+            await batcher.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self.info is not None:
             self._run_shutdown_hooks(self.info)

@@ -10,7 +10,7 @@ import asyncio
 import concurrent.futures
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from grpclib.const import Cardinality, Handler, Status
@@ -18,7 +18,12 @@ from grpclib.encoding.proto import ProtoCodec
 from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
 
+if TYPE_CHECKING:
+    from ..app import ModelBatching
+
 from .._model import ModelSpec
+from ..batching import BatchListener
+from ..batching._batcher import Batcher
 from ..wire._codec import RequestDecoder, ResponseEncoder
 from ..wire._schema import MethodSchema, Schema
 from ._errors import to_grpc_error
@@ -64,22 +69,53 @@ class _Endpoint:
     """One model's handler."""
 
     def __init__(
-        self, spec: ModelSpec, method: MethodSchema, schema: Schema, executor: concurrent.futures.Executor
+        self,
+        spec: ModelSpec,
+        method: MethodSchema,
+        schema: Schema,
+        executor: concurrent.futures.Executor,
+        batching: ModelBatching | None,
+        batch_listeners: Sequence[BatchListener],
     ) -> None:
         self.method = method
         self.model = spec.name
         self.decode = RequestDecoder(method, schema.classes[method.request])
         self.encode = ResponseEncoder(method, schema.classes[method.response])
+        self.batcher: Batcher | None = None
         n_inputs = len(method.inputs)
         if method.streaming:
             self.iterate = make_stream(spec, n_inputs, executor)
         else:
             self.call = make_unary(spec, n_inputs, executor)
+            if batching is not None:
+                self.batcher = Batcher(
+                    model=spec.name,
+                    version=spec.version,
+                    inputs=batching.inputs,
+                    output_names=[f.name for f in method.outputs],
+                    call=self.call,
+                    split_result=self.encode.split,
+                    policy=batching.policy,
+                    config=batching.config,
+                    listeners=batch_listeners,
+                )
 
     async def unary(self, stream: Stream[Any, Any], context: CallContext | None = None) -> None:
         data = await _recv(stream)
         try:
             reply = self.encode(await self.call(self.decode(data)))
+        except Exception as exc:  # noqa: BLE001 - every model error becomes a status
+            raise to_grpc_error(exc, self.model) from None
+        await stream.send_message(reply)
+        if context is not None:
+            context.messages_sent = 1
+
+    async def unary_batched(self, stream: Stream[Any, Any], context: CallContext | None = None) -> None:
+        data = await _recv(stream)
+        assert self.batcher is not None
+        timeout = stream.deadline.time_remaining() if stream.deadline else None
+        try:
+            reply = self.encode.fields(await self.batcher.submit(self.decode(data), timeout))
         except Exception as exc:  # noqa: BLE001 - every model error becomes a status
             raise to_grpc_error(exc, self.model) from None
         await stream.send_message(reply)
@@ -99,7 +135,10 @@ class _Endpoint:
             raise to_grpc_error(exc, self.model) from None
 
     def handler(self, middleware: Sequence[Middleware]) -> Handler:
-        inner = self.server_stream if self.method.streaming else self.unary
+        if self.method.streaming:
+            inner = self.server_stream
+        else:
+            inner = self.unary if self.batcher is None else self.unary_batched
         func = _with_middleware(self, inner, tuple(middleware)) if middleware else inner
         cardinality = Cardinality.UNARY_STREAM if self.method.streaming else Cardinality.UNARY_UNARY
         return Handler(func, cardinality, RawMessage, RawMessage)
@@ -161,11 +200,16 @@ class InferenceService:
         schema: Schema,
         executor: concurrent.futures.Executor,
         middleware: Sequence[Middleware] = (),
+        batching: Sequence[ModelBatching | None] = (),
+        batch_listeners: Sequence[BatchListener] = (),
     ) -> None:
-        self._mapping = {
-            method.path: _Endpoint(spec, method, schema, executor).handler(middleware)
-            for spec, method in models
-        }
+        plans = list(batching) or [None] * len(models)
+        endpoints = [
+            _Endpoint(spec, method, schema, executor, plan, batch_listeners)
+            for (spec, method), plan in zip(models, plans, strict=True)
+        ]
+        self.batchers = [e.batcher for e in endpoints if e.batcher is not None]
+        self._mapping = {e.method.path: e.handler(middleware) for e in endpoints}
 
     def __mapping__(self) -> dict[str, Handler]:
         return self._mapping

@@ -4,13 +4,14 @@ Plugin authors use :class:`WireType`, :class:`FieldContext`, :func:`tensor_wire_
 and :func:`scalar_wire_type`; the rest is BlazeRPC's own machinery.
 """
 
-from ._fields import ArrayConverter, FieldContext, WireType
+from ._fields import ArrayConverter, BatchAxis, FieldContext, WireType
 from ._tensor import TENSOR_MESSAGE, decode_tensor, encode_tensor, tensor_message_proto
 from ._types import scalar_wire_type, tensor_wire_type
 
 __all__ = [
     "TENSOR_MESSAGE",
     "ArrayConverter",
+    "BatchAxis",
     "FieldContext",
     "WireType",
     "decode_tensor",

@@ -164,7 +164,15 @@ class ResponseEncoder:
         return write
 
     def __call__(self, result: Any) -> bytes:
-        values = split_result(self._method, result)
+        """Encode what the model returned."""
+        return self.fields(split_result(self._method, result))
+
+    def split(self, result: Any) -> list[Any]:
+        """What the model returned, as one value per response field."""
+        return split_result(self._method, result)
+
+    def fields(self, values: list[Any]) -> bytes:
+        """Encode one value per response field."""
         msg = self._new()
         raw: list[bytes] = []
         for (f, write), value in zip(self._fields, values, strict=True):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -11,9 +11,24 @@ from google.protobuf.descriptor_pb2 import DescriptorProto, FieldDescriptorProto
 
 from ..types import TensorSpec
 
-__all__ = ["ArrayConverter", "FieldContext", "ProtoType", "WireType"]
+__all__ = ["ArrayConverter", "BatchAxis", "FieldContext", "ProtoType", "WireType"]
 
 ProtoType = FieldDescriptorProto.Type
+
+
+@dataclass(frozen=True)
+class BatchAxis:
+    """How the decoded values of a field with a batch axis are joined and split.
+
+    ``concat`` joins the values of several requests into one (in order); ``key`` says
+    which values may be joined at all (requests whose keys differ never share a batch:
+    tensors with different trailing dimensions, say). Results are split back by
+    slicing, ``value[start:stop]``, after checking ``len(value)``.
+    """
+
+    concat: Callable[[list[Any]], Any]
+    rows: Callable[[Any], int] = len
+    key: Callable[[Any], Hashable] | None = None
 
 
 @dataclass(frozen=True)
@@ -40,8 +55,10 @@ class WireType:
             message object to copy in.
         encode_bytes: for message fields, model value -> the serialized message. Takes
             precedence over ``encode``; lets large payloads skip protobuf's copies.
-        tensor: the tensor this field carries, if it is one (shape and dtype checks,
-            batching).
+        tensor: the tensor this field carries, if it is one (shape and dtype checks).
+        batch: how values of this field stack along a batch axis, if they have one (a
+            list, or a tensor whose first dimension is ``"batch"``). A model whose
+            inputs and outputs all have one can be batched.
     """
 
     proto_type: int
@@ -54,6 +71,7 @@ class WireType:
     encode: Callable[[Any], Any] | None = None
     encode_bytes: Callable[[Any], bytes] | None = None
     tensor: TensorSpec | None = None
+    batch: BatchAxis | None = None
 
 
 @dataclass(frozen=True)

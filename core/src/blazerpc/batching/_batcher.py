@@ -1,0 +1,261 @@
+"""The per-model batcher: a queue, a dispatcher task, and failure isolation.
+
+Requests join the queue with their decoded inputs. When the policy says so, the
+dispatcher takes the oldest request and every later one that can join it (same batch
+key, within ``max_batch_size`` rows), concatenates their inputs, calls the model once,
+and slices each output back by each request's row count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+
+from ..exceptions import InferenceError, InvalidInputError
+from ..wire import BatchAxis
+from ._listeners import BatchEvent, BatchListener
+from ._policies import BatchConfig, BatchPolicy, QueueState
+
+__all__ = ["Batcher"]
+
+_log = structlog.get_logger("blazerpc")
+
+
+@dataclass(eq=False)
+class _Pending:
+    args: list[Any]
+    rows: int
+    key: Hashable
+    future: asyncio.Future[list[Any]]
+    enqueued: float
+    deadline: float | None  # time.monotonic() by which the client gives up
+
+
+class _RowCountError(InferenceError):
+    """The model returned a different number of rows than it was given."""
+
+
+@dataclass
+class Batcher:
+    """Batches the calls of one model. Create and start it inside the event loop."""
+
+    model: str
+    version: str
+    inputs: Sequence[BatchAxis]
+    output_names: Sequence[str]
+    call: Callable[[list[Any]], Awaitable[Any]]
+    split_result: Callable[[Any], list[Any]]
+    policy: BatchPolicy
+    config: BatchConfig
+    listeners: Sequence[BatchListener] = ()
+    _queue: deque[_Pending] = field(default_factory=deque, init=False)
+    _queued_rows: int = field(default=0, init=False)
+    _in_flight: int = field(default=0, init=False)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _batches: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+
+    # --- the request side ------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._dispatch_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for pending in self._queue:
+            if not pending.future.done():
+                pending.future.set_exception(GRPCError(Status.UNAVAILABLE, "the server is shutting down"))
+        self._queue.clear()
+
+    def _rows_and_key(self, args: list[Any]) -> tuple[int, Hashable]:
+        rows = [axis.rows(value) for axis, value in zip(self.inputs, args, strict=True)]
+        if len(set(rows)) > 1:
+            raise InvalidInputError(
+                "inputs have different batch lengths: "
+                + ", ".join(f"{n} rows in input {i + 1}" for i, n in enumerate(rows))
+            )
+        key = tuple(axis.key(v) if axis.key else None for axis, v in zip(self.inputs, args, strict=True))
+        return rows[0] if rows else 0, key
+
+    async def submit(self, args: list[Any], timeout: float | None) -> list[Any]:
+        """Queue one request's decoded inputs; returns its output field values."""
+        rows, key = self._rows_and_key(args)
+        limit = self.config.max_queue_size
+        if self._queue and self._queued_rows + rows > limit:
+            raise GRPCError(
+                Status.RESOURCE_EXHAUSTED,
+                f"model {self.model!r} is overloaded: {self._queued_rows} rows are queued "
+                f"(max_queue_size={limit}); retry later",
+            )
+        now = time.monotonic()
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        deadline = now + timeout if timeout is not None else None
+        self._queue.append(_Pending(args, rows, key, future, now, deadline))
+        self._queued_rows += rows
+        self._queue_changed()
+        self._wake.set()
+        return await future  # cancelled with the call: the dispatcher then drops it
+
+    # --- the dispatcher --------------------------------------------------------------
+
+    def _queue_changed(self) -> None:
+        for listener in self.listeners:
+            listener.on_queue_depth(self.model, self.version, self._queued_rows)
+
+    def _drop_gone(self) -> None:
+        """Remove requests whose client went away or whose deadline passed."""
+        if not self._queue:
+            return
+        now = time.monotonic()
+        kept: deque[_Pending] = deque()
+        for p in self._queue:
+            if p.future.done():
+                continue
+            if p.deadline is not None and now >= p.deadline:
+                p.future.set_exception(
+                    GRPCError(Status.DEADLINE_EXCEEDED, "the deadline passed while the request was queued")
+                )
+                continue
+            kept.append(p)
+        if len(kept) != len(self._queue):
+            self._queue = kept
+            self._queued_rows = sum(p.rows for p in kept)
+            self._queue_changed()
+
+    def _take(self) -> list[_Pending]:
+        """The oldest request and the later ones that fit with it."""
+        head = self._queue[0]
+        batch, rows, kept = [head], head.rows, deque[_Pending]()
+        full = False
+        for p in list(self._queue)[1:]:
+            if not full and p.key == head.key and rows + p.rows <= self.config.max_batch_size:
+                batch.append(p)
+                rows += p.rows
+            else:
+                full = full or p.key == head.key  # keep FIFO order among compatible requests
+                kept.append(p)
+        self._queue = kept
+        self._queued_rows -= rows
+        self._queue_changed()
+        return batch
+
+    def _waiting_rows(self) -> int:
+        head = self._queue[0]
+        return sum(p.rows for p in self._queue if p.key == head.key)
+
+    async def _dispatch_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._drop_gone()
+            if not self._queue or self._in_flight >= self.config.max_concurrency:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            state = QueueState(
+                rows=self._waiting_rows(),
+                oldest_wait=time.monotonic() - self._queue[0].enqueued,
+                in_flight=self._in_flight,
+                config=self.config,
+            )
+            delay = self.policy.delay(state)
+            if delay > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                continue
+            batch = self._take()
+            self._in_flight += 1
+            task = loop.create_task(self._run(batch))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    # --- running a batch -------------------------------------------------------------
+
+    def _split(self, result: Any, sizes: list[int]) -> list[list[Any]]:
+        """Per request, its slice of every output field."""
+        total = sum(sizes)
+        fields = self.split_result(result)
+        for name, value in zip(self.output_names, fields, strict=True):
+            try:
+                got = len(value)
+            except TypeError:
+                raise _RowCountError(
+                    f"model {self.model!r} is batched but returned {type(value).__name__} for "
+                    f"{name!r}; return one row per input row"
+                ) from None
+            if got != total:
+                raise _RowCountError(
+                    f"model {self.model!r} returned {got} rows in {name!r} for a batch of {total} rows; "
+                    "a batched model must return one row per input row"
+                )
+        out: list[list[Any]] = []
+        start = 0
+        for size in sizes:
+            out.append([value[start : start + size] for value in fields])
+            start += size
+        return out
+
+    async def _call(self, batch: list[_Pending]) -> list[list[Any]]:
+        joined = [axis.concat([p.args[i] for p in batch]) for i, axis in enumerate(self.inputs)]
+        return self._split(await self.call(joined), [p.rows for p in batch])
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        started = time.monotonic()
+        waits = tuple(started - p.enqueued for p in batch)
+        failed = False
+        try:
+            for p, values in zip(batch, await self._call(batch), strict=True):
+                if not p.future.done():
+                    p.future.set_result(values)
+        except _RowCountError as exc:
+            failed = True
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(exc)
+        except Exception as exc:  # noqa: BLE001 - the error goes to the requests that caused it
+            failed = True
+            if len(batch) == 1:
+                if not batch[0].future.done():
+                    batch[0].future.set_exception(exc)
+            else:
+                await self._isolate(batch)
+        finally:
+            self._in_flight -= 1
+            self._wake.set()
+            event = BatchEvent(
+                model=self.model,
+                version=self.version,
+                rows=sum(p.rows for p in batch),
+                requests=len(batch),
+                queue_waits=waits,
+                duration=time.monotonic() - started,
+                failed=failed,
+            )
+            for listener in self.listeners:
+                listener.on_batch(event)
+
+    async def _isolate(self, batch: list[_Pending]) -> None:
+        """Re-run each request of a failed batch alone: only the culprits get an error."""
+        _log.info("batch failed; re-running its requests one by one", model=self.model, requests=len(batch))
+        for p in batch:
+            if p.future.done():
+                continue
+            try:
+                [values] = await self._call([p])
+            except Exception as exc:  # noqa: BLE001 - this request's own error
+                if not p.future.done():
+                    p.future.set_exception(exc)
+            else:
+                if not p.future.done():
+                    p.future.set_result(values)

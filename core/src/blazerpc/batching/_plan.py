@@ -1,0 +1,89 @@
+"""Which models are batched, and with which settings."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..exceptions import ConfigurationError
+from ..wire import BatchAxis
+from ..wire._schema import MethodSchema
+from ._policies import BatchConfig
+
+__all__ = ["BatchSettings", "batch_axes"]
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """Batching settings as given to ``BlazeApp(...)`` or ``@app.model(...)``; ``None``
+    on a model means "as the app says"."""
+
+    enabled: bool | None = None
+    max_batch_size: int | None = None
+    batch_timeout_ms: float | None = None
+    batch_policy: str | None = None
+    max_concurrency: int | None = None
+    max_queue_size: int | None = None
+
+    def check(self, where: str) -> BatchSettings:
+        """Raise :class:`ConfigurationError` for a value that cannot work."""
+        for name in ("max_batch_size", "max_concurrency", "max_queue_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigurationError(f"{where}: {name} must be a whole number >= 1, got {value!r}")
+        timeout = self.batch_timeout_ms
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
+        ):
+            raise ConfigurationError(f"{where}: batch_timeout_ms must be a number >= 0, got {timeout!r}")
+        if self.batch_policy is not None and not isinstance(self.batch_policy, str):
+            raise ConfigurationError(
+                f"{where}: batch_policy must be a policy name, got {self.batch_policy!r}"
+            )
+        return self
+
+    def over(self, defaults: BatchSettings) -> BatchSettings:
+        """These settings, with ``defaults`` wherever they say ``None``."""
+        return BatchSettings(
+            **{
+                f.name: getattr(defaults, f.name) if getattr(self, f.name) is None else getattr(self, f.name)
+                for f in dataclasses.fields(self)
+            }
+        )
+
+    def config(self) -> BatchConfig:
+        """The full configuration; every field must be set."""
+        if (
+            self.max_batch_size is None
+            or self.batch_timeout_ms is None
+            or self.batch_policy is None
+            or self.max_concurrency is None
+            or self.max_queue_size is None
+        ):
+            raise ConfigurationError(f"incomplete batching settings: {self}")
+        return BatchConfig(
+            max_batch_size=self.max_batch_size,
+            timeout=self.batch_timeout_ms / 1000,
+            policy=self.batch_policy,
+            max_concurrency=self.max_concurrency,
+            max_queue_size=self.max_queue_size,
+        )
+
+
+def batch_axes(method: MethodSchema) -> list[BatchAxis] | str:
+    """The inputs' batch axes, or why ``method`` cannot be batched."""
+    if method.streaming:
+        return "streaming models are not batched"
+    if not method.inputs:
+        return "it has no inputs"
+    axes = []
+    for f in method.inputs:
+        if f.wire.batch is None:
+            return f"input {f.name!r} ({f.wire.describe}) has no batch axis"
+        if f.wire.optional:
+            return f"input {f.name!r} is optional, so it may have no rows"
+        axes.append(f.wire.batch)
+    for f in method.outputs:
+        if f.wire.batch is None:
+            return f"output {f.name!r} ({f.wire.describe}) has no batch axis"
+    return axes

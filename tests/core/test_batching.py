@@ -1,0 +1,433 @@
+"""Batching over a real server: one model call per batch, isolation, deadlines, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+
+from blazerpc import BlazeApp, ConfigurationError, TensorInput, TensorOutput, hookimpl
+from blazerpc.batching import BatchConfig, BatchEvent, BatchListener, FixedWindowPolicy, QueueState
+from blazerpc.testing import RunningServer, serve_app
+
+
+def run(app: BlazeApp, scenario: Callable[[RunningServer], Any]) -> Any:
+    async def main() -> Any:
+        async with serve_app(app) as server:
+            return await scenario(server)
+
+    return asyncio.run(main())
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 5) -> None:
+    """Poll a condition set by the model's thread (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.005)
+
+
+class Gate:
+    """Blocks the model's first call until released, so requests pile up in the queue."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self) -> None:
+        if not self.release.is_set():
+            self.entered.set()
+            assert self.release.wait(10)
+
+
+def doubling_app(calls: list[list[int]], gate: Gate | None = None, **settings: Any) -> BlazeApp:
+    app = BlazeApp(**settings)
+
+    @app.model("double")
+    def double(x: list[int]) -> list[int]:
+        calls.append(list(x))
+        if gate is not None:
+            gate()
+        time.sleep(0.01)  # a fixed cost per call, off the GIL like a GPU kernel
+        return [2 * v for v in x]
+
+    return app
+
+
+def test_32_concurrent_clients_share_few_model_calls_and_get_their_own_rows() -> None:
+    calls: list[list[int]] = []
+    app = doubling_app(calls)
+    inputs = [[1000 * i + k for k in range(1 + i % 3)] for i in range(32)]
+
+    async def scenario(server: RunningServer) -> list[list[int]]:
+        replies = await asyncio.gather(*[server.call("double", x=x) for x in inputs])
+        return [list(r.result) for r in replies]
+
+    results = run(app, scenario)
+    assert results == [[2 * v for v in x] for x in inputs]
+    assert len(calls) < len(inputs) / 4, f"{len(calls)} model calls for {len(inputs)} requests"
+    assert sorted(v for call in calls for v in call) == sorted(v for x in inputs for v in x)
+    assert max(len(call) for call in calls) > 1
+
+
+def test_one_bad_request_fails_alone_and_the_others_succeed() -> None:
+    calls: list[list[int]] = []
+    gate = Gate()
+    app = BlazeApp()
+
+    @app.model("checked")
+    def checked(x: list[int]) -> list[int]:
+        calls.append(list(x))
+        gate()
+        if any(v < 0 for v in x):
+            raise ValueError(f"negative input in {x}")
+        return [v + 1 for v in x]
+
+    async def scenario(server: RunningServer) -> list[Any]:
+        first = asyncio.ensure_future(server.call("checked", x=[0]))
+        await wait_until(gate.entered.is_set)  # the model is busy: the rest queue up together
+        rest = [asyncio.ensure_future(server.call("checked", x=[i, i])) for i in range(1, 16)]
+        bad = asyncio.ensure_future(server.call("checked", x=[-5]))
+        await wait_until(lambda: len(rest) == 15)
+        await asyncio.sleep(0.05)
+        gate.release.set()
+        return await asyncio.gather(first, *rest, bad, return_exceptions=True)
+
+    results = run(app, scenario)
+    *good, bad = results
+    assert [list(r.result) for r in good] == [[1]] + [[i + 1, i + 1] for i in range(1, 16)]
+    assert isinstance(bad, GRPCError)
+    assert bad.status is Status.INTERNAL
+    assert "ValueError: negative input in [-5]" in (bad.message or "")
+    assert any(len(call) > 2 and -5 in call for call in calls), "the bad request was first tried in a batch"
+
+
+def test_wrong_number_of_rows_fails_every_request_of_the_batch() -> None:
+    app = BlazeApp()
+
+    @app.model("short")
+    def short(x: list[int]) -> list[int]:
+        return x[:-1]
+
+    async def scenario(server: RunningServer) -> list[Any]:
+        return await asyncio.gather(
+            *[server.call("short", x=[1, 2]) for _ in range(4)], return_exceptions=True
+        )
+
+    for result in run(app, scenario):
+        assert isinstance(result, GRPCError)
+        assert result.status is Status.INTERNAL
+        assert "returned" in (result.message or "")
+        assert "one row per input row" in (result.message or "")
+
+
+def test_a_request_whose_deadline_passes_in_the_queue_never_reaches_the_model() -> None:
+    calls: list[list[int]] = []
+    gate = Gate()
+    app = doubling_app(calls, gate)
+
+    async def scenario(server: RunningServer) -> Any:
+        first = asyncio.ensure_future(server.call("double", x=[1]))
+        await wait_until(gate.entered.is_set)
+        # grpclib's client gives up at its deadline with TimeoutError; the server drops it.
+        with pytest.raises(asyncio.TimeoutError):
+            await server.call("double", x=[777], timeout=0.2)
+        await asyncio.sleep(0.1)
+        gate.release.set()
+        result = await first
+        assert list((await server.call("double", x=[5])).result) == [10]
+        return result
+
+    first = run(app, scenario)
+    assert list(first.result) == [2]
+    assert all(777 not in call for call in calls)
+    assert [5] in calls
+
+
+def test_a_client_that_goes_away_is_dropped_from_the_queue() -> None:
+    calls: list[list[int]] = []
+    gate = Gate()
+    app = doubling_app(calls, gate)
+
+    async def scenario(server: RunningServer) -> None:
+        first = asyncio.ensure_future(server.call("double", x=[1]))
+        await wait_until(gate.entered.is_set)
+        gone = asyncio.ensure_future(server.call("double", x=[555]))
+        await asyncio.sleep(0.1)
+        gone.cancel()  # the client cancels: the server side sees the stream reset
+        await asyncio.sleep(0.1)
+        gate.release.set()
+        await first
+        assert list((await server.call("double", x=[3])).result) == [6]
+
+    run(app, scenario)
+    assert all(555 not in call for call in calls)
+
+
+def test_a_full_queue_answers_resource_exhausted_at_once() -> None:
+    calls: list[list[int]] = []
+    gate = Gate()
+    app = doubling_app(calls, gate, max_queue_size=4)
+
+    async def scenario(server: RunningServer) -> tuple[Any, Any, GRPCError]:
+        first = asyncio.ensure_future(server.call("double", x=[1]))
+        await wait_until(gate.entered.is_set)
+        queued = asyncio.ensure_future(server.call("double", x=[1, 2, 3, 4]))
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        with pytest.raises(GRPCError) as full:
+            await server.call("double", x=[9])
+        assert time.monotonic() - started < 5  # answered while the model is still blocked
+        gate.release.set()
+        return await first, await queued, full.value
+
+    first, queued, full = run(app, scenario)
+    assert list(first.result) == [2]
+    assert list(queued.result) == [2, 4, 6, 8]
+    assert full.status is Status.RESOURCE_EXHAUSTED
+    assert "max_queue_size=4" in (full.message or "")
+
+
+def test_max_batch_size_counts_rows_and_a_larger_request_runs_alone() -> None:
+    calls: list[list[int]] = []
+    gate = Gate()
+    app = doubling_app(calls, gate, max_batch_size=4)
+
+    async def scenario(server: RunningServer) -> None:
+        first = asyncio.ensure_future(server.call("double", x=[0]))
+        await wait_until(gate.entered.is_set)
+        others = [asyncio.ensure_future(server.call("double", x=[i, i, i])) for i in range(1, 5)]
+        big = asyncio.ensure_future(server.call("double", x=list(range(100, 106))))
+        await asyncio.sleep(0.1)
+        gate.release.set()
+        await asyncio.gather(first, *others, big)
+
+    run(app, scenario)
+    assert list(range(100, 106)) in calls
+    assert all(len(call) <= 4 for call in calls if call != list(range(100, 106)))
+
+
+def test_adaptive_policy_gathers_requests_that_arrive_while_the_model_is_busy() -> None:
+    calls: list[list[int]] = []
+    gate = Gate()
+    app = doubling_app(calls, gate, batch_policy="adaptive", batch_timeout_ms=10_000)
+
+    async def scenario(server: RunningServer) -> None:
+        first = asyncio.ensure_future(server.call("double", x=[0]))
+        await wait_until(gate.entered.is_set)  # dispatched at once: the model was idle
+        rest = [asyncio.ensure_future(server.call("double", x=[i])) for i in range(1, 6)]
+        await asyncio.sleep(0.1)
+        gate.release.set()
+        await asyncio.gather(first, *rest)
+
+    run(app, scenario)
+    assert calls[0] == [0]
+    assert sorted(calls[1]) == [1, 2, 3, 4, 5]
+    assert len(calls) == 2
+
+
+def test_fixed_policy_waits_for_a_full_batch() -> None:
+    calls: list[list[int]] = []
+    app = doubling_app(calls, batch_policy="fixed", max_batch_size=4, batch_timeout_ms=30_000)
+
+    async def scenario(server: RunningServer) -> None:
+        await asyncio.gather(*[server.call("double", x=[i]) for i in range(4)])
+
+    run(app, scenario)
+    assert [sorted(call) for call in calls] == [[0, 1, 2, 3]]
+
+
+def test_requests_with_different_trailing_dimensions_never_share_a_batch() -> None:
+    shapes: list[tuple[int, ...]] = []
+    gate = Gate()
+    app = BlazeApp()
+
+    @app.model("rowsum")
+    def rowsum(x: TensorInput[np.float32, "batch", "n"]) -> TensorOutput[np.float32, "batch"]:
+        shapes.append(x.shape)
+        gate()
+        return x.sum(axis=1)
+
+    def tensor(rows: int, n: int) -> dict[str, Any]:
+        data = np.arange(rows * n, dtype=np.float32).reshape(rows, n)
+        return {"shape": [rows, n], "dtype": "float32", "data": data.tobytes()}
+
+    async def scenario(server: RunningServer) -> list[Any]:
+        first = asyncio.ensure_future(server.call("rowsum", x=tensor(1, 2)))
+        await wait_until(gate.entered.is_set)
+        mixed = [asyncio.ensure_future(server.call("rowsum", x=tensor(2, n))) for n in (2, 3, 2, 3)]
+        await asyncio.sleep(0.1)
+        gate.release.set()
+        return await asyncio.gather(first, *mixed)
+
+    replies = run(app, scenario)
+    assert sorted(shapes) == [(1, 2), (4, 2), (4, 3)]
+    for reply, n in zip(replies[1:], (2, 3, 2, 3), strict=True):
+        got = np.frombuffer(reply.result.data, dtype=np.float32)
+        assert got.tolist() == np.arange(2 * n, dtype=np.float32).reshape(2, n).sum(axis=1).tolist()
+
+
+def test_async_models_are_batched_too() -> None:
+    calls: list[list[str]] = []
+    app = BlazeApp()
+
+    @app.model("shout")
+    async def shout(text: list[str]) -> list[str]:
+        calls.append(list(text))
+        await asyncio.sleep(0.02)
+        return [t.upper() for t in text]
+
+    async def scenario(server: RunningServer) -> list[list[str]]:
+        replies = await asyncio.gather(*[server.call("shout", text=[f"w{i}"]) for i in range(16)])
+        return [list(r.result) for r in replies]
+
+    assert run(app, scenario) == [[f"W{i}"] for i in range(16)]
+    assert len(calls) < 16
+
+
+def test_models_without_a_batch_axis_or_with_batching_off_are_called_per_request() -> None:
+    seen: dict[str, int] = {"scalar": 0, "off": 0}
+    app = BlazeApp()
+
+    @app.model("scalar")
+    def scalar(x: int) -> int:
+        seen["scalar"] += 1
+        time.sleep(0.005)
+        return x + 1
+
+    @app.model("off", batching=False)
+    def off(x: list[int]) -> list[int]:
+        seen["off"] += 1
+        time.sleep(0.005)
+        return x
+
+    async def scenario(server: RunningServer) -> None:
+        await asyncio.gather(*[server.call("scalar", x=i) for i in range(8)])
+        await asyncio.gather(*[server.call("off", x=[i]) for i in range(8)])
+
+    run(app, scenario)
+    assert seen == {"scalar": 8, "off": 8}
+
+
+def test_inputs_of_different_lengths_in_one_request_are_invalid() -> None:
+    app = BlazeApp()
+
+    @app.model("pair")
+    def pair(a: list[int], b: list[int]) -> list[int]:
+        return [x + y for x, y in zip(a, b, strict=True)]
+
+    async def scenario(server: RunningServer) -> GRPCError:
+        with pytest.raises(GRPCError) as info:
+            await server.call("pair", a=[1, 2, 3], b=[1])
+        assert list((await server.call("pair", a=[1, 2], b=[10, 20])).result) == [11, 22]
+        return info.value
+
+    error = run(app, scenario)
+    assert error.status is Status.INVALID_ARGUMENT
+    assert "different batch lengths" in (error.message or "")
+
+
+class CountingPolicy:
+    """A third-party policy: the fixed window, counting how often it was asked."""
+
+    def __init__(self, config: BatchConfig) -> None:
+        self.asked = 0
+        self.inner = FixedWindowPolicy()
+
+    def delay(self, state: QueueState) -> float:
+        self.asked += 1
+        return self.inner.delay(state)
+
+
+def test_a_policy_from_a_plugin_is_used_by_name() -> None:
+    policies: list[CountingPolicy] = []
+
+    class PolicyPlugin:
+        @hookimpl
+        def blazerpc_batching_policies(self) -> dict[str, Callable[[BatchConfig], CountingPolicy]]:
+            def make(config: BatchConfig) -> CountingPolicy:
+                policies.append(CountingPolicy(config))
+                return policies[-1]
+
+            return {"counting": make}
+
+    calls: list[list[int]] = []
+    app = doubling_app(
+        calls, plugins=[PolicyPlugin()], batch_policy="counting", max_batch_size=3, batch_timeout_ms=30_000
+    )
+
+    async def scenario(server: RunningServer) -> None:
+        await asyncio.gather(*[server.call("double", x=[i]) for i in range(3)])
+
+    run(app, scenario)
+    assert len(policies) == 1
+    assert policies[0].asked > 0
+    assert [sorted(call) for call in calls] == [[0, 1, 2]]
+
+
+def test_batch_listeners_see_every_batch_and_the_queue_depth() -> None:
+    events: list[BatchEvent] = []
+    depths: list[int] = []
+
+    class Listener(BatchListener):
+        def on_batch(self, event: BatchEvent) -> None:
+            events.append(event)
+
+        def on_queue_depth(self, model: str, version: str, rows: int) -> None:
+            depths.append(rows)
+
+    class ListenerPlugin:
+        @hookimpl
+        def blazerpc_batch_listeners(self, app: BlazeApp) -> list[BatchListener]:
+            return [Listener()]
+
+    calls: list[list[int]] = []
+    app = doubling_app(calls, plugins=[ListenerPlugin()])
+
+    async def scenario(server: RunningServer) -> None:
+        await asyncio.gather(*[server.call("double", x=[i, i]) for i in range(10)])
+
+    run(app, scenario)
+    assert len(events) == len(calls)
+    assert sum(e.rows for e in events) == 20
+    assert sum(e.requests for e in events) == 10
+    assert all(len(e.queue_waits) == e.requests and e.duration > 0 for e in events)
+    assert {e.model for e in events} == {"double"}
+    assert max(depths) > 0
+    assert depths[-1] == 0
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"max_batch_size": 0}, "max_batch_size must be a whole number >= 1"),
+        ({"batch_timeout_ms": -1}, "batch_timeout_ms must be a number >= 0"),
+        ({"max_concurrency": 1.5}, "max_concurrency must be a whole number >= 1"),
+        ({"max_queue_size": 0}, "max_queue_size must be a whole number >= 1"),
+    ],
+)
+def test_invalid_settings_are_refused(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        BlazeApp(**settings)
+    app = BlazeApp()
+    with pytest.raises(ConfigurationError, match=message):
+        app.model("m", **settings)(lambda x: x)
+
+
+def test_an_unknown_policy_is_refused_at_start_up_with_the_known_ones() -> None:
+    app = BlazeApp(batch_policy="nope")
+
+    @app.model("double")
+    def double(x: list[int]) -> list[int]:
+        return x
+
+    with pytest.raises(ConfigurationError, match="unknown batch_policy 'nope'; available: adaptive, fixed"):
+        app.schema()
