@@ -431,3 +431,52 @@ def test_an_unknown_policy_is_refused_at_start_up_with_the_known_ones() -> None:
 
     with pytest.raises(ConfigurationError, match="unknown batch_policy 'nope'; available: adaptive, fixed"):
         app.schema()
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+def test_an_unbatched_model_runs_at_most_max_concurrency_calls_at_once(limit: int) -> None:
+    lock = threading.Lock()
+    running = [0]
+    peak = [0]
+    app = BlazeApp(max_concurrency=limit)
+
+    @app.model("slow")
+    def slow(x: int) -> int:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        return x
+
+    async def scenario(server: RunningServer) -> list[int]:
+        return [r.result for r in await asyncio.gather(*[server.call("slow", x=i) for i in range(12)])]
+
+    assert run(app, scenario) == list(range(12))
+    assert peak[0] == limit
+
+
+def test_an_unbatched_model_with_a_full_queue_answers_resource_exhausted() -> None:
+    gate = Gate()
+    app = BlazeApp(max_queue_size=2)
+
+    @app.model("blocked")
+    def blocked(x: int) -> int:
+        gate()
+        return x
+
+    async def scenario(server: RunningServer) -> tuple[list[int], GRPCError]:
+        first = asyncio.ensure_future(server.call("blocked", x=0))
+        await wait_until(gate.entered.is_set)
+        waiting = [asyncio.ensure_future(server.call("blocked", x=i)) for i in (1, 2)]
+        await asyncio.sleep(0.1)
+        with pytest.raises(GRPCError) as full:
+            await server.call("blocked", x=3)
+        gate.release.set()
+        return [r.result for r in await asyncio.gather(first, *waiting)], full.value
+
+    done, full = run(app, scenario)
+    assert done == [0, 1, 2]
+    assert full.status is Status.RESOURCE_EXHAUSTED
+    assert "max_queue_size=2" in (full.message or "")

@@ -12,26 +12,16 @@ import pluggy
 
 from ._model import ModelSpec, build_method, make_to_array
 from .batching import BatchConfig, BatchListener, BatchPolicy
-from .batching._plan import BatchSettings, batch_axes
+from .batching._plan import BatchSettings, ModelPlan, plan_model
 from .exceptions import ConfigurationError, ModelRegistrationError
 from .plugins import new_plugin_manager
 from .server.middleware import Middleware
-from .wire import BatchAxis
 from .wire._proto_text import render_proto
 from .wire._schema import MethodSchema, Schema, build_schema
 
 __all__ = ["BlazeApp"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass(frozen=True)
-class ModelBatching:
-    """How one model is batched."""
-
-    config: BatchConfig
-    policy: BatchPolicy
-    inputs: tuple[BatchAxis, ...]
 
 
 @dataclass(frozen=True)
@@ -42,7 +32,7 @@ class _Runtime:
     schema: Schema
     models: tuple[tuple[ModelSpec, MethodSchema], ...]
     middleware: tuple[Middleware, ...]
-    batching: tuple[ModelBatching | str, ...]  # per model: how it is batched, or why not
+    plans: tuple[ModelPlan, ...]  # per model: how its calls are scheduled
     batch_listeners: tuple[BatchListener, ...]
 
 
@@ -193,13 +183,14 @@ class BlazeApp:
         pm = self.plugin_manager()
         to_array = self._to_array(pm)
         methods = [build_method(spec, pm, to_array) for spec in self._models]
+        policies = self._policies(pm)
         return _Runtime(
             pm=pm,
             schema=build_schema(methods),
             models=tuple(zip(self._models, methods, strict=True)),
             middleware=(*self._middleware, *self._plugin_middleware(pm)),
-            batching=tuple(
-                self._plan_batching(pm, spec, method)
+            plans=tuple(
+                plan_model(spec.batching.over(self._batching), method, policies)
                 for spec, method in zip(self._models, methods, strict=True)
             ),
             batch_listeners=tuple(
@@ -207,29 +198,14 @@ class BlazeApp:
             ),
         )
 
-    def _plan_batching(
-        self, pm: pluggy.PluginManager, spec: ModelSpec, method: MethodSchema
-    ) -> ModelBatching | str:
-        settings = spec.batching.over(self._batching)
-        if not settings.enabled:
-            return "batching is off for this model" if spec.batching.enabled is False else "batching is off"
-        axes = batch_axes(method)
-        if isinstance(axes, str):
-            return axes
-        config = settings.config()
+    def _policies(self, pm: pluggy.PluginManager) -> dict[str, Callable[[BatchConfig], BatchPolicy]]:
         policies: dict[str, Callable[[BatchConfig], BatchPolicy]] = {}
         for group in pm.hook.blazerpc_batching_policies():
-            for policy_name, factory in group.items():
-                if policy_name in policies:
-                    raise ConfigurationError(f"two plugins provide the batching policy {policy_name!r}")
-                policies[policy_name] = factory
-        factory = policies.get(config.policy)
-        if factory is None:
-            raise ConfigurationError(
-                f"model {spec.name!r}: unknown batch_policy {config.policy!r}; "
-                f"available: {', '.join(sorted(policies))}"
-            )
-        return ModelBatching(config=config, policy=factory(config), inputs=tuple(axes))
+            for name, factory in group.items():
+                if name in policies:
+                    raise ConfigurationError(f"two plugins provide the batching policy {name!r}")
+                policies[name] = factory
+        return policies
 
     def _plugin_middleware(self, pm: pluggy.PluginManager) -> list[Middleware]:
         found = [m for group in pm.hook.blazerpc_middleware(app=self) for m in group]

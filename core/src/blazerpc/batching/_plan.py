@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..exceptions import ConfigurationError
 from ..wire import BatchAxis
 from ..wire._schema import MethodSchema
-from ._policies import BatchConfig
+from ._policies import BatchConfig, BatchPolicy
 
-__all__ = ["BatchSettings", "batch_axes"]
+__all__ = ["BatchSettings", "ModelPlan", "batch_axes", "plan_model"]
 
 
 @dataclass(frozen=True)
@@ -87,3 +88,44 @@ def batch_axes(method: MethodSchema) -> list[BatchAxis] | str:
         if f.wire.batch is None:
             return f"output {f.name!r} ({f.wire.describe}) has no batch axis"
     return axes
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """How one model's calls are scheduled.
+
+    Every unary model runs at most ``config.max_concurrency`` calls at a time with at
+    most ``config.max_queue_size`` waiting (rows when batched, calls otherwise). A
+    batched model also has its ``policy`` and the ``inputs``' batch axes; an unbatched
+    one says ``why_not`` in the start-up log.
+    """
+
+    config: BatchConfig
+    policy: BatchPolicy | None = None
+    inputs: tuple[BatchAxis, ...] = ()
+    why_not: str | None = None
+
+    @property
+    def batched(self) -> bool:
+        return self.policy is not None
+
+
+def plan_model(
+    settings: BatchSettings,
+    method: MethodSchema,
+    policies: Mapping[str, Callable[[BatchConfig], BatchPolicy]],
+) -> ModelPlan:
+    """Batch ``method`` with ``settings`` if it can be batched, else say why not."""
+    config = settings.config()
+    factory = policies.get(config.policy)
+    if factory is None:
+        raise ConfigurationError(
+            f"model {method.model!r}: unknown batch_policy {config.policy!r}; "
+            f"available: {', '.join(sorted(policies))}"
+        )
+    if not settings.enabled:
+        return ModelPlan(config, why_not="batching is off")
+    axes = batch_axes(method)
+    if isinstance(axes, str):
+        return ModelPlan(config, why_not=axes)
+    return ModelPlan(config, policy=factory(config), inputs=tuple(axes))

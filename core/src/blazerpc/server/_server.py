@@ -63,16 +63,20 @@ class BlazeServer:
             runtime.models,
             runtime.schema,
             self._executor,
+            runtime.plans,
             runtime.middleware,
-            [plan if not isinstance(plan, str) else None for plan in runtime.batching],
             runtime.batch_listeners,
         )
         self._batchers = inference.batchers
-        for (spec, _), plan in zip(runtime.models, runtime.batching, strict=True):
-            if isinstance(plan, str):
-                _log.info(f"Model {spec.name} v{spec.version} is not batched: {plan}", model=spec.name)
+        for (spec, _), plan in zip(runtime.models, runtime.plans, strict=True):
+            c = plan.config
+            if not plan.batched:
+                _log.info(
+                    f"Model {spec.name} v{spec.version} is not batched: {plan.why_not}",
+                    model=spec.name,
+                    max_concurrency=c.max_concurrency,
+                )
             else:
-                c = plan.config
                 _log.info(
                     f"Batching model {spec.name} v{spec.version}: {c.policy} policy, up to "
                     f"{c.max_batch_size} rows, {c.timeout * 1000:g} ms",

@@ -19,11 +19,12 @@ from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
 
 if TYPE_CHECKING:
-    from ..app import ModelBatching
+    from ..batching._plan import ModelPlan
 
 from .._model import ModelSpec
 from ..batching import BatchListener
 from ..batching._batcher import Batcher
+from ..batching._limiter import ConcurrencyLimit
 from ..wire._codec import RequestDecoder, ResponseEncoder
 from ..wire._schema import MethodSchema, Schema
 from ._errors import to_grpc_error
@@ -74,7 +75,7 @@ class _Endpoint:
         method: MethodSchema,
         schema: Schema,
         executor: concurrent.futures.Executor,
-        batching: ModelBatching | None,
+        plan: ModelPlan,
         batch_listeners: Sequence[BatchListener],
     ) -> None:
         self.method = method
@@ -82,28 +83,37 @@ class _Endpoint:
         self.decode = RequestDecoder(method, schema.classes[method.request])
         self.encode = ResponseEncoder(method, schema.classes[method.response])
         self.batcher: Batcher | None = None
+        self.limit: ConcurrencyLimit | None = None
         n_inputs = len(method.inputs)
         if method.streaming:
             self.iterate = make_stream(spec, n_inputs, executor)
         else:
             self.call = make_unary(spec, n_inputs, executor)
-            if batching is not None:
+            if plan.policy is not None:
                 self.batcher = Batcher(
                     model=spec.name,
                     version=spec.version,
-                    inputs=batching.inputs,
+                    inputs=plan.inputs,
                     output_names=[f.name for f in method.outputs],
                     call=self.call,
                     split_result=self.encode.split,
-                    policy=batching.policy,
-                    config=batching.config,
+                    policy=plan.policy,
+                    config=plan.config,
                     listeners=batch_listeners,
+                )
+            else:
+                self.limit = ConcurrencyLimit(
+                    spec.name,
+                    plan.config.max_concurrency,
+                    plan.config.max_queue_size,
+                    cancel_with_call=spec.kind == "coroutine",
                 )
 
     async def unary(self, stream: Stream[Any, Any], context: CallContext | None = None) -> None:
         data = await _recv(stream)
+        assert self.limit is not None
         try:
-            reply = self.encode(await self.call(self.decode(data)))
+            reply = self.encode(await self.limit.run(self.call, self.decode(data)))
         except Exception as exc:  # noqa: BLE001 - every model error becomes a status
             raise to_grpc_error(exc, self.model) from None
         await stream.send_message(reply)
@@ -199,11 +209,10 @@ class InferenceService:
         models: Sequence[tuple[ModelSpec, MethodSchema]],
         schema: Schema,
         executor: concurrent.futures.Executor,
+        plans: Sequence[ModelPlan],
         middleware: Sequence[Middleware] = (),
-        batching: Sequence[ModelBatching | None] = (),
         batch_listeners: Sequence[BatchListener] = (),
     ) -> None:
-        plans = list(batching) or [None] * len(models)
         endpoints = [
             _Endpoint(spec, method, schema, executor, plan, batch_listeners)
             for (spec, method), plan in zip(models, plans, strict=True)
