@@ -1,0 +1,1 @@
+"""BlazeRPC plugin: Prometheus metrics."""

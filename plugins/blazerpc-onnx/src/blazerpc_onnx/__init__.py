@@ -1,0 +1,1 @@
+"""BlazeRPC plugin: ONNX Runtime models."""

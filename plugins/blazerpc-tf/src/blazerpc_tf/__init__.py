@@ -1,0 +1,1 @@
+"""BlazeRPC plugin: TensorFlow tensors, functions and SavedModels."""

@@ -1,0 +1,1 @@
+"""BlazeRPC plugin: PyTorch tensors and modules."""
