@@ -84,6 +84,8 @@ class Batcher:
             raise InvalidInputError(
                 "inputs have different batch lengths: "
                 + ", ".join(f"{n} rows in input {i + 1}" for i, n in enumerate(rows))
+                + f"; model {self.model!r} is batched, so every input needs one row per item (if "
+                "its lists are not rows of a batch, register it with batching=False)"
             )
         key = tuple(axis.key(v) if axis.key else None for axis, v in zip(self.inputs, args, strict=True))
         return rows[0] if rows else 0, key

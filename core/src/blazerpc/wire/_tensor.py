@@ -22,9 +22,9 @@ def tensor_message_proto() -> DescriptorProto:
     """``message TensorProto { repeated int64 shape = 1; string dtype = 2; bytes data = 3; }``"""
     f = FieldDescriptorProto
     msg = DescriptorProto(name=TENSOR_MESSAGE)
-    msg.field.add(name="shape", number=1, type=f.TYPE_INT64, label=f.LABEL_REPEATED)
-    msg.field.add(name="dtype", number=2, type=f.TYPE_STRING, label=f.LABEL_OPTIONAL)
-    msg.field.add(name="data", number=3, type=f.TYPE_BYTES, label=f.LABEL_OPTIONAL)
+    msg.field.add(name="shape", number=1, type=f.TYPE_INT64, label=f.LABEL_REPEATED, json_name="shape")
+    msg.field.add(name="dtype", number=2, type=f.TYPE_STRING, label=f.LABEL_OPTIONAL, json_name="dtype")
+    msg.field.add(name="data", number=3, type=f.TYPE_BYTES, label=f.LABEL_OPTIONAL, json_name="data")
     return msg
 
 
