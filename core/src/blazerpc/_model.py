@@ -22,8 +22,8 @@ from .wire._schema import FieldSchema, MethodSchema
 
 __all__ = ["ModelSpec", "build_method", "make_to_array"]
 
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*")
 DEFAULT_VERSION = "1"
 
 #: Top-level modules whose types a known plugin maps, for error messages.
@@ -86,11 +86,11 @@ class ModelSpec:
         streaming: bool,
         batching: BatchSettings = _NO_OVERRIDES,
     ) -> ModelSpec:
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ModelRegistrationError(
                 f"model name {name!r} is not valid: use letters, digits, '-' and '_', starting with a letter"
             )
-        if version is not None and (not isinstance(version, str) or not _VERSION.match(version)):
+        if version is not None and (not isinstance(version, str) or not _VERSION.fullmatch(version)):
             raise ModelRegistrationError(
                 f"model {name!r}: version {version!r} is not valid: use letters, digits, '.' and '_'"
             )
@@ -132,6 +132,8 @@ def _qualname(obj: Any) -> str:
 
 
 def _describe_annotation(annotation: Any) -> str:
+    if isinstance(annotation, type) and getattr(annotation, "spec", None) is not None:
+        return annotation.__qualname__  # TensorInput[float32, 'batch']
     if isinstance(annotation, type) and not typing.get_args(annotation):
         module = annotation.__module__
         return annotation.__qualname__ if module == "builtins" else f"{module}.{annotation.__qualname__}"
@@ -191,7 +193,7 @@ def _signature(spec: ModelSpec) -> inspect.Signature:
 def _stream_item(spec: ModelSpec, annotation: Any) -> Any:
     """``Iterator[str]`` / ``AsyncIterator[str]`` -> ``str``; a plain ``str`` stays."""
     origin = typing.get_origin(annotation)
-    if origin in _STREAM_ORIGINS:
+    if origin in _STREAM_ORIGINS or annotation in _STREAM_ORIGINS:
         args = typing.get_args(annotation)
         if not args:
             raise ModelRegistrationError(
@@ -201,7 +203,9 @@ def _stream_item(spec: ModelSpec, annotation: Any) -> Any:
     return annotation
 
 
-def _result_fields(spec: ModelSpec, annotation: Any) -> list[tuple[str, Any]]:
+def _result_fields(
+    spec: ModelSpec, annotation: Any
+) -> tuple[Literal["value", "tuple", "fields"], list[tuple[str, Any]]]:
     """The response fields of a return annotation, by the documented naming rule."""
     if typing.get_origin(annotation) is tuple:
         args = typing.get_args(annotation)
@@ -209,16 +213,16 @@ def _result_fields(spec: ModelSpec, annotation: Any) -> list[tuple[str, Any]]:
             raise ModelRegistrationError(
                 f"model {spec.name!r}: a tuple result needs a fixed number of typed items, got {annotation!r}"
             )
-        return [(f"result_{i}", arg) for i, arg in enumerate(args)]
+        return "tuple", [(f"result_{i}", arg) for i, arg in enumerate(args)]
     if isinstance(annotation, type):
         if typing.is_typeddict(annotation) or (
             issubclass(annotation, tuple) and hasattr(annotation, "_fields")
         ):
-            return list(typing.get_type_hints(annotation).items())
+            return "fields", list(typing.get_type_hints(annotation).items())
         if dataclasses.is_dataclass(annotation):
             hints = typing.get_type_hints(annotation)
-            return [(f.name, hints[f.name]) for f in dataclasses.fields(annotation)]
-    return [("result", annotation)]
+            return "fields", [(f.name, hints[f.name]) for f in dataclasses.fields(annotation)]
+    return "value", [("result", annotation)]
 
 
 def build_method(
@@ -254,9 +258,12 @@ def build_method(
         )
     if spec.streaming:
         returns = _stream_item(spec, returns)
+    result_kind, result_fields = _result_fields(spec, returns)
+    if not result_fields:
+        raise ModelRegistrationError(f"model {spec.name!r}: the result type {returns!r} has no fields")
     outputs = [
         FieldSchema(name, number, mapper(annotation, name, "output"))
-        for number, (name, annotation) in enumerate(_result_fields(spec, returns), start=1)
+        for number, (name, annotation) in enumerate(result_fields, start=1)
     ]
     base = spec.base_name
     return MethodSchema(
@@ -268,6 +275,7 @@ def build_method(
         inputs=tuple(inputs),
         outputs=tuple(outputs),
         streaming=spec.streaming,
+        result_kind=result_kind,
     )
 
 

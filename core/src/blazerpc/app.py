@@ -33,6 +33,7 @@ class _Runtime:
     models: tuple[tuple[ModelSpec, MethodSchema], ...]
     middleware: tuple[Middleware, ...]
     plans: tuple[ModelPlan, ...]  # per model: how its calls are scheduled
+    to_array: Callable[[Any], np.ndarray]  # the plugins' array converters
     batch_listeners: tuple[BatchListener, ...]
 
 
@@ -189,6 +190,7 @@ class BlazeApp:
             schema=build_schema(methods),
             models=tuple(zip(self._models, methods, strict=True)),
             middleware=(*self._middleware, *self._plugin_middleware(pm)),
+            to_array=to_array,
             plans=tuple(
                 plan_model(spec.batching.over(self._batching), method, policies)
                 for spec, method in zip(self._models, methods, strict=True)

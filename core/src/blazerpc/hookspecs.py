@@ -152,7 +152,8 @@ def blazerpc_startup(app: BlazeApp, server: ServerInfo) -> None:
     ``server`` says where it listens, which models it serves and the values of the
     plugins' serve options. Raise to abort start-up (with a message saying why).
 
-    Every plugin is called, in registration order.
+    Every plugin is called, in pluggy's order: the most recently registered first,
+    ``tryfirst``/``trylast`` respected (core's start-up log line is ``trylast``).
     """
 
 
@@ -160,5 +161,6 @@ def blazerpc_startup(app: BlazeApp, server: ServerInfo) -> None:
 def blazerpc_shutdown(app: BlazeApp, server: ServerInfo) -> None:
     """The server has stopped serving; release what :func:`blazerpc_startup` acquired.
 
-    Every plugin is called, even if an earlier one raised.
+    Every plugin is called, in the reverse order of :func:`blazerpc_startup`, even if
+    an earlier one raised.
     """

@@ -98,7 +98,7 @@ def _wanted(builtin: bool, name: str, only: frozenset[str] | None, disabled: boo
 
 @functools.cache
 def _load_entry_points(only: frozenset[str] | None, disabled: bool) -> tuple[_EntryPointResult, ...]:
-    results = []
+    results: list[_EntryPointResult] = []
     seen: set[tuple[str | None, str]] = set()
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist else None
@@ -109,6 +109,11 @@ def _load_entry_points(only: frozenset[str] | None, disabled: bool) -> tuple[_En
         seen.add(key)
         builtin = dist == _CORE_DISTRIBUTION
         if not _wanted(builtin, ep.name, only, disabled):
+            continue
+        owner = next((r for r in results if r.name == ep.name), None)
+        if owner is not None:
+            error = f"the plugin name {ep.name!r} is already taken by {owner.distribution}; rename one"
+            results.append(_EntryPointResult(ep.name, dist, version, builtin, error=error))
             continue
         try:
             plugin = ep.load()

@@ -92,27 +92,36 @@ def _spec_from_args(cls_name: str, args: Any) -> TensorSpec:
 
 
 class _TensorAnnotation:
-    """Base of ``TensorInput`` / ``TensorOutput``; subscripting returns an annotation."""
+    """Base of ``TensorInput`` / ``TensorOutput``.
+
+    Subscripting returns a subclass that carries the spec (one per distinct spec), so a
+    tensor annotation is a class like any other: ``TensorInput[np.float32, 3] | None``
+    works, and equal specs give the same class.
+    """
 
     direction: ClassVar[str]
+    spec: ClassVar[TensorSpec | None] = None
 
-    def __init__(self, spec: TensorSpec) -> None:
-        self.spec = spec
+    def __class_getitem__(cls, args: Any) -> type[_TensorAnnotation]:
+        if cls.spec is not None:
+            raise TypeError(f"{cls.__name__} is already subscripted")
+        return _annotation_class(cls, _spec_from_args(cls.__name__, args))
 
-    def __class_getitem__(cls, args: Any) -> _TensorAnnotation:
-        return cls(_spec_from_args(cls.__name__, args))
 
-    def __repr__(self) -> str:
-        parts = [self.spec.dtype or "Any"]
-        if self.spec.dims is not None:
-            parts += [repr(d) for d in self.spec.dims]
-        return f"{type(self).__name__}[{', '.join(parts)}]"
+_ANNOTATION_CLASSES: dict[tuple[str, TensorSpec], type[_TensorAnnotation]] = {}
 
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.spec == self.spec
 
-    def __hash__(self) -> int:
-        return hash((type(self), self.spec))
+def _annotation_class(base: type[_TensorAnnotation], spec: TensorSpec) -> type[_TensorAnnotation]:
+    key = (base.__name__, spec)
+    cls = _ANNOTATION_CLASSES.get(key)
+    if cls is None:
+        parts = [spec.dtype or "Any"]
+        if spec.dims is not None:
+            parts += [repr(d) for d in spec.dims]
+        name = f"{base.__name__}[{', '.join(parts)}]"
+        attrs = {"spec": spec, "__module__": base.__module__, "__qualname__": name}
+        cls = _ANNOTATION_CLASSES[key] = type(name, (base,), attrs)
+    return cls
 
 
 class TensorInput(_TensorAnnotation):

@@ -57,6 +57,9 @@ class Batcher:
     policy: BatchPolicy
     config: BatchConfig
     listeners: Sequence[BatchListener] = ()
+    #: Per output, what turns the model's value into something sliceable (tensor
+    #: outputs: the array converters, so a torch.Tensor or OrtValue splits as numpy).
+    prepare_outputs: Sequence[Callable[[Any], Any] | None] = ()
     _queue: deque[_Pending] = field(default_factory=deque, init=False)
     _queued_rows: int = field(default=0, init=False)
     _in_flight: int = field(default=0, init=False)
@@ -188,6 +191,8 @@ class Batcher:
         """Per request, its slice of every output field."""
         total = sum(sizes)
         fields = self.split_result(result)
+        if self.prepare_outputs:
+            fields = [v if p is None else p(v) for p, v in zip(self.prepare_outputs, fields, strict=True)]
         for name, value in zip(self.output_names, fields, strict=True):
             try:
                 got = len(value)

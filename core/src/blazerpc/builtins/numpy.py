@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -10,13 +11,14 @@ from typing import Any
 import numpy as np
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto as F
 
-from ..exceptions import InvalidInputError
+from ..exceptions import InferenceError, InvalidInputError, TypeMappingError
 from ..hookspecs import hookimpl
 from ..types import TensorSpec, _TensorAnnotation, dtype_name
 from ..wire import ArrayConverter, FieldContext, WireType, scalar_wire_type, tensor_wire_type
 
 
-def _bounded(np_type: type[np.integer[Any]]) -> Callable[[int], Any]:
+def _bounded(np_type: type[np.integer[Any]]) -> tuple[Callable[[int], Any], Callable[[Any], int]]:
+    """Converters for an integer type narrower than its field (int8 in an int32 field)."""
     info = np.iinfo(np_type)
     low, high, name = int(info.min), int(info.max), np.dtype(np_type).name
 
@@ -25,14 +27,30 @@ def _bounded(np_type: type[np.integer[Any]]) -> Callable[[int], Any]:
             raise InvalidInputError(f"{value} is out of range for {name} [{low}, {high}]")
         return np_type(value)
 
-    return decode
+    def encode(value: Any) -> int:
+        number = int(value)
+        if not low <= number <= high:
+            raise InferenceError(f"model returned {number}, out of range for {name} [{low}, {high}]")
+        return number
+
+    return decode, encode
+
+
+def _decode_float16(value: float) -> np.float16:
+    half = np.float16(value)
+    if np.isinf(half) and not math.isinf(value):
+        raise InvalidInputError(f"{value} is out of range for float16 (largest: 65504)")
+    return half
 
 
 def _numpy_scalar(proto_type: int, np_type: Any, python: Callable[[Any], Any]) -> WireType:
-    # int32 and uint32 fields already hold exactly their range; narrower types need a check.
-    narrow = issubclass(np_type, np.integer) and np.iinfo(np_type).bits < 32
-    decode = _bounded(np_type) if narrow else np_type
-    return scalar_wire_type(proto_type, np.dtype(np_type).name, decode=decode, encode=python)
+    name = np.dtype(np_type).name
+    # int32 and uint32 fields hold exactly their range; narrower types need checks.
+    if issubclass(np_type, np.integer) and np.iinfo(np_type).bits < 32:
+        decode, encode = _bounded(np_type)
+        return scalar_wire_type(proto_type, name, decode=decode, encode=encode)
+    decode_float = _decode_float16 if np_type is np.float16 else np_type
+    return scalar_wire_type(proto_type, name, decode=decode_float, encode=python)
 
 
 _NUMPY_SCALARS: dict[Any, WireType] = {
@@ -66,7 +84,12 @@ def _ndarray_spec(annotation: Any) -> TensorSpec | None:
 
 @hookimpl(trylast=True)
 def blazerpc_map_type(annotation: Any, context: FieldContext) -> WireType | None:
-    if isinstance(annotation, _TensorAnnotation):
+    if isinstance(annotation, type) and issubclass(annotation, _TensorAnnotation):
+        if annotation.spec is None:
+            raise TypeMappingError(
+                f"model {context.model!r}: field {context.name!r}: say the tensor's dtype and "
+                f"dims, e.g. {annotation.__name__}[np.float32, 'batch', 3]"
+            )
         return tensor_wire_type(annotation.spec, context)
     spec = _ndarray_spec(annotation)
     if spec is not None:

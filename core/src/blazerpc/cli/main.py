@@ -102,7 +102,7 @@ def serve(
 
 
 # serve's own parameters; plugins' options are added to copies of these.
-_SERVE_SIGNATURE = inspect.signature(serve)
+_SERVE_SIGNATURE = inspect.signature(serve, eval_str=True)
 _SERVE_ANNOTATIONS = dict(serve.__annotations__)
 
 

@@ -19,7 +19,7 @@ from grpclib.reflection.v1alpha.reflection_grpc import ServerReflectionBase as _
 from grpclib.server import Server
 
 from ..wire._schema import MethodSchema, Schema
-from ._service import BlazeCodec, InferenceService
+from ._service import BlazeCodec, InferenceService, MethodTable
 
 if TYPE_CHECKING:
     from ..app import BlazeApp
@@ -64,6 +64,7 @@ class BlazeServer:
             runtime.schema,
             self._executor,
             runtime.plans,
+            runtime.to_array,
             runtime.middleware,
             runtime.batch_listeners,
         )
@@ -91,6 +92,8 @@ class BlazeServer:
         reflection = ServerReflection(_service_names=names, _pool=pool)
         reflection_v1alpha = _reflection_v1alpha(names, pool)
         self._server = Server([inference, health, reflection, reflection_v1alpha], codec=BlazeCodec())
+        # grpclib looks methods up with mapping.get(path), set up in its constructor.
+        self._server._mapping = MethodTable(self._server._mapping)
         self.info: ServerInfo | None = None
 
     @property
@@ -131,8 +134,9 @@ class BlazeServer:
             self._run_shutdown_hooks(self.info)
 
     def _run_shutdown_hooks(self, info: ServerInfo) -> None:
-        # Every plugin gets its shutdown call, whatever an earlier one raised.
-        for impl in reversed(self._runtime.pm.hook.blazerpc_shutdown.get_hookimpls()):
+        # Every plugin gets its shutdown call, whatever an earlier one raised, in the
+        # reverse of pluggy's call order (get_hookimpls() lists impls in that reverse).
+        for impl in self._runtime.pm.hook.blazerpc_shutdown.get_hookimpls():
             try:
                 impl.function(app=self.app, server=info)
             except Exception:  # noqa: BLE001 - one failing plugin must not skip the others

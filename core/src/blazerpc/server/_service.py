@@ -77,6 +77,7 @@ class _Endpoint:
         executor: concurrent.futures.Executor,
         plan: ModelPlan,
         batch_listeners: Sequence[BatchListener],
+        to_array: Callable[[Any], Any],
     ) -> None:
         self.method = method
         self.model = spec.name
@@ -100,6 +101,7 @@ class _Endpoint:
                     policy=plan.policy,
                     config=plan.config,
                     listeners=batch_listeners,
+                    prepare_outputs=[to_array if f.wire.tensor is not None else None for f in method.outputs],
                 )
             else:
                 self.limit = ConcurrencyLimit(
@@ -201,6 +203,31 @@ def _with_middleware(
     return handle
 
 
+class MethodTable(dict[str, Handler]):
+    """grpclib's method table, answering unknown paths with a proper UNIMPLEMENTED.
+
+    grpclib itself answers an unknown method with bare headers and no content-type,
+    which its own client reports as UNKNOWN "Missing content-type header"; going
+    through a handler gives every client a normal gRPC status and a useful message.
+    """
+
+    def __init__(self, handlers: dict[str, Handler]) -> None:
+        super().__init__(handlers)
+        self._unknown = Handler(self._unimplemented, Cardinality.UNARY_UNARY, RawMessage, RawMessage)
+
+    def get(self, path: str, default: Any = None) -> Any:
+        handler = super().get(path)
+        return self._unknown if handler is None else handler
+
+    async def _unimplemented(self, stream: Stream[Any, Any]) -> None:
+        path = getattr(stream, "_method_name", "?")
+        models = sorted(p.rsplit("/", 1)[-1] for p in self if p.startswith("/blazerpc.InferenceService/"))
+        raise GRPCError(
+            Status.UNIMPLEMENTED,
+            f"unknown method {path}; blazerpc.InferenceService has: {', '.join(models)}",
+        )
+
+
 class InferenceService:
     """The servicer grpclib serves: ``/blazerpc.InferenceService/Predict<Name>`` handlers."""
 
@@ -210,11 +237,12 @@ class InferenceService:
         schema: Schema,
         executor: concurrent.futures.Executor,
         plans: Sequence[ModelPlan],
+        to_array: Callable[[Any], Any],
         middleware: Sequence[Middleware] = (),
         batch_listeners: Sequence[BatchListener] = (),
     ) -> None:
         endpoints = [
-            _Endpoint(spec, method, schema, executor, plan, batch_listeners)
+            _Endpoint(spec, method, schema, executor, plan, batch_listeners, to_array)
             for (spec, method), plan in zip(models, plans, strict=True)
         ]
         self.batchers = [e.batcher for e in endpoints if e.batcher is not None]

@@ -105,23 +105,28 @@ def _shared_dims(fields: tuple[FieldSchema, ...]) -> list[tuple[int, int, str, s
 def split_result(method: MethodSchema, result: Any) -> list[Any]:
     """The model's return value as one value per response field.
 
-    One output field takes the value as it is. Several take a tuple (in order), a
-    mapping (by key) or an object with those attributes (a dataclass, a named tuple).
+    A plain result is the one field's value. A tuple result gives the fields in order;
+    named fields come from a mapping (by key) or an object with those attributes (a
+    dataclass, a named tuple).
     """
     outputs = method.outputs
-    if len(outputs) == 1:
+    if method.result_kind == "value":
         return [result]
+    if method.result_kind == "tuple":
+        if not isinstance(result, tuple) or len(result) != len(outputs):
+            got = f"a tuple of {len(result)} values" if isinstance(result, tuple) else type(result).__name__
+            raise InferenceError(f"model returned {got}, expected {len(outputs)}")
+        return list(result)
     if isinstance(result, dict):
         missing = [f.name for f in outputs if f.name not in result]
         if missing:
             raise InferenceError(f"model returned a dict without {missing}")
         return [result[f.name] for f in outputs]
-    if isinstance(result, tuple) and not hasattr(result, "_fields"):
-        if len(result) != len(outputs):
-            raise InferenceError(f"model returned a tuple of {len(result)} values, expected {len(outputs)}")
-        return list(result)
     if dataclasses.is_dataclass(result) or hasattr(result, "_fields"):
-        return [getattr(result, f.name) for f in outputs]
+        try:
+            return [getattr(result, f.name) for f in outputs]
+        except AttributeError as exc:
+            raise InferenceError(f"model returned {type(result).__name__} without {exc.name!r}") from None
     raise InferenceError(
         f"model returned {type(result).__name__}, expected {len(outputs)} values "
         f"({', '.join(f.name for f in outputs)})"

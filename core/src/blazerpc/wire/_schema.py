@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.descriptor_pb2 import DescriptorProto, FieldDescriptorProto, FileDescriptorProto
@@ -60,6 +60,10 @@ class MethodSchema:
     inputs: tuple[FieldSchema, ...]
     outputs: tuple[FieldSchema, ...]
     streaming: bool
+    #: How the model's return value holds the outputs: the value itself (one field,
+    #: ``result``), a tuple (``result_0``...), or named fields (a TypedDict, dataclass
+    #: or NamedTuple).
+    result_kind: Literal["value", "tuple", "fields"] = "value"
 
     @property
     def path(self) -> str:

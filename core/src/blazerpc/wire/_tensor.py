@@ -66,7 +66,10 @@ def decode_tensor(tensor: Any, spec: TensorSpec) -> np.ndarray:
             f"shape {list(shape)} of {dtype_name} needs {count * dtype.itemsize} bytes of data, "
             f"got {len(data)}"
         )
-    return np.frombuffer(data, dtype=dtype).reshape(shape)
+    try:
+        return np.frombuffer(data, dtype=dtype).reshape(shape)
+    except ValueError as exc:  # e.g. [2**40, 2**40, 0]: no data, but no such array either
+        raise InvalidInputError(f"shape {list(shape)} cannot be used: {exc}") from None
 
 
 def _varint(value: int) -> bytes:
@@ -86,6 +89,8 @@ def encode_tensor(value: Any, spec: TensorSpec, to_array: Callable[[Any], np.nda
     else is the model's error.
     """
     array = to_array(value)
+    if spec.dtype is not None and array.size == 0:
+        array = array.astype(TENSOR_DTYPES[spec.dtype])  # np.asarray([]) is float64: no data to lose
     if spec.dtype is not None and array.dtype.name != spec.dtype:
         if not np.can_cast(array.dtype, TENSOR_DTYPES[spec.dtype], casting="same_kind"):
             raise InferenceError(
@@ -101,7 +106,7 @@ def encode_tensor(value: Any, spec: TensorSpec, to_array: Callable[[Any], np.nda
         except InvalidInputError as exc:
             raise InferenceError(f"model returned a tensor that does not match: {exc}") from None
     if array.dtype != dtype or not array.flags.c_contiguous:
-        array = np.ascontiguousarray(array, dtype=dtype)
+        array = array.astype(dtype, order="C")  # (np.ascontiguousarray would make 0-d arrays 1-d)
 
     name = array.dtype.name.encode()
     parts = []
