@@ -1,0 +1,478 @@
+"""Bad input and misbehaving models against a real `blaze serve` process.
+
+Each case checks the gRPC status and that the message names the field (where there is
+one), what was expected and what came. The server must keep serving afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+from support import Client, app_target, load_app_module
+
+from blazerpc.testing import ServeProcess, run_grpcio_client, serve_process
+
+SERVICE = "/blazerpc.InferenceService"
+
+
+@pytest.fixture(scope="module")
+def errors_server() -> Iterator[ServeProcess]:
+    with serve_process(app_target("errors_app")) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def errors(errors_server: ServeProcess) -> Client:
+    return Client(load_app_module("errors_app"), errors_server)
+
+
+def failure(client: Client, model: str, **fields: Any) -> tuple[Status, str]:
+    """Call ``model``; the status and message it fails with (fails the test if it succeeds)."""
+    try:
+        reply = asyncio.run(client.call(model, **fields))
+    except GRPCError as exc:
+        return exc.status, exc.message or ""
+    raise AssertionError(f"{model} succeeded: {reply}")
+
+
+def raw_failure(client: Client, path: str, payload: bytes) -> tuple[Status, str]:
+    status, message, replies = asyncio.run(client.raw(path, payload))
+    assert replies == []
+    return status, message or ""
+
+
+def tensor(client: Client, shape: list[int], dtype: str, data: bytes) -> Any:
+    return client.schema.classes["TensorProto"](shape=shape, dtype=dtype, data=data)
+
+
+def f32(*shape: int) -> bytes:
+    return np.arange(int(np.prod(shape)), dtype="<f4").tobytes()
+
+
+def good_scale_call(client: Client) -> None:
+    x = np.array([[1, 2, 3], [-4, 0.5, 6]], dtype="<f4")
+    reply = asyncio.run(client.call("scale", x=tensor(client, [2, 3], "float32", x.tobytes())))
+    assert list(reply.result.shape) == [2, 3]
+    assert reply.result.dtype == "float32"
+    assert np.frombuffer(reply.result.data, dtype="<f4").tolist() == (x * 2).ravel().tolist()
+
+
+# --- request bytes that do not decode ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"\xff\xff\xff\xff", "Wire format was corrupt"),
+        (b"\x0a\x05abc", "Wire format was corrupt"),  # a length-delimited field cut short
+        (b"\x0a", "Wire format was corrupt"),  # a tag with no value
+    ],
+    ids=["garbage", "truncated", "tag-only"],
+)
+def test_bytes_that_are_not_a_protobuf_message(errors: Client, payload: bytes, reason: str) -> None:
+    status, message = raw_failure(errors, errors.method("text").path, payload)
+    assert status is Status.INVALID_ARGUMENT
+    assert "request is not a valid blazerpc.TextRequest message" in message
+    assert reason in message
+
+
+def test_another_models_request_where_a_string_cannot_hold_its_bytes(errors: Client) -> None:
+    # ScaleRequest's field 1 is a TensorProto whose float data is not UTF-8; field 1 of
+    # TextRequest is a string, so these bytes are not a TextRequest.
+    data = np.array([1.0, -2.0, 3.0], dtype="<f4").tobytes()
+    payload = errors.request("scale", x=tensor(errors, [1, 3], "float32", data)).SerializeToString()
+    status, message = raw_failure(errors, errors.method("text").path, payload)
+    assert status is Status.INVALID_ARGUMENT
+    assert "request is not a valid blazerpc.TextRequest message" in message
+    assert "UTF-8" in message
+
+
+def test_another_models_request_where_a_string_lands_in_a_tensor_field(errors: Client) -> None:
+    # TextRequest(value="hi") parses as a ScaleRequest whose tensor has no dtype.
+    payload = errors.request("text", value="hi").SerializeToString()
+    status, message = raw_failure(errors, errors.method("scale").path, payload)
+    assert status is Status.INVALID_ARGUMENT
+    assert message == "field 'x': unknown dtype ''; expected float32"
+
+
+def test_a_varint_where_a_tensor_is_expected(errors: Client) -> None:
+    # Field 1 with the varint wire type is not the tensor field: the tensor is missing.
+    status, message = raw_failure(errors, errors.method("scale").path, b"\x08\x01")
+    assert status is Status.INVALID_ARGUMENT
+    assert message == "field 'x': is required but was not set"
+
+
+def test_empty_request_message_is_missing_its_required_tensor(errors: Client) -> None:
+    status, message = raw_failure(errors, errors.method("scale").path, b"")
+    assert status is Status.INVALID_ARGUMENT
+    assert message == "field 'x': is required but was not set"
+
+
+# --- tensors that do not match their declaration ----------------------------------------
+
+
+TENSOR_CASES: list[Any] = [
+    pytest.param(
+        "scale",
+        lambda c: {"x": tensor(c, [2, 3], "int64", np.zeros(6, dtype="<i8").tobytes())},
+        ["field 'x'", "expected dtype float32", "got int64"],
+        id="dtype-int64-for-float32",
+    ),
+    pytest.param(
+        "scale",
+        lambda c: {"x": tensor(c, [6], "float32", f32(6))},
+        ["field 'x'", "rank 2", "float32[rows, 3]", "got shape [6]"],
+        id="rank-too-low",
+    ),
+    pytest.param(
+        "scale",
+        lambda c: {"x": tensor(c, [1, 2, 3], "float32", f32(6))},
+        ["field 'x'", "rank 2", "float32[rows, 3]", "got shape [1, 2, 3]"],
+        id="rank-too-high",
+    ),
+    pytest.param(
+        "scale",
+        lambda c: {"x": tensor(c, [], "float32", f32())},
+        ["field 'x'", "rank 2", "got shape []"],
+        id="rank-zero",
+    ),
+    pytest.param(
+        "scale",
+        lambda c: {"x": tensor(c, [2, 4], "float32", f32(2, 4))},
+        ["field 'x'", "expected shape float32[rows, 3]", "got shape [2, 4]"],
+        id="fixed-dim",
+    ),
+    pytest.param(
+        "scale",
+        lambda c: {"x": tensor(c, [2, 3], "float32", f32(5))},
+        ["field 'x'", "shape [2, 3] of float32 needs 24 bytes", "got 20"],
+        id="data-too-short",
+    ),
+    pytest.param(
+        "scale",
+        lambda c: {"x": tensor(c, [2, 3], "float32", f32(6) + b"\x00")},
+        ["field 'x'", "needs 24 bytes", "got 25"],
+        id="data-too-long",
+    ),
+    pytest.param(
+        "scale",
+        lambda c: {"x": tensor(c, [0, 3], "float32", b"\x00" * 4)},
+        ["field 'x'", "shape [0, 3] of float32 needs 0 bytes", "got 4"],
+        id="data-for-an-empty-shape",
+    ),
+    pytest.param(
+        "any_tensor",
+        lambda c: {"x": tensor(c, [3], "complex128", f32(3))},
+        ["field 'x'", "shape [3] of complex128 needs 48 bytes", "got 12"],
+        id="data-sized-for-another-dtype",
+    ),
+    pytest.param(
+        "scale",
+        lambda c: {"x": tensor(c, [-2, 3], "float32", b"")},
+        ["field 'x'", "shape [-2, 3]", "negative dimension"],
+        id="negative-dim",
+    ),
+    pytest.param(
+        "any_tensor",
+        lambda c: {"x": tensor(c, [-1, -4], "float32", f32(4))},
+        ["field 'x'", "shape [-1, -4]", "negative dimension"],
+        id="negative-dims-whose-product-fits-the-data",
+    ),
+    pytest.param(
+        "scale",
+        lambda c: {"x": tensor(c, [2**40, 3], "float32", f32(3))},
+        ["field 'x'", f"shape [{2**40}, 3] of float32 needs {2**40 * 12} bytes", "got 12"],
+        id="absurd-dim",
+    ),
+    pytest.param(
+        "any_tensor",
+        lambda c: {"x": tensor(c, [2**62, 2**62, 2**62], "complex128", b"")},
+        ["field 'x'", f"shape [{2**62}, {2**62}, {2**62}] of complex128", "got 0"],
+        id="absurd-dims-beyond-int64-bytes",
+    ),
+    pytest.param(
+        "any_tensor",
+        lambda c: {"x": tensor(c, [2**40, 2**40, 0], "float32", b"")},
+        ["field 'x'", f"[{2**40}, {2**40}, 0]"],
+        id="absurd-dims-with-a-zero-dim",
+    ),
+    pytest.param(
+        "scale",
+        lambda c: {"x": tensor(c, [2, 3], "float8", f32(6))},
+        ["field 'x'", "unknown dtype 'float8'", "expected float32"],
+        id="unknown-dtype",
+    ),
+    pytest.param(
+        "scale",
+        lambda c: {"x": tensor(c, [2, 3], "<f4", f32(6))},
+        ["field 'x'", "unknown dtype '<f4'", "expected float32"],
+        id="dtype-string-instead-of-name",
+    ),
+    pytest.param(
+        "any_tensor",
+        lambda c: {"x": tensor(c, [2], "object", b"\x00" * 16)},
+        ["field 'x'", "unknown dtype 'object'", "expected one of bool, int8", "complex128"],
+        id="unknown-dtype-for-any-dtype",
+    ),
+    pytest.param(
+        "scale",
+        lambda c: {},
+        ["field 'x'", "is required but was not set"],
+        id="missing-tensor",
+    ),
+    pytest.param(
+        "pair",
+        lambda c: {"a": tensor(c, [3], "float32", f32(3))},
+        ["field 'b'", "is required but was not set"],
+        id="missing-second-tensor",
+    ),
+    pytest.param(
+        "pair",
+        lambda c: {"a": tensor(c, [3], "float32", f32(3)), "b": tensor(c, [4], "float32", f32(4))},
+        ["dimension 'n' is 3 in field 'a' but 4 in field 'b'"],
+        id="shared-dim-mismatch",
+    ),
+    pytest.param(
+        "square",
+        lambda c: {"m": tensor(c, [2, 3], "int32", np.zeros(6, dtype="<i4").tobytes())},
+        ["dimension 'k' is 2 in field 'm' but 3 in field 'm'"],
+        id="repeated-dim-mismatch-in-one-tensor",
+    ),
+]
+
+
+@pytest.mark.parametrize(("model", "fields", "expected"), TENSOR_CASES)
+def test_tensor_that_does_not_match_its_declaration(
+    errors: Client, model: str, fields: Callable[[Client], dict[str, Any]], expected: list[str]
+) -> None:
+    status, message = failure(errors, model, **fields(errors))
+    assert status is Status.INVALID_ARGUMENT, message
+    for part in expected:
+        assert part in message
+
+
+# --- scalars out of range ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"small": 128}, "field 'small': 128 is out of range for int8 [-128, 127]"),
+        ({"small": -129}, "field 'small': -129 is out of range for int8 [-128, 127]"),
+        ({"small": 2**31 - 1}, f"field 'small': {2**31 - 1} is out of range for int8 [-128, 127]"),
+        ({"byte": 256}, "field 'byte': 256 is out of range for uint8 [0, 255]"),
+        ({"values": [1, 40000]}, "field 'values': 40000 is out of range for int16 [-32768, 32767]"),
+    ],
+    ids=["int8-high", "int8-low", "int8-int32-max", "uint8", "list-of-int16"],
+)
+def test_numpy_integer_out_of_range(errors: Client, fields: dict[str, Any], expected: str) -> None:
+    assert failure(errors, "narrow", **fields) == (Status.INVALID_ARGUMENT, expected)
+
+
+def test_numpy_integers_in_range_are_accepted(errors: Client) -> None:
+    reply = asyncio.run(errors.call("narrow", small=-128, byte=255, values=[-32768, 32767]))
+    assert reply.result == -128 + 255 - 1
+
+
+# --- unknown methods --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [f"{SERVICE}/PredictNope", f"{SERVICE}/predicttext", "/blazerpc.Other/PredictText", "/nothing"],
+)
+def test_unknown_method_is_unimplemented(errors: Client, path: str) -> None:
+    payload = errors.request("text", value="x").SerializeToString()
+    status, message = raw_failure(errors, path, payload)
+    assert status is Status.UNIMPLEMENTED, message
+    assert message is not None
+    assert message.startswith(f"unknown method {path}; blazerpc.InferenceService has: ")
+    assert "PredictText" in message
+
+
+GRPCIO_CALL = """
+import sys
+
+import grpc
+
+with grpc.insecure_channel(sys.argv[1]) as channel:
+    call = channel.unary_unary(sys.argv[2])
+    try:
+        call(b"", timeout=10)
+    except grpc.RpcError as exc:
+        print(exc.code().name)
+    else:
+        print("OK")
+"""
+
+
+def test_unknown_method_is_unimplemented_for_a_grpcio_client(errors_server: ServeProcess) -> None:
+    done = run_grpcio_client(GRPCIO_CALL, errors_server.address, f"{SERVICE}/PredictNope")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "UNIMPLEMENTED"
+
+
+# --- models that raise ------------------------------------------------------------------
+
+
+def test_model_raising_value_error_is_internal_with_its_type_and_message(errors: Client) -> None:
+    status, message = failure(errors, "raises_value_error", message="bad things happened")
+    assert status is Status.INTERNAL
+    assert message == "model 'raises_value_error' raised ValueError: bad things happened"
+
+
+def test_async_model_raising_is_internal(errors: Client) -> None:
+    status, message = failure(errors, "raises_async", message="missing-key")
+    assert status is Status.INTERNAL
+    assert message == "model 'raises_async' raised KeyError: 'missing-key'"
+
+
+def test_model_raising_grpc_error_passes_its_status_through(errors: Client) -> None:
+    assert failure(errors, "raises_not_found", key="abc") == (Status.NOT_FOUND, "no item named 'abc'")
+
+
+def test_model_raising_invalid_input_error_is_invalid_argument(errors: Client) -> None:
+    assert failure(errors, "raises_invalid_input", value="") == (
+        Status.INVALID_ARGUMENT,
+        "value must not be ''",
+    )
+
+
+# --- models that return the wrong thing -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "expected"),
+    [
+        pytest.param(
+            "wrong_scalar",
+            {"kind": "str"},
+            ["model returned str for field 'result', expected float"],
+            id="str-for-float",
+        ),
+        pytest.param(
+            "wrong_scalar",
+            {"kind": "list"},
+            ["model returned list for field 'result', expected float"],
+            id="list-for-float",
+        ),
+        pytest.param(
+            "wrong_scalar",
+            {"kind": "none"},
+            ["model returned None for field 'result' (float)"],
+            id="none-for-float",
+        ),
+        pytest.param(
+            "wrong_int",
+            {"value": 2.5},
+            ["model returned float for field 'result', expected int"],
+            id="float-for-int",
+        ),
+        pytest.param(
+            "wrong_int8",
+            {"value": 300},
+            ["field 'result'", "300", "int8"],
+            id="out-of-range-for-int8",
+        ),
+        pytest.param(
+            "wrong_tensor",
+            {"kind": "shape"},
+            ["field 'result'", "float32[n, 2]", "got shape [3, 3]"],
+            id="tensor-wrong-shape",
+        ),
+        pytest.param(
+            "wrong_tensor",
+            {"kind": "rank"},
+            ["field 'result'", "rank 2", "got shape [4]"],
+            id="tensor-wrong-rank",
+        ),
+        pytest.param(
+            "wrong_tensor",
+            {"kind": "dtype"},
+            ["field 'result'", "model returned a complex128 tensor where float32[n, 2] was declared"],
+            id="tensor-wrong-dtype",
+        ),
+        pytest.param(
+            "wrong_tensor",
+            {"kind": "strings"},
+            ["field 'result'", "float32[n, 2] was declared"],
+            id="tensor-of-strings",
+        ),
+        pytest.param(
+            "wrong_tensor",
+            {"kind": "str"},
+            ["field 'result'", "model returned str for a tensor"],
+            id="str-for-tensor",
+        ),
+        pytest.param(
+            "wrong_tensor",
+            {"kind": "none"},
+            ["model returned None for field 'result' (float32[n, 2])"],
+            id="none-for-tensor",
+        ),
+        pytest.param(
+            "wrong_any_tensor",
+            {"kind": "strings"},
+            ["field 'result'", "tensor of dtype", "no wire form"],
+            id="string-array-for-any-tensor",
+        ),
+        pytest.param(
+            "wrong_any_tensor",
+            {"kind": "objects"},
+            ["field 'result'", "tensor of dtype object", "no wire form"],
+            id="object-array-for-any-tensor",
+        ),
+        pytest.param(
+            "wrong_tuple",
+            {"n": 3},
+            ["model returned a tuple of 3 values, expected 2"],
+            id="tuple-too-long",
+        ),
+        pytest.param(
+            "wrong_tuple",
+            {"n": 1},
+            ["model returned a tuple of 1 values, expected 2"],
+            id="tuple-too-short",
+        ),
+    ],
+)
+def test_model_returning_the_wrong_type_is_internal(
+    errors: Client, model: str, fields: dict[str, Any], expected: list[str]
+) -> None:
+    status, message = failure(errors, model, **fields)
+    assert status is Status.INTERNAL, message
+    for part in expected:
+        assert part in message
+
+
+# --- the server keeps serving -----------------------------------------------------------
+
+
+def test_server_keeps_serving_after_bad_input(errors: Client, errors_server: ServeProcess) -> None:
+    async def hammer() -> list[Status]:
+        text_path = errors.method("text").path
+        calls = [errors.raw(text_path, b"\xff" * n) for n in range(1, 11)]
+        x = errors.schema.classes["TensorProto"](shape=[2**40, 3], dtype="float32", data=b"")
+        calls += [errors.call("scale", x=x) for _ in range(10)]
+        calls += [errors.call("raises_value_error", message=str(i)) for i in range(10)]
+        calls += [errors.call("wrong_tensor", kind="shape") for _ in range(10)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        return [r[0] if isinstance(r, tuple) else r.status for r in results]  # type: ignore[union-attr]
+
+    statuses = asyncio.run(hammer())
+    assert statuses == [Status.INVALID_ARGUMENT] * 20 + [Status.INTERNAL] * 20
+    good_scale_call(errors)
+    assert asyncio.run(errors.call("text", value="still here")).result == "STILL HERE"
+    assert errors_server.process.poll() is None
+
+
+def test_good_call_after_every_other_test(errors: Client, errors_server: ServeProcess) -> None:
+    """Runs last in this module: everything above hit the same server."""
+    good_scale_call(errors)
+    assert errors_server.process.poll() is None
