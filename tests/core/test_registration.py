@@ -544,3 +544,24 @@ def test_tensor_result() -> None:
 # Defined after the model that refers to them: forward references, resolved at registration.
 Embedding = list[float]
 Label = str
+
+
+@pytest.mark.parametrize("default", [[1, 2], None, (3,)])
+def test_a_list_parameter_cannot_default_to_anything_but_empty(default: object) -> None:
+    app = BlazeApp()
+
+    def model(x: list[int] = default) -> list[int]:  # type: ignore[assignment]
+        return x
+
+    with pytest.raises(ModelRegistrationError, match="only an empty default can be honoured"):
+        app.model("m")(model)
+
+
+def test_an_empty_list_default_is_accepted() -> None:
+    app = BlazeApp()
+
+    def model(x: list[int] = []) -> list[int]:  # noqa: B006
+        return x
+
+    app.model("m")(model)
+    assert app.schema().methods[0].inputs[0].wire.repeated

@@ -245,8 +245,16 @@ def build_method(
             )
         wire = mapper(param.annotation, param.name, "input")
         if param.default is not param.empty:
-            if not wire.repeated:
-                wire = dataclasses.replace(wire, optional=True)
+            if wire.repeated:
+                if param.default is None or len(param.default):
+                    raise ModelRegistrationError(
+                        f"model {spec.name!r}: parameter {param.name!r} ({wire.describe}) cannot default "
+                        f"to {param.default!r}: an absent list arrives as an empty one, so only an "
+                        "empty default can be honoured"
+                    )
+                inputs.append(FieldSchema(param.name, number, wire))
+                continue
+            wire = dataclasses.replace(wire, optional=True)
             inputs.append(FieldSchema(param.name, number, wire, param.default))
         else:
             inputs.append(FieldSchema(param.name, number, wire))
