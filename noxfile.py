@@ -7,7 +7,7 @@ import shutil
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "plugin"]
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
@@ -40,6 +40,25 @@ def tests(session: nox.Session) -> None:
     _ensure_protoc(session)
     session.install("-e", "core", *TEST_DEPS)
     session.run("pytest", "tests/core", *session.posargs)
+
+
+#: What each plugin's tests need besides core, the plugin and TEST_DEPS. Test
+#: environments pin torch to the CPU build this machine has on disk; the plugins
+#: themselves only ask for a range.
+PLUGIN_TEST_DEPS: dict[str, list[str]] = {
+    "torch": ["torch==2.13.0"],
+    "tf": [],
+    "onnx": [],
+    "metrics": [],
+}
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("name", [name for name in PLUGIN_TEST_DEPS if os.path.isdir(f"tests/{name}")])
+def plugin(session: nox.Session, name: str) -> None:
+    """One plugin's tests, in an environment with only that plugin and its framework."""
+    session.install("-e", "core", "-e", f"plugins/blazerpc-{name}", *TEST_DEPS, *PLUGIN_TEST_DEPS[name])
+    session.run("pytest", f"tests/{name}", *session.posargs)
 
 
 @nox.session(python=PYTHON)
