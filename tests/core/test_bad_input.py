@@ -102,10 +102,10 @@ def test_another_models_request_where_a_string_lands_in_a_tensor_field(errors: C
 
 
 def test_a_varint_where_a_tensor_is_expected(errors: Client) -> None:
-    # Field 1 with the varint wire type is not the tensor field: the tensor is missing.
+    # Field 1 is the tensor field; a varint there cannot be a TensorProto.
     status, message = raw_failure(errors, errors.method("scale").path, b"\x08\x01")
     assert status is Status.INVALID_ARGUMENT
-    assert message == "field 'x': is required but was not set"
+    assert message == "field 'x': expected a TensorProto (wire type 2), got wire type 0"
 
 
 def test_empty_request_message_is_missing_its_required_tensor(errors: Client) -> None:

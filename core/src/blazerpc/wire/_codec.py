@@ -16,16 +16,42 @@ from google.protobuf.descriptor_pb2 import FieldDescriptorProto
 from google.protobuf.message import DecodeError, Message
 
 from ..exceptions import InferenceError, InvalidInputError
+from ._scan import RawTensor, split_fields
 from ._schema import FieldSchema, MethodSchema
-from ._tensor import field_header
+from ._tensor import TENSOR_MESSAGE, field_header
 
 __all__ = ["RequestDecoder", "ResponseEncoder", "split_result"]
 
 _MESSAGE = FieldDescriptorProto.TYPE_MESSAGE
 
 
-def _reader(f: FieldSchema) -> Callable[[Message], Any]:
+def _tensor_reader(f: FieldSchema) -> Callable[[Message, dict[int, RawTensor]], Any]:
+    """Reads a TensorProto field from the tensors cut out of the request, in place."""
+    number, convert = f.number, f.wire.decode
+    assert convert is not None
+    required = not f.wire.optional and not f.has_default
+    absent = f.default if f.has_default else None
+
+    def read(msg: Message, tensors: dict[int, RawTensor]) -> Any:
+        raw = tensors.get(number)
+        if raw is None:
+            if required:
+                raise InvalidInputError("is required but was not set")
+            return absent
+        return convert(raw)
+
+    return read
+
+
+def _reader(f: FieldSchema) -> Callable[[Message, dict[int, RawTensor]], Any]:
     """A function reading field ``f`` of a request as the model's argument."""
+    if f.wire.message == TENSOR_MESSAGE and f.wire.decode is not None:
+        return _tensor_reader(f)
+    plain = _plain_reader(f)
+    return lambda msg, tensors: plain(msg)
+
+
+def _plain_reader(f: FieldSchema) -> Callable[[Message], Any]:
     name, wire = f.name, f.wire
     convert = wire.decode
     absent = f.default if f.has_default else None
@@ -58,9 +84,17 @@ class RequestDecoder:
         self._parse = request_class.FromString
         self._message_name = f"blazerpc.{method.request}"
         self._readers = [(f.name, _reader(f)) for f in method.inputs]
+        self._tensor_numbers = {
+            f.number: f.name
+            for f in method.inputs
+            if f.wire.message == TENSOR_MESSAGE and f.wire.decode is not None
+        }
         self._shared_dims = _shared_dims(method.inputs)
 
     def __call__(self, data: bytes) -> list[Any]:
+        tensors: dict[int, RawTensor] = {}
+        if self._tensor_numbers:
+            data, tensors = split_fields(data, self._tensor_numbers)
         try:
             msg = self._parse(data)
         except DecodeError as exc:
@@ -68,7 +102,7 @@ class RequestDecoder:
         args = []
         for name, read in self._readers:
             try:
-                args.append(read(msg))
+                args.append(read(msg, tensors))
             except InvalidInputError as exc:
                 raise InvalidInputError(f"field '{name}': {exc.message}") from None
         if self._shared_dims:

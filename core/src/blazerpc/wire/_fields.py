@@ -51,6 +51,8 @@ class WireType:
         message: for ``TYPE_MESSAGE``, the message's name inside the ``blazerpc`` package.
         messages: message definitions this type needs in the schema (``TensorProto``, ...).
         decode: wire value (a Python scalar, list or message object) -> model value.
+            A ``TensorProto`` field's decode receives the tensor read in place: an object
+            with ``shape`` (list of ints), ``dtype`` (str) and ``data`` (bytes-like).
         encode: model value -> value assignable to the field; for message fields, a
             message object to copy in.
         encode_bytes: for message fields, model value -> the serialized message. Takes

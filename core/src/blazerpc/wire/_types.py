@@ -50,7 +50,8 @@ def tensor_wire_type(
 ) -> WireType:
     """A ``TensorProto`` field checked against ``spec``.
 
-    The model receives a read-only ``np.ndarray``, or ``from_array(array)`` when given
+    The model receives a read-only ``np.ndarray`` that is a view of the request's own
+    bytes (no copy), or ``from_array(array)`` when given
     (a framework plugin passes ``torch.from_numpy`` and the like). What the model returns
     is turned into an array by ``context.to_array``, so any type a plugin registered an
     array converter for is accepted.
