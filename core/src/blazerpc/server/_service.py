@@ -27,6 +27,7 @@ from ..batching._batcher import Batcher
 from ..batching._limiter import ConcurrencyLimit
 from ..wire._codec import RequestDecoder, ResponseEncoder
 from ..wire._schema import MethodSchema, Schema
+from ._calls import CallTracker, read_request
 from ._errors import to_grpc_error
 from ._executor import make_stream, make_unary
 from .middleware import CallContext, Middleware
@@ -59,13 +60,6 @@ class BlazeCodec(ProtoCodec):
         return super().decode(data, message_type)
 
 
-async def _recv(stream: Stream[Any, Any]) -> bytes:
-    data = await stream.recv_message()
-    if data is None:
-        raise GRPCError(Status.INVALID_ARGUMENT, "the call carried no request message")
-    return data  # type: ignore[no-any-return]
-
-
 class _Endpoint:
     """One model's handler."""
 
@@ -78,8 +72,10 @@ class _Endpoint:
         plan: ModelPlan,
         batch_listeners: Sequence[BatchListener],
         to_array: Callable[[Any], Any],
+        max_message_size: int,
     ) -> None:
         self.method = method
+        self.max_message_size = max_message_size
         self.model = spec.name
         self.decode = RequestDecoder(method, schema.classes[method.request])
         self.encode = ResponseEncoder(method, schema.classes[method.response])
@@ -112,7 +108,7 @@ class _Endpoint:
                 )
 
     async def unary(self, stream: Stream[Any, Any], context: CallContext | None = None) -> None:
-        data = await _recv(stream)
+        data = await read_request(stream, self.max_message_size)
         assert self.limit is not None
         try:
             reply = self.encode(await self.limit.run(self.call, self.decode(data)))
@@ -123,7 +119,7 @@ class _Endpoint:
             context.messages_sent = 1
 
     async def unary_batched(self, stream: Stream[Any, Any], context: CallContext | None = None) -> None:
-        data = await _recv(stream)
+        data = await read_request(stream, self.max_message_size)
         assert self.batcher is not None
         timeout = stream.deadline.time_remaining() if stream.deadline else None
         try:
@@ -135,7 +131,7 @@ class _Endpoint:
             context.messages_sent = 1
 
     async def server_stream(self, stream: Stream[Any, Any], context: CallContext | None = None) -> None:
-        data = await _recv(stream)
+        data = await read_request(stream, self.max_message_size)
         try:
             async for item in self.iterate(self.decode(data)):
                 await stream.send_message(self.encode(item))
@@ -146,12 +142,13 @@ class _Endpoint:
         except Exception as exc:  # noqa: BLE001 - every model error becomes a status
             raise to_grpc_error(exc, self.model) from None
 
-    def handler(self, middleware: Sequence[Middleware]) -> Handler:
+    def handler(self, middleware: Sequence[Middleware], calls: CallTracker) -> Handler:
         if self.method.streaming:
             inner = self.server_stream
         else:
             inner = self.unary if self.batcher is None else self.unary_batched
         func = _with_middleware(self, inner, tuple(middleware)) if middleware else inner
+        func = calls.wrap(func, streaming=self.method.streaming)
         cardinality = Cardinality.UNARY_STREAM if self.method.streaming else Cardinality.UNARY_UNARY
         return Handler(func, cardinality, RawMessage, RawMessage)
 
@@ -238,15 +235,17 @@ class InferenceService:
         executor: concurrent.futures.Executor,
         plans: Sequence[ModelPlan],
         to_array: Callable[[Any], Any],
+        calls: CallTracker,
         middleware: Sequence[Middleware] = (),
         batch_listeners: Sequence[BatchListener] = (),
     ) -> None:
+        size = calls.limits.max_message_size
         endpoints = [
-            _Endpoint(spec, method, schema, executor, plan, batch_listeners, to_array)
+            _Endpoint(spec, method, schema, executor, plan, batch_listeners, to_array, size)
             for (spec, method), plan in zip(models, plans, strict=True)
         ]
         self.batchers = [e.batcher for e in endpoints if e.batcher is not None]
-        self._mapping = {e.method.path: e.handler(middleware) for e in endpoints}
+        self._mapping = {e.method.path: e.handler(middleware, calls) for e in endpoints}
 
     def __mapping__(self) -> dict[str, Handler]:
         return self._mapping

@@ -20,19 +20,31 @@ the call with that status. ``on_response`` runs once the call has ended, whateve
 outcome, with the status, message and elapsed time filled in. Each call has its own
 :class:`CallContext`, passed to both; keep per-call state in ``context.state``.
 
-Order: the app's middleware in the order given, then plugins' (``blazerpc_middleware``)
-by ``order`` and then class name. ``on_request`` runs in that order, ``on_response`` in
-reverse.
+Order: first the *outer* middleware (``outer = True``: observers such as
+:class:`LoggingMiddleware` and the metrics plugin's ``MetricsMiddleware``, which must see
+every call, including those another middleware rejects), by ``order`` and then class
+name; then the app's middleware in the order given; then plugins'
+(``blazerpc_middleware``) by ``order`` and then class name. ``on_request`` runs in that
+order, ``on_response`` in reverse, and only for middleware whose ``on_request`` ran.
+
+Built-ins:
+    :class:`LoggingMiddleware`: one log line per call. Core's ``access-log`` built-in adds
+    it to every app; ``blaze serve --no-access-log`` turns it off.
+    :class:`ExceptionMiddleware`: maps the exceptions a model raises to statuses.
+    ``MetricsMiddleware``: Prometheus metrics, from the ``blazerpc-metrics`` plugin.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import structlog
 from grpclib.const import Status
+from grpclib.exceptions import GRPCError
 
-__all__ = ["CallContext", "Middleware"]
+__all__ = ["CallContext", "ExceptionMiddleware", "LoggingMiddleware", "Middleware"]
 
 
 @dataclass
@@ -50,6 +62,7 @@ class CallContext:
         message: the status message, if any.
         elapsed: seconds from the call's arrival to its end (set before ``on_response``).
         messages_sent: response messages sent (1 for a unary call that succeeded).
+        streaming: the model is server-streaming.
     """
 
     method: str
@@ -63,16 +76,129 @@ class CallContext:
     message: str | None = None
     elapsed: float = 0.0
     messages_sent: int = 0
+    streaming: bool = False
 
 
 class Middleware:
     """Base class for middleware; override either method or both."""
 
-    #: Position among plugins' middleware: lower runs its ``on_request`` earlier.
+    #: Position among plugins' middleware (or among outer middleware): lower runs its
+    #: ``on_request`` earlier.
     order: ClassVar[int] = 0
+
+    #: Wraps every other middleware, the app's own included, so it sees every call,
+    #: even one that another middleware rejects. For observers (logs, metrics) that
+    #: never reject a call themselves.
+    outer: ClassVar[bool] = False
 
     async def on_request(self, context: CallContext) -> None:
         """Before the call runs. Raise ``GRPCError`` to reject it."""
 
     async def on_response(self, context: CallContext) -> None:
         """After the call ended (successfully or not)."""
+
+
+class LoggingMiddleware(Middleware):
+    """One structured log line per call, when it ends: an access log.
+
+    The event is ``"call"``, with ``method``, ``model``, ``version``, ``peer``,
+    ``status`` (``OK``, ``INTERNAL``...), ``duration_ms``; ``messages_sent`` for a
+    streaming call; ``message`` when the call failed. Logged at ``info``.
+
+    Core's ``access-log`` built-in adds one to every app (``blaze serve
+    --no-access-log``, or ``options={"access_log": False}``, turns it off); set
+    ``enabled`` to turn an instance off or on while serving.
+    """
+
+    outer = True
+
+    def __init__(self, logger: Any = None, *, event: str = "call", enabled: bool = True) -> None:
+        self.log = logger if logger is not None else structlog.get_logger("blazerpc.access")
+        self.event = event
+        self.enabled = enabled
+
+    async def on_response(self, context: CallContext) -> None:
+        if not self.enabled:
+            return
+        status = context.status.name if context.status is not None else "UNKNOWN"
+        fields: dict[str, Any] = {
+            "method": context.method,
+            "model": context.model,
+            "version": context.version,
+            "peer": context.peer,
+            "status": status,
+            "duration_ms": round(context.elapsed * 1000, 3),
+        }
+        if context.streaming:
+            fields["messages_sent"] = context.messages_sent
+        if context.status is not Status.OK and context.message:
+            fields["message"] = context.message
+        self.log.info(self.event, **fields)
+
+
+class ExceptionMiddleware(Middleware):
+    """Maps the exceptions a model raises to the status its client gets.
+
+        class ShopErrors(ExceptionMiddleware):
+            exception_map = {
+                ItemNotFound: Status.NOT_FOUND,
+                PermissionError: Status.PERMISSION_DENIED,
+            }
+
+        app = BlazeApp(middleware=[ShopErrors()])
+
+    When a model raises, the exception is offered to every ``ExceptionMiddleware`` of
+    the app (its own and plugins'), innermost first (the reverse of the middleware
+    order, as nested ``try``/``except`` blocks would see it); the first whose
+    :meth:`map_exception` returns an error decides. ``exception_map`` is looked up
+    along the exception's class hierarchy, so the entry for the most specific class
+    wins (a ``KeyError`` matches ``KeyError`` before ``LookupError``). What no
+    middleware maps gets core's own mapping, which is itself an ``ExceptionMiddleware``
+    (``blazerpc.server._errors.CoreExceptionMapping``): a ``GRPCError`` keeps its status,
+    a :class:`blazerpc.RequestError` has its ``status``, anything else is ``INTERNAL``
+    with the exception's type and message.
+
+    A ``GRPCError`` raised by the model is never remapped: it already says its status.
+    Override :meth:`message_for` to change the message, or :meth:`map_exception` to
+    decide from more than the type (return ``None`` to pass).
+    """
+
+    #: Exception class -> the status a client gets when the model raises it.
+    exception_map: ClassVar[Mapping[type[BaseException], Status]] = {}
+
+    def status_for(self, exc: BaseException) -> Status | None:
+        """The status for ``exc``: the entry of its most specific class in ``exception_map``."""
+        table = self.exception_map
+        if not table:
+            return None
+        for cls in type(exc).__mro__:
+            status = table.get(cls)
+            if status is not None:
+                return status
+        return None
+
+    def message_for(self, exc: BaseException, context: CallContext) -> str:
+        """The status message for ``exc``: its text, or its type's name when it has none."""
+        return str(exc) or type(exc).__name__
+
+    def map_exception(self, exc: Exception, context: CallContext) -> GRPCError | None:
+        """The error the client gets for ``exc``, or ``None`` to leave it to the next."""
+        status = self.status_for(exc)
+        if status is None:
+            return None
+        return GRPCError(status, self.message_for(exc, context))
+
+
+def __getattr__(name: str) -> Any:
+    # ``from blazerpc.server.middleware import MetricsMiddleware`` (the seed's import
+    # path) works when the metrics plugin is installed, and says what to install if not.
+    if name == "MetricsMiddleware":
+        try:
+            from blazerpc_metrics import MetricsMiddleware
+        except ImportError as exc:
+            raise ImportError(
+                "MetricsMiddleware is provided by the metrics plugin: pip install blazerpc-metrics",
+                name="blazerpc_metrics",
+            ) from exc
+        return MetricsMiddleware
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,132 @@
+"""What ``blaze serve`` does once its options are parsed: one process, or a supervisor
+of worker processes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ..exceptions import ConfigurationError
+from ..server import run
+from ..server._calls import Limits
+from ..server._supervisor import Supervisor, python_command, reserve_port, worker_ready
+from ..server._tls import server_ssl_context
+from ._loader import load_app
+
+__all__ = ["ServeConfig", "serve_app_path"]
+
+_log = structlog.get_logger("blazerpc")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """``blaze serve``'s options. ``None`` limits keep the app's own values."""
+
+    app_path: str
+    host: str
+    port: int
+    log_format: str
+    log_level: str
+    workers: int = 1
+    reload: bool = False
+    worker: bool = False
+    grace_period: float = 30.0
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_ca_certs: str | None = None
+    max_message_size: int | None = None
+    max_concurrent_calls: int | None = None
+    max_queue_size: int | None = None
+    default_timeout: float | None = None
+    plugin_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def worker_args(self, port: int) -> list[str]:
+        """The arguments of one worker's ``blaze serve``."""
+        args = [
+            "serve", self.app_path, "--host", self.host, "--port", str(port),
+            "--log-format", self.log_format, "--log-level", self.log_level,
+            "--grace-period", str(self.grace_period), "--worker",
+        ]  # fmt: skip
+        for name in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs", "max_message_size",
+                     "max_concurrent_calls", "max_queue_size", "default_timeout"):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None:
+                args += [f"--{name.replace('_', '-')}", str(value)]
+        for name, value in self.plugin_options.items():
+            flag = name.replace("_", "-")
+            if isinstance(value, bool):
+                args.append(f"--{flag}" if value else f"--no-{flag}")
+            elif value is not None:
+                args += [f"--{flag}", str(value)]
+        return args
+
+    def reload_paths(self) -> list[Path]:
+        module = self.app_path.partition(":")[0]
+        if module.endswith(".py") or "/" in module or os.sep in module:
+            return [Path(module).resolve().parent]
+        return [Path.cwd()]
+
+
+def _limits(config: ServeConfig, app_limits: Limits) -> Limits:
+    given = {
+        name: getattr(config, name)
+        for name in ("max_message_size", "max_concurrent_calls", "default_timeout")
+        if getattr(config, name) is not None
+    }
+    if given.get("default_timeout") == 0:
+        given["default_timeout"] = None  # --default-timeout 0: no server-side limit
+    return dataclasses.replace(app_limits, **given)
+
+
+def _supervise(config: ServeConfig) -> int:
+    if config.reload:
+        try:
+            import watchfiles  # noqa: F401
+        except ImportError:
+            raise ConfigurationError("--reload needs watchfiles: pip install 'blazerpc[reload]'") from None
+    reserved, port = reserve_port(config.host, config.port)
+    try:
+        what = f"{config.workers} workers" if config.workers > 1 else "a worker, reloading on changes"
+        _log.info(f"Starting {what} on {config.host}:{port}", workers=config.workers, reload=config.reload)
+        supervisor = Supervisor(
+            lambda: python_command(config.worker_args(port)),
+            config.workers,
+            grace_period=config.grace_period,
+            reload_paths=config.reload_paths() if config.reload else (),
+        )
+        return supervisor.run()
+    finally:
+        reserved.close()
+
+
+def serve_app_path(config: ServeConfig) -> int:
+    """Serve ``config.app_path``; returns the exit code."""
+    if config.workers > 1 or config.reload:
+        return _supervise(config)
+    app = load_app(config.app_path)
+    if config.max_queue_size is not None:
+        app._set_default_max_queue_size(config.max_queue_size)
+    ssl = None
+    if config.ssl_certfile is not None:
+        ssl = server_ssl_context(config.ssl_certfile, config.ssl_keyfile, config.ssl_ca_certs)
+    elif config.ssl_keyfile is not None or config.ssl_ca_certs is not None:
+        raise ConfigurationError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
+    run(
+        app,
+        config.host,
+        config.port,
+        ssl=ssl,
+        options=config.plugin_options,
+        limits=_limits(config, app.limits),
+        grace_period=config.grace_period,
+        reuse_port=config.worker,
+        on_ready=(lambda info: worker_ready()) if config.worker else None,
+        parent_pid=os.getppid() if config.worker else None,
+    )
+    return 0

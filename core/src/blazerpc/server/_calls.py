@@ -1,0 +1,138 @@
+"""Every inference call passes through here: limits, draining, and the in-flight set
+that a graceful shutdown waits on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+from grpclib.server import Stream
+
+from ..exceptions import ConfigurationError
+
+__all__ = ["CallTracker", "Limits", "read_request"]
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Server-wide limits, set on ``BlazeApp(...)`` and overridable by ``blaze serve``.
+
+    Attributes:
+        max_message_size: largest request message, in bytes; a larger one is refused
+            with ``RESOURCE_EXHAUSTED`` from its 5-byte header, before it is read.
+        max_concurrent_calls: inference calls in progress at once; one more is
+            refused with ``RESOURCE_EXHAUSTED``.
+        default_timeout: seconds a unary call may take when the client sent no deadline
+            (``DEADLINE_EXCEEDED`` after that); ``None`` for no limit. Streaming calls
+            are bounded by the client's deadline only.
+    """
+
+    max_message_size: int = 64 * MiB
+    max_concurrent_calls: int = 1024
+    default_timeout: float | None = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_message_size", "max_concurrent_calls"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{name} must be a whole number >= 1, got {value!r}")
+        timeout = self.default_timeout
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
+            raise ConfigurationError(
+                f"default_timeout must be a number of seconds > 0 or None, got {timeout!r}"
+            )
+
+
+async def read_request(stream: Stream[Any, Any], max_size: int) -> bytes:
+    """Read the one request message of a call, refusing an oversized one from its header.
+
+    grpclib's own reader buffers the whole message first; this reads the 5-byte
+    length prefix, checks it, and only then the body.
+    """
+    h2_stream = stream._stream  # grpclib's HTTP/2 stream: the only way to see the prefix first
+    header = await h2_stream.recv_data(5)
+    if not header:
+        raise GRPCError(Status.INVALID_ARGUMENT, "the call carried no request message")
+    if len(header) < 5:
+        raise GRPCError(Status.INVALID_ARGUMENT, "the request message is truncated")
+    if header[0]:
+        raise GRPCError(Status.UNIMPLEMENTED, "compressed messages are not supported: send them uncompressed")
+    length = int.from_bytes(header[1:5], "big")
+    if length > max_size:
+        raise GRPCError(
+            Status.RESOURCE_EXHAUSTED,
+            f"the request is {length} bytes, over this server's limit of {max_size} bytes (max_message_size)",
+        )
+    data: bytes = await h2_stream.recv_data(length)
+    if len(data) != length:
+        raise GRPCError(Status.INVALID_ARGUMENT, "the request message is truncated")
+    return data
+
+
+Handler = Callable[[Stream[Any, Any]], Awaitable[None]]
+
+
+class CallTracker:
+    """Wraps inference handlers: tracks the calls in flight and applies the limits.
+
+    The tracked object is grpclib's task for the call, which ends only after the
+    trailers are sent, so waiting on it waits for the client to have its answer.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.in_flight: set[asyncio.Task[Any]] = set()
+        self.draining = False
+        self._cancelling: set[asyncio.Task[Any]] = set()
+
+    def wrap(self, handler: Handler, *, streaming: bool) -> Handler:
+        timeout = None if streaming else self.limits.default_timeout
+
+        async def tracked(stream: Stream[Any, Any]) -> None:
+            if self.draining:
+                raise GRPCError(Status.UNAVAILABLE, "the server is shutting down; retry on another instance")
+            if len(self.in_flight) >= self.limits.max_concurrent_calls:
+                raise GRPCError(
+                    Status.RESOURCE_EXHAUSTED,
+                    f"the server is at its limit of {self.limits.max_concurrent_calls} concurrent calls "
+                    "(max_concurrent_calls); retry later",
+                )
+            task = asyncio.current_task()
+            assert task is not None
+            self.in_flight.add(task)
+            task.add_done_callback(self.in_flight.discard)
+            try:
+                if timeout is None or stream.deadline is not None:
+                    await handler(stream)
+                else:
+                    try:
+                        async with asyncio.timeout(timeout):
+                            await handler(stream)
+                    except TimeoutError:
+                        raise GRPCError(
+                            Status.DEADLINE_EXCEEDED,
+                            f"the call took longer than the server's default timeout of {timeout:g} s "
+                            "(the client sent no deadline)",
+                        ) from None
+            except asyncio.CancelledError:
+                if task in self._cancelling:  # shut down at the end of the grace period
+                    raise GRPCError(
+                        Status.UNAVAILABLE, "the server shut down before the call completed; retry"
+                    ) from None
+                raise
+
+        return tracked
+
+    def cancel_all(self) -> None:
+        """Cancel every call still in flight; each answers ``UNAVAILABLE``."""
+        for task in list(self.in_flight):
+            self._cancelling.add(task)
+            task.cancel()

@@ -1,0 +1,216 @@
+"""``blaze serve --workers N`` and ``--reload``: a parent that runs and watches workers.
+
+Each worker is a fresh ``blaze serve`` process (not a fork: models and event loops
+are created in the worker, never copied) listening on the same port with
+SO_REUSEPORT, so the kernel spreads connections over them. The parent restarts a
+worker that dies, restarts all of them when a source file changes (``--reload``), and
+on SIGTERM/SIGINT asks every worker to drain and waits for them; a second signal is
+passed on, which makes workers stop at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from ..exceptions import ConfigurationError
+
+__all__ = ["READY_FD_ENV", "Supervisor", "reserve_port"]
+
+_log = structlog.get_logger("blazerpc")
+
+#: A worker writes one line to this file descriptor once it is serving.
+READY_FD_ENV = "BLAZERPC_READY_FD"
+#: How many times workers may die within CRASH_WINDOW seconds before the parent gives up.
+MAX_CRASHES = 5
+CRASH_WINDOW = 60.0
+STARTUP_TIMEOUT = 300.0
+
+
+def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
+    """Bind (without listening) a SO_REUSEPORT socket, so port 0 becomes one fixed port
+    that every worker can share and no other program takes meanwhile."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock, sock.getsockname()[1]
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.monotonic)
+
+
+class Supervisor:
+    """Runs ``workers`` copies of ``command`` (a ``blaze serve ... --worker`` command)."""
+
+    def __init__(
+        self,
+        command: Callable[[], list[str]],
+        workers: int,
+        *,
+        grace_period: float,
+        reload_paths: Sequence[Path] = (),
+    ) -> None:
+        self._command = command
+        self._count = workers
+        self._grace = grace_period
+        self._reload_paths = list(reload_paths)
+        self._workers: list[_Worker] = []
+        self._crashes: list[float] = []
+        self._signals = 0
+        self._reload = threading.Event()
+        self._stop_watching = threading.Event()
+
+    # --- workers ---------------------------------------------------------------------
+
+    def _spawn(self, index: int) -> _Worker:
+        read_fd, write_fd = os.pipe()
+        env = {**os.environ, READY_FD_ENV: str(write_fd)}
+        # Its own session: a terminal's Ctrl-C reaches only this parent, which passes on
+        # one SIGTERM (a second signal would make the worker stop at once).
+        process = subprocess.Popen(self._command(), env=env, pass_fds=(write_fd,), start_new_session=True)
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as ready:
+            line = _read_line(ready, STARTUP_TIMEOUT, process)
+        if not line:
+            code = process.poll()
+            if code is None:
+                process.kill()
+                process.wait()
+            raise ConfigurationError(f"worker {index + 1} did not start (exit code {process.returncode})")
+        _log.info(f"Worker {index + 1}/{self._count} serving", worker=index + 1, pid=process.pid)
+        return _Worker(index, process)
+
+    def _start_all(self) -> None:
+        self._workers = [self._spawn(i) for i in range(self._count)]
+
+    def _stop_all(self, timeout: float) -> None:
+        for w in self._workers:
+            if w.process.poll() is None:
+                w.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for w in self._workers:
+            try:
+                w.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _log.warning(f"Worker {w.index + 1} did not stop in time; killing it", pid=w.process.pid)
+                w.process.kill()
+                w.process.wait()
+
+    def _replace_dead(self) -> None:
+        for i, w in enumerate(self._workers):
+            code = w.process.poll()
+            if code is None:
+                continue
+            now = time.monotonic()
+            self._crashes = [t for t in self._crashes if now - t < CRASH_WINDOW] + [now]
+            if len(self._crashes) > MAX_CRASHES:
+                raise ConfigurationError(
+                    f"workers died {len(self._crashes)} times in {CRASH_WINDOW:g} s; giving up "
+                    "(see their logs)"
+                )
+            _log.warning(
+                f"Worker {i + 1} exited with code {code}; starting a new one", worker=i + 1, pid=w.process.pid
+            )
+            self._workers[i] = self._spawn(i)
+
+    # --- signals and reload ----------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals > 1:  # the second signal: workers stop at once
+            for w in self._workers:
+                if w.process.poll() is None:
+                    w.process.send_signal(signal.SIGTERM)
+
+    def _watch(self) -> None:
+        from watchfiles import PythonFilter, watch
+
+        for changes in watch(
+            *self._reload_paths, watch_filter=PythonFilter(), stop_event=self._stop_watching
+        ):
+            names = sorted({Path(path).name for _, path in changes})
+            _log.info(f"Source changed ({', '.join(names)}); reloading")
+            self._reload.set()
+
+    # --- the loop --------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Supervise until a signal; returns the exit code."""
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        watcher = None
+        try:
+            self._start_all()
+            if self._reload_paths:
+                watcher = threading.Thread(target=self._watch, name="blazerpc-reload", daemon=True)
+                watcher.start()
+            while not self._signals:
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self._stop_all(self._grace)
+                    self._start_all()
+                self._replace_dead()
+                time.sleep(0.1)
+            _log.info("Stopping workers", workers=len(self._workers), grace_period=self._grace)
+            self._stop_all(self._grace + 10)
+            return 0
+        except ConfigurationError as exc:
+            _log.error(str(exc))
+            self._stop_all(self._grace)
+            return 1
+        finally:
+            self._stop_watching.set()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _read_line(stream: object, timeout: float, process: subprocess.Popen[bytes]) -> bytes:
+    """The worker's ready line, or b"" if it exits or times out first."""
+    import select
+
+    fd = stream.fileno()  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            return os.read(fd, 64)
+        if process.poll() is not None:
+            return b""
+    return b""
+
+
+def worker_ready() -> None:
+    """Called in a worker once it serves: tells the parent, if there is one."""
+    fd = os.environ.pop(READY_FD_ENV, None)
+    if fd is None:
+        return
+    try:
+        os.write(int(fd), b"ready\n")
+        os.close(int(fd))
+    except OSError:
+        pass
+
+
+def python_command(args: Sequence[str]) -> list[str]:
+    """``blaze`` with ``args``, run by this interpreter."""
+    return [sys.executable, "-m", "blazerpc", *args]
