@@ -23,7 +23,7 @@ from .exceptions import (
     TypeMappingError,
 )
 from .hookspecs import hookimpl
-from .server.middleware import CallContext, Middleware
+from .server.middleware import CallContext, ExceptionMiddleware, LoggingMiddleware, Middleware
 from .types import TensorInput, TensorOutput
 
 __version__ = "0.1.0"
@@ -33,8 +33,10 @@ __all__ = [
     "BlazeRPCError",
     "CallContext",
     "ConfigurationError",
+    "ExceptionMiddleware",
     "InferenceError",
     "InvalidInputError",
+    "LoggingMiddleware",
     "Middleware",
     "ModelRegistrationError",
     "PluginError",

@@ -1,7 +1,9 @@
 """``blazerpc.InferenceService``: one grpclib servicer, built from the schema.
 
-The request path of every call, in order: decode the request bytes, run the model
-(in a worker thread for sync code), encode the result, send it.
+The request path of every call, in order: the middleware's ``on_request``, decode the
+request bytes, run the model (in a worker thread for sync code), encode the result,
+send it, the middleware's ``on_response``. An exception on the way becomes a status
+through the app's ``ExceptionMiddleware`` and core's mapping (``_errors``).
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ if TYPE_CHECKING:
     from ..batching._plan import ModelPlan
 
 from .._model import ModelSpec
-from ..batching import BatchListener
+from ..batching import BatchEvent, BatchListener
 from ..batching._batcher import Batcher
 from ..batching._limiter import ConcurrencyLimit
 from ..wire._codec import RequestDecoder, ResponseEncoder
 from ..wire._schema import MethodSchema, Schema
 from ._calls import CallTracker, read_request
-from ._errors import to_grpc_error
+from ._errors import ErrorMapper
 from ._executor import make_stream, make_unary
 from .middleware import CallContext, Middleware
 
@@ -73,10 +75,15 @@ class _Endpoint:
         batch_listeners: Sequence[BatchListener],
         to_array: Callable[[Any], Any],
         max_message_size: int,
+        errors: ErrorMapper,
     ) -> None:
         self.method = method
         self.max_message_size = max_message_size
         self.model = spec.name
+        self.version = spec.version
+        self.errors = errors
+        self.listeners = tuple(batch_listeners)
+        self._waiting = 0  # unbatched calls waiting for a slot, for the listeners
         self.decode = RequestDecoder(method, schema.classes[method.request])
         self.encode = ResponseEncoder(method, schema.classes[method.response])
         self.batcher: Batcher | None = None
@@ -107,16 +114,74 @@ class _Endpoint:
                     cancel_with_call=spec.kind == "coroutine",
                 )
 
+    def _error(self, exc: Exception, stream: Stream[Any, Any], context: CallContext | None) -> GRPCError:
+        return self.errors(exc, context if context is not None else _context(self, stream))
+
     async def unary(self, stream: Stream[Any, Any], context: CallContext | None = None) -> None:
         data = await read_request(stream, self.max_message_size)
         assert self.limit is not None
         try:
-            reply = self.encode(await self.limit.run(self.call, self.decode(data)))
+            args = self.decode(data)
+            if self.listeners:
+                result = await self._run_observed(args)
+            else:
+                result = await self.limit.run(self.call, args)
+            reply = self.encode(result)
         except Exception as exc:  # noqa: BLE001 - every model error becomes a status
-            raise to_grpc_error(exc, self.model) from None
+            raise self._error(exc, stream, context) from None
         await stream.send_message(reply)
         if context is not None:
             context.messages_sent = 1
+
+    def _queue_changed(self) -> None:
+        for listener in self.listeners:
+            listener.on_queue_depth(self.model, self.version, self._waiting)
+
+    async def _run_observed(self, args: list[Any]) -> Any:
+        """An unbatched call, reported to the batch listeners as a batch of one row: its
+        wait for a slot (the queue depth counts waiting calls) and its model time."""
+        queued = time.monotonic()
+        waiting = True
+        self._waiting += 1
+        self._queue_changed()
+
+        def leave_queue() -> None:
+            nonlocal waiting
+            if waiting:  # once: when the call starts, or when it gives up waiting
+                waiting = False
+                self._waiting -= 1
+                self._queue_changed()
+
+        async def call(call_args: list[Any]) -> Any:
+            leave_queue()
+            started = time.monotonic()
+            failed = True
+            try:
+                result = await self.call(call_args)
+                failed = False
+                return result
+            finally:
+                # Reported when the model is done, even if the client left meanwhile.
+                event = BatchEvent(
+                    model=self.model,
+                    version=self.version,
+                    rows=1,
+                    requests=1,
+                    queue_waits=(started - queued,),
+                    duration=time.monotonic() - started,
+                    failed=failed,
+                )
+                for listener in self.listeners:
+                    try:
+                        listener.on_batch(event)
+                    except Exception:  # noqa: BLE001 - a listener must not fail the call
+                        _log.exception("batch listener failed", listener=type(listener).__name__)
+
+        assert self.limit is not None
+        try:
+            return await self.limit.run(call, args)
+        finally:
+            leave_queue()
 
     async def unary_batched(self, stream: Stream[Any, Any], context: CallContext | None = None) -> None:
         data = await read_request(stream, self.max_message_size)
@@ -125,7 +190,7 @@ class _Endpoint:
         try:
             reply = self.encode.fields(await self.batcher.submit(self.decode(data), timeout))
         except Exception as exc:  # noqa: BLE001 - every model error becomes a status
-            raise to_grpc_error(exc, self.model) from None
+            raise self._error(exc, stream, context) from None
         await stream.send_message(reply)
         if context is not None:
             context.messages_sent = 1
@@ -137,10 +202,8 @@ class _Endpoint:
                 await stream.send_message(self.encode(item))
                 if context is not None:
                     context.messages_sent += 1
-        except GRPCError:
-            raise
         except Exception as exc:  # noqa: BLE001 - every model error becomes a status
-            raise to_grpc_error(exc, self.model) from None
+            raise self._error(exc, stream, context) from None
 
     def handler(self, middleware: Sequence[Middleware], calls: CallTracker) -> Handler:
         if self.method.streaming:
@@ -153,25 +216,40 @@ class _Endpoint:
         return Handler(func, cardinality, RawMessage, RawMessage)
 
 
+def _context(endpoint: _Endpoint, stream: Stream[Any, Any]) -> CallContext:
+    """A fresh context for one call of ``endpoint``."""
+    peer = stream.peer.addr()
+    return CallContext(
+        method=endpoint.method.path,
+        model=endpoint.model,
+        version=endpoint.version,
+        metadata=stream.metadata,
+        peer=f"{peer[0]}:{peer[1]}" if peer else None,
+        deadline=stream.deadline.time_remaining() if stream.deadline else None,
+        streaming=endpoint.method.streaming,
+    )
+
+
+def order_middleware(middleware: Sequence[Middleware]) -> tuple[Middleware, ...]:
+    """Outer middleware first (by ``order``, then class name), then the rest as given.
+
+    ``middleware`` comes as the app's, then plugins' sorted by ``order`` and class name;
+    an outer one (a log, metrics) must wrap the app's own too, to see calls they reject.
+    """
+    outer = sorted((m for m in middleware if m.outer), key=lambda m: (m.order, type(m).__qualname__))
+    return (*outer, *(m for m in middleware if not m.outer))
+
+
 def _with_middleware(
     endpoint: _Endpoint,
     inner: Callable[[Stream[Any, Any], CallContext], Awaitable[None]],
     middleware: tuple[Middleware, ...],
 ) -> Callable[[Stream[Any, Any]], Awaitable[None]]:
     """``inner`` wrapped in the middleware chain, with a fresh context per call."""
-    path, model, version = endpoint.method.path, endpoint.model, endpoint.method.version
 
     async def handle(stream: Stream[Any, Any]) -> None:
         started = time.perf_counter()
-        peer = stream.peer.addr()
-        context = CallContext(
-            method=path,
-            model=model,
-            version=version,
-            metadata=stream.metadata,
-            peer=f"{peer[0]}:{peer[1]}" if peer else None,
-            deadline=stream.deadline.time_remaining() if stream.deadline else None,
-        )
+        context = _context(endpoint, stream)
         entered: list[Middleware] = []
         try:
             for m in middleware:
@@ -240,10 +318,13 @@ class InferenceService:
         batch_listeners: Sequence[BatchListener] = (),
     ) -> None:
         size = calls.limits.max_message_size
+        middleware = order_middleware(middleware)
+        errors = ErrorMapper(middleware)
         endpoints = [
-            _Endpoint(spec, method, schema, executor, plan, batch_listeners, to_array, size)
+            _Endpoint(spec, method, schema, executor, plan, batch_listeners, to_array, size, errors)
             for (spec, method), plan in zip(models, plans, strict=True)
         ]
+        self.middleware = middleware
         self.batchers = [e.batcher for e in endpoints if e.batcher is not None]
         self._mapping = {e.method.path: e.handler(middleware, calls) for e in endpoints}
 
