@@ -1,0 +1,262 @@
+"""``ONNXModel``: an ONNX Runtime session, and the schema its graph implies."""
+
+from __future__ import annotations
+
+import inspect
+import keyword
+import os
+import re
+import typing
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+
+from blazerpc import InvalidInputError, ModelRegistrationError, TensorInput, TensorOutput
+
+__all__ = ["ONNXModel"]
+
+CPU = "CPUExecutionProvider"
+#: Available in every build, but it calls a remote endpoint: used only when asked for.
+_NOT_BY_DEFAULT = {"AzureExecutionProvider"}
+
+#: ONNX Runtime's tensor types that have a wire form, by the numpy name used on the wire.
+_WIRE_DTYPES = {
+    "tensor(bool)": "bool",
+    "tensor(int8)": "int8",
+    "tensor(int16)": "int16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(uint8)": "uint8",
+    "tensor(uint16)": "uint16",
+    "tensor(uint32)": "uint32",
+    "tensor(uint64)": "uint64",
+    "tensor(float16)": "float16",
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(complex64)": "complex64",
+    "tensor(complex128)": "complex128",
+}
+_STRING = "tensor(string)"
+
+Provider = str | tuple[str, dict[str, Any]]
+
+
+def _provider_name(provider: Provider) -> str:
+    return provider if isinstance(provider, str) else provider[0]
+
+
+def choose_providers(requested: Sequence[Provider] | None, what: str) -> list[Provider]:
+    """The providers to create a session with: the requested ones this onnxruntime build
+    has, in order, then CPU. Unavailable ones are dropped with a warning; a name ONNX
+    Runtime does not know at all is an error (a typo, most likely)."""
+    available = ort.get_available_providers()
+    if requested is None:
+        return [p for p in available if p not in _NOT_BY_DEFAULT] or [CPU]
+    if isinstance(requested, str):
+        requested = [requested]
+    known = set(ort.get_all_providers())
+    unknown = [_provider_name(p) for p in requested if _provider_name(p) not in known]
+    if unknown:
+        raise ValueError(
+            f"{what}: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not ONNX Runtime "
+            f"execution providers; known: {', '.join(sorted(known))}"
+        )
+    usable = [p for p in requested if _provider_name(p) in available]
+    missing = [_provider_name(p) for p in requested if _provider_name(p) not in available]
+    if not any(_provider_name(p) == CPU for p in usable):
+        usable.append(CPU)
+    if missing:
+        warnings.warn(
+            f"{what}: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not available in this "
+            f"onnxruntime {ort.__version__} build (available: {', '.join(available)}); falling back to "
+            f"{', '.join(_provider_name(p) for p in usable)}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return usable
+
+
+# --- the graph's fields -----------------------------------------------------------------
+
+
+def _field_name(name: str, taken: set[str]) -> str:
+    """A graph name as a protobuf field and Python parameter name (``input.1`` -> ``input_1``)."""
+    field = re.sub(r"\W", "_", name) or "value"
+    if field[0].isdigit():
+        field = "x_" + field
+    if keyword.iskeyword(field):
+        field += "_"
+    base, n = field, 2
+    while field in taken:
+        field, n = f"{base}_{n}", n + 1
+    taken.add(field)
+    return field
+
+
+def _dims(field: str, shape: Any) -> tuple[int | str, ...] | None:
+    """ONNX dims -> BlazeRPC dims: a dynamic first dimension is ``"batch"``; other named
+    dims keep their names (inputs that share one must agree on it); unnamed ones get
+    their own."""
+    if shape is None:
+        return None
+    dims: list[int | str] = []
+    for i, dim in enumerate(shape):
+        if isinstance(dim, int) and dim >= 0:
+            dims.append(dim)
+        elif i == 0:
+            dims.append("batch")
+        elif isinstance(dim, str) and dim:
+            dims.append(re.sub(r"\W", "_", dim))
+        else:
+            dims.append(f"{field}_dim{i}")
+    return tuple(dims)
+
+
+@dataclass(frozen=True)
+class GraphField:
+    """One input or output of the graph, as a field of the generated schema."""
+
+    name: str  # in the graph
+    field: str  # in the schema
+    annotation: Any
+    strings: bool  # a 1-d string tensor, carried as list[str]
+
+
+def _graph_fields(args: Sequence[Any], direction: str, what: str) -> list[GraphField]:
+    taken: set[str] = set()
+    fields = []
+    for arg in args:
+        field = _field_name(arg.name, taken)
+        dims = _dims(field, arg.shape)
+        if arg.type == _STRING:
+            if dims is None or len(dims) != 1:
+                raise ModelRegistrationError(
+                    f"{what}: {direction} {arg.name!r} is a string tensor of shape {arg.shape}; only "
+                    "1-d string tensors (list[str]) can be served. Write a function that calls predict()"
+                )
+            fields.append(GraphField(arg.name, field, list[str], True))
+            continue
+        dtype = _WIRE_DTYPES.get(arg.type)
+        if dtype is None:
+            raise ModelRegistrationError(
+                f"{what}: {direction} {arg.name!r} has type {arg.type}, which has no wire form; write a "
+                "function that calls predict() and converts it"
+            )
+        kind = TensorInput if direction == "input" else TensorOutput
+        annotation = kind[(np.dtype(dtype), *dims)] if dims else kind[np.dtype(dtype)]
+        fields.append(GraphField(arg.name, field, annotation, False))
+    return fields
+
+
+def _camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"\W|_", name) if part) or "Onnx"
+
+
+# --- the model --------------------------------------------------------------------------
+
+
+class ONNXModel:
+    """An ONNX model run by ONNX Runtime.
+
+    ``path`` is a ``.onnx`` file (or the model's bytes). ``providers`` are tried in order
+    (names, or ``(name, options)`` pairs); those this onnxruntime build does not have
+    are dropped with a ``RuntimeWarning`` and the CPU provider is always last. Without
+    ``providers``, every available one is used (GPU first when there is one).
+
+    Register it directly and the schema comes from the graph::
+
+        app.model("clf")(ONNXModel("model.onnx"))
+
+    Its request fields are the graph's inputs and its response fields the graph's outputs,
+    by name (``input.1`` becomes ``input_1``), with their dtypes and shapes; a dynamic
+    first dimension is the ``"batch"`` axis, so the model is batched. Or call
+    :meth:`predict` from a function of your own.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | bytes,
+        providers: Sequence[Provider] | None = None,
+        *,
+        session_options: ort.SessionOptions | None = None,
+    ) -> None:
+        self.path = path if isinstance(path, bytes) else os.fspath(path)
+        what = "ONNXModel(<bytes>)" if isinstance(path, bytes) else f"ONNXModel({self.path!r})"
+        self.session = ort.InferenceSession(
+            self.path, sess_options=session_options, providers=choose_providers(providers, what)
+        )
+        self._what = what
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    @property
+    def providers(self) -> list[str]:
+        """The providers the session runs on, in order."""
+        return list(self.session.get_providers())
+
+    def __repr__(self) -> str:
+        return f"<{self._what} providers={self.providers}>"
+
+    def predict(self, *inputs: Any, **named: Any) -> list[np.ndarray]:
+        """Run the graph; returns every output, in the graph's order.
+
+        Inputs go by position in the graph's order, or by name: ``predict(x)``,
+        ``predict(input_ids=ids, attention_mask=mask)``.
+        """
+        if len(inputs) > len(self.input_names):
+            raise TypeError(f"{self._what} takes {len(self.input_names)} inputs, got {len(inputs)}")
+        feed = dict(zip(self.input_names, inputs, strict=False))
+        for name, value in named.items():
+            if name not in self.input_names:
+                raise TypeError(f"{self._what} has no input {name!r}; its inputs: {self.input_names}")
+            if name in feed:
+                raise TypeError(f"{self._what}: input {name!r} given twice")
+            feed[name] = value
+        missing = [n for n in self.input_names if n not in feed]
+        if missing:
+            raise TypeError(f"{self._what}: missing inputs {missing}")
+        arrays = {k: v if isinstance(v, np.ndarray) else np.asarray(v) for k, v in feed.items()}
+        outputs: list[np.ndarray] = self.session.run(None, arrays)
+        return outputs
+
+    def as_function(self, model: str | None = None) -> Callable[..., Any]:
+        """A function serving this model, with a signature built from the graph."""
+        what = f"model {model!r}" if model else self._what
+        inputs = _graph_fields(self.session.get_inputs(), "input", what)
+        outputs = _graph_fields(self.session.get_outputs(), "output", what)
+        make_typed_dict: Any = typing.TypedDict
+        result = make_typed_dict(
+            f"{_camel(model or 'Onnx')}Outputs", {f.field: f.annotation for f in outputs}
+        )
+        run = self.session.run
+        output_names = [f.name for f in outputs]
+
+        def predict(*args: Any) -> dict[str, Any]:
+            feed = {
+                f.name: np.array(value, dtype=object) if f.strings else value
+                for f, value in zip(inputs, args, strict=True)
+            }
+            try:
+                values = run(output_names, feed)
+            except InvalidArgument as exc:  # shapes the graph rejects: the request's fault
+                raise InvalidInputError(str(exc)) from None
+            return {
+                f.field: value.tolist() if f.strings else value
+                for f, value in zip(outputs, values, strict=True)
+            }
+
+        predict.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [
+                inspect.Parameter(f.field, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=f.annotation)
+                for f in inputs
+            ],
+            return_annotation=result,
+        )
+        predict.__name__ = predict.__qualname__ = f"{_camel(model or 'Onnx')}Model"
+        predict.__doc__ = f"{self._what}: inputs {self.input_names}, outputs {self.output_names}"
+        return predict
