@@ -74,7 +74,8 @@ class ErrorMapper:
     def __call__(self, exc: Exception, context: CallContext) -> GRPCError:
         model = context.model
         if isinstance(exc, GRPCError):
-            _log.info("model returned an error status", model=model, code=exc.status.name, message=exc.message)
+            code = exc.status.name
+            _log.info("model returned an error status", model=model, code=code, message=exc.message)
             return _clipped(exc)
         for mapper in self.mappers:
             try:

@@ -36,6 +36,7 @@ Built-ins:
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -194,11 +195,11 @@ def __getattr__(name: str) -> Any:
     # path) works when the metrics plugin is installed, and says what to install if not.
     if name == "MetricsMiddleware":
         try:
-            from blazerpc_metrics import MetricsMiddleware
+            plugin = importlib.import_module("blazerpc_metrics")
         except ImportError as exc:
             raise ImportError(
                 "MetricsMiddleware is provided by the metrics plugin: pip install blazerpc-metrics",
                 name="blazerpc_metrics",
             ) from exc
-        return MetricsMiddleware
+        return plugin.MetricsMiddleware
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
