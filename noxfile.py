@@ -49,8 +49,8 @@ def tests(session: nox.Session) -> None:
 #: themselves only ask for a range.
 PLUGIN_TEST_DEPS: dict[str, list[str]] = {
     "torch": ["torch==2.13.0"],
-    "tf": [],
-    "onnx": [],
+    "tf": ["tensorflow-cpu==2.21.0"],  # the CPU build on disk here (the plugin asks >=2.16,<3)
+    "onnx": ["onnx>=1.15"],  # the tests build their graphs with onnx.helper
     "metrics": [],
 }
 
