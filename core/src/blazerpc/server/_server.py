@@ -32,6 +32,8 @@ __all__ = ["BlazeServer", "ServerInfo", "run", "serve_until_signal"]
 _log = structlog.get_logger("blazerpc")
 INFERENCE_SERVICE = "blazerpc.InferenceService"
 HEALTH_SERVICE = "grpc.health.v1.Health"
+#: Seconds between the last call of a drain and GOAWAY (see BlazeServer.stop).
+_GOAWAY_LINGER = 0.5
 REFLECTION_SERVICES = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection")
 
 
@@ -196,10 +198,10 @@ class BlazeServer:
         if listener is not None:
             listener.close()  # no new connections
         pending = set(self._calls.in_flight)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         if pending and grace > 0 and not self._force.is_set():
             _log.info(f"Draining {len(pending)} calls (up to {grace:g} s)", calls=len(pending), grace=grace)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + grace
             force = asyncio.ensure_future(self._force.wait())
             while pending and not force.done() and loop.time() < deadline:
                 await asyncio.wait(
@@ -212,6 +214,11 @@ class BlazeServer:
             _log.warning(f"Cancelling {len(pending)} calls still running", calls=len(pending))
             self._calls.cancel_all()
             await asyncio.wait(pending, timeout=5)
+        if self._server.protocols and not self._force.is_set():
+            # grpclib's client fails every stream it has not consumed yet when GOAWAY
+            # arrives, even one whose answer is already in its buffer: give clients a
+            # moment to read the last answers before the connections end.
+            await asyncio.sleep(max(0.0, min(_GOAWAY_LINGER, deadline - loop.time())))
         self._server.goaway()
         if listener is not None:
             self._server.close()

@@ -1,0 +1,509 @@
+"""Production serving over real `blaze serve` processes: graceful drain, workers, TLS,
+limits and reload."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import ipaddress
+import os
+import signal
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from grpclib.client import Channel, UnaryUnaryMethod
+from grpclib.const import Cardinality, Status
+from grpclib.exceptions import GRPCError, StreamTerminatedError
+from grpclib.health.v1.health_grpc import HealthStub
+from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
+from support import Client, app_target, load_app_module
+
+from blazerpc.server._service import BlazeCodec, RawMessage
+from blazerpc.testing import ServeProcess, serve_process
+
+SCHEMA = load_app_module("serving_app").app.schema()
+
+
+def rpc(channel: Channel, model: str) -> UnaryUnaryMethod[Any, Any]:
+    method = next(m for m in SCHEMA.methods if m.model == model)
+    return UnaryUnaryMethod(
+        channel, method.path, SCHEMA.classes[method.request], SCHEMA.classes[method.response]
+    )
+
+
+def request(model: str, **fields: Any) -> Any:
+    method = next(m for m in SCHEMA.methods if m.model == model)
+    return SCHEMA.classes[method.request](**fields)
+
+
+def wait_for_log(
+    proc: ServeProcess, match: Callable[[dict[str, Any]], bool], timeout: float = 30
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in list(proc.logs):
+            if match(entry):
+                return entry
+        time.sleep(0.02)
+    raise AssertionError(f"no such log line; got {[e.get('event') for e in proc.logs]}")
+
+
+async def wait_async(condition: Callable[[], Any], timeout: float = 10) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
+async def health(channel: Channel) -> int:
+    reply = await HealthStub(channel).Check(
+        HealthCheckRequest(service="blazerpc.InferenceService"), timeout=5
+    )
+    return reply.status
+
+
+# --- graceful drain ----------------------------------------------------------------------
+
+
+def test_sigterm_drains_50_calls_in_flight() -> None:
+    with serve_process(app_target("serving_app"), "--grace-period", "20") as proc:
+
+        async def scenario() -> tuple[list[int], list[tuple[float, int]], GRPCError, float]:
+            channel = Channel(proc.host, proc.port)
+            statuses: list[tuple[float, int]] = []
+
+            async def watch() -> None:
+                with contextlib.suppress(
+                    GRPCError, StreamTerminatedError, ConnectionError
+                ):  # ends with GOAWAY
+                    async with HealthStub(channel).Watch.open(timeout=30) as stream:
+                        await stream.send_message(
+                            HealthCheckRequest(service="blazerpc.InferenceService"), end=True
+                        )
+                        async for reply in stream:
+                            statuses.append((time.monotonic(), reply.status))
+
+            watcher = asyncio.ensure_future(watch())
+            await wait_async(lambda: statuses)
+            calls = [
+                asyncio.ensure_future(rpc(channel, "slow")(request("slow", x=i), timeout=30))
+                for i in range(50)
+            ]
+            await asyncio.sleep(0.5)  # the model takes 2 s: all 50 are now inside it
+            proc.process.send_signal(signal.SIGTERM)
+            await wait_async(lambda: len(statuses) > 1)
+            with pytest.raises(GRPCError) as rejected:
+                await rpc(channel, "slow")(request("slow", x=999), timeout=10)
+            replies = await asyncio.gather(*calls)
+            first_done = time.monotonic()
+            await asyncio.wait_for(watcher, 30)
+            channel.close()
+            return [r.result for r in replies], statuses, rejected.value, first_done
+
+        started = time.monotonic()
+        results, statuses, rejected, done_at = asyncio.run(scenario())
+        code = proc.process.wait(30)
+        elapsed = time.monotonic() - started
+
+    assert results == [2 * i for i in range(50)]
+    assert [s for _, s in statuses[:2]] == [HealthCheckResponse.SERVING, HealthCheckResponse.NOT_SERVING]
+    assert statuses[1][0] < done_at  # NOT_SERVING came before the calls finished
+    assert rejected.status is Status.UNAVAILABLE
+    assert "shutting down" in (rejected.message or "")
+    assert code == 0
+    assert elapsed < 20
+    drain = wait_for_log(proc, lambda e: str(e.get("event", "")).startswith("Draining"))
+    assert drain["calls"] == 50
+
+
+def test_calls_still_running_when_the_grace_period_ends_get_unavailable() -> None:
+    with serve_process(app_target("serving_app"), "--grace-period", "1") as proc:
+
+        async def scenario() -> list[Any]:
+            channel = Channel(proc.host, proc.port)
+            calls = [
+                asyncio.ensure_future(rpc(channel, "hang")(request("hang", x=i), timeout=60))
+                for i in range(3)
+            ]
+            await asyncio.sleep(0.3)
+            proc.process.send_signal(signal.SIGTERM)
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            channel.close()
+            return results
+
+        started = time.monotonic()
+        results = asyncio.run(scenario())
+        code = proc.process.wait(30)
+        elapsed = time.monotonic() - started
+
+    for result in results:
+        assert isinstance(result, GRPCError)
+        assert result.status is Status.UNAVAILABLE
+        assert "shut down before the call completed" in (result.message or "")
+    assert code == 0
+    assert elapsed < 10
+
+
+def test_a_second_signal_stops_at_once() -> None:
+    with serve_process(app_target("serving_app"), "--grace-period", "60") as proc:
+
+        async def scenario() -> list[Any]:
+            channel = Channel(proc.host, proc.port)
+            calls = [
+                asyncio.ensure_future(rpc(channel, "hang")(request("hang", x=i), timeout=60))
+                for i in range(2)
+            ]
+            await asyncio.sleep(0.3)
+            proc.process.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(
+                wait_for_log, proc, lambda e: str(e.get("event", "")).startswith("Draining")
+            )
+            proc.process.send_signal(signal.SIGINT)
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            channel.close()
+            return results
+
+        started = time.monotonic()
+        results = asyncio.run(scenario())
+        code = proc.process.wait(30)
+        elapsed = time.monotonic() - started
+
+    assert all(isinstance(r, GRPCError) and r.status is Status.UNAVAILABLE for r in results)
+    assert code == 0
+    assert elapsed < 15
+
+
+# --- workers -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_workers() -> Iterator[ServeProcess]:
+    with serve_process(app_target("serving_app"), "--workers", "2", "--grace-period", "5") as proc:
+        wait_for_log(proc, lambda e: e.get("event") == "Worker 2/2 serving")
+        yield proc
+
+
+def worker_pids(proc: ServeProcess, count: int, timeout: float = 30) -> set[int]:
+    """PIDs answering on new connections, until ``count`` distinct ones are seen."""
+
+    async def probe() -> set[int]:
+        seen: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while len(seen) < count and time.monotonic() < deadline:
+            channel = Channel(proc.host, proc.port)  # a new connection each time
+            try:
+                seen.add((await rpc(channel, "pid")(request("pid", text="?"), timeout=5)).result)
+            except (GRPCError, ConnectionError, StreamTerminatedError, OSError):
+                await asyncio.sleep(0.05)
+            finally:
+                channel.close()
+        return seen
+
+    return asyncio.run(probe())
+
+
+def test_two_workers_share_the_port(two_workers: ServeProcess) -> None:
+    logged = {e["pid"] for e in two_workers.logs if str(e.get("event", "")).startswith("Worker ")}
+    assert len(logged) == 2
+    assert worker_pids(two_workers, 2) == logged
+    assert two_workers.process.pid not in logged
+
+
+def test_a_killed_worker_is_replaced_and_the_port_keeps_answering(two_workers: ServeProcess) -> None:
+    first = wait_for_log(two_workers, lambda e: e.get("event") == "Worker 1/2 serving")
+    os.kill(first["pid"], signal.SIGKILL)
+    wait_for_log(two_workers, lambda e: str(e.get("event", "")).startswith("Worker 1 exited with code -9"))
+    replaced = wait_for_log(
+        two_workers, lambda e: e.get("event") == "Worker 1/2 serving" and e["pid"] != first["pid"]
+    )
+    pids = worker_pids(two_workers, 2)
+    assert replaced["pid"] in pids
+    assert first["pid"] not in pids
+
+
+def test_stopping_the_parent_stops_every_worker(two_workers: ServeProcess) -> None:
+    pids = {e["pid"] for e in two_workers.logs if str(e.get("event", "")).startswith("Worker ")}
+    assert two_workers.stop() == 0
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+# --- TLS ---------------------------------------------------------------------------------
+
+
+def _certificates(directory: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1, a client certificate from the CA, and a
+    client certificate from another CA."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def key() -> ec.EllipticCurvePrivateKey:
+        return ec.generate_private_key(ec.SECP256R1())
+
+    def cert(
+        name: str, public: Any, issuer: x509.Name, signer: Any, *, ca: bool, san: bool = False
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(issuer)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if san:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                ),
+                critical=False,
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    def write(name: str, certificate: x509.Certificate, private: Any) -> None:
+        (directory / f"{name}.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        (directory / f"{name}.key").write_bytes(
+            private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+
+    for ca_name, leaves in (("ca", ("server", "client")), ("rogue-ca", ("rogue-client",))):
+        ca_key = key()
+        ca_subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
+        ca_cert = cert(ca_name, ca_key.public_key(), ca_subject, ca_key, ca=True)
+        write(ca_name, ca_cert, ca_key)
+        for leaf in leaves:
+            leaf_key = key()
+            write(
+                leaf,
+                cert(leaf, leaf_key.public_key(), ca_subject, ca_key, ca=False, san=leaf == "server"),
+                leaf_key,
+            )
+    return {p.stem if p.suffix == ".pem" else p.stem + "-key": p for p in directory.iterdir()}
+
+
+def _client_context(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(ca))
+    context.set_alpn_protocols(["h2"])
+    if cert is not None:
+        context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+async def _pid_over(proc: ServeProcess, context: ssl.SSLContext | None) -> int:
+    channel = Channel(proc.host, proc.port, ssl=context)
+    try:
+        return (await rpc(channel, "pid")(request("pid", text="tls"), timeout=5)).result
+    finally:
+        channel.close()
+
+
+def test_tls(tmp_path: Path) -> None:
+    certs = _certificates(tmp_path)
+    args = ("--ssl-certfile", str(certs["server"]), "--ssl-keyfile", str(certs["server-key"]))
+    with serve_process(app_target("serving_app"), *args) as proc:
+        assert asyncio.run(_pid_over(proc, _client_context(certs["ca"]))) == proc.process.pid
+        with pytest.raises((ConnectionError, StreamTerminatedError, GRPCError, OSError)):
+            asyncio.run(_pid_over(proc, None))  # plaintext against a TLS port
+        listening = wait_for_log(proc, lambda e: str(e.get("event", "")).startswith("Server listening"))
+        assert listening["transport"] == "TLS"
+
+
+def test_mutual_tls_requires_a_client_certificate_from_the_ca(tmp_path: Path) -> None:
+    certs = _certificates(tmp_path)
+    args = (
+        "--ssl-certfile", str(certs["server"]), "--ssl-keyfile", str(certs["server-key"]),
+        "--ssl-ca-certs", str(certs["ca"]),
+    )  # fmt: skip
+    with serve_process(app_target("serving_app"), *args) as proc:
+        good = _client_context(certs["ca"], certs["client"], certs["client-key"])
+        assert asyncio.run(_pid_over(proc, good)) == proc.process.pid
+        for refused in (
+            _client_context(certs["ca"]),
+            _client_context(certs["ca"], certs["rogue-client"], certs["rogue-client-key"]),
+        ):
+            with pytest.raises((ConnectionError, StreamTerminatedError, GRPCError, OSError, ssl.SSLError)):
+                asyncio.run(_pid_over(proc, refused))
+        assert asyncio.run(_pid_over(proc, good)) == proc.process.pid  # still serving
+
+
+def test_tls_with_a_missing_certificate_fails_at_start_up(tmp_path: Path) -> None:
+    with (
+        pytest.raises(RuntimeError, match="cannot load the TLS certificate"),
+        serve_process(app_target("serving_app"), "--ssl-certfile", str(tmp_path / "nope.pem")),
+    ):
+        pass
+
+
+# --- limits ------------------------------------------------------------------------------
+
+
+def test_an_oversized_request_is_refused_before_it_is_read() -> None:
+    with serve_process(app_target("serving_app"), "--max-message-size", "1000") as proc:
+        client = Client(load_app_module("serving_app"), proc)
+        assert asyncio.run(client.call("pid", text="x" * 900)).result == proc.process.pid
+        with pytest.raises(GRPCError) as info:
+            asyncio.run(client.call("pid", text="x" * 5000))
+        assert info.value.status is Status.RESOURCE_EXHAUSTED
+        assert "over this server's limit of 1000 bytes (max_message_size)" in (info.value.message or "")
+        assert asyncio.run(client.call("pid", text="ok")).result == proc.process.pid
+
+
+def test_max_concurrent_calls() -> None:
+    with serve_process(
+        app_target("serving_app"), "--max-concurrent-calls", "2", "--grace-period", "0"
+    ) as proc:
+
+        async def scenario() -> GRPCError:
+            channel = Channel(proc.host, proc.port)
+            try:
+                async with contextlib.AsyncExitStack() as calls:
+                    for i in range(2):  # both requests are on the wire before the probe is sent
+                        stream = await calls.enter_async_context(rpc(channel, "hang").open(timeout=30))
+                        calls.push_async_callback(stream.cancel)  # runs before the stream's exit
+                        await stream.send_message(request("hang", x=i), end=True)
+                    try:
+                        await rpc(channel, "pid")(request("pid", text="?"), timeout=5)
+                    except GRPCError as exc:
+                        return exc
+                    raise AssertionError("a third concurrent call was accepted")
+            finally:
+                channel.close()
+
+        error = asyncio.run(scenario())
+    assert error.status is Status.RESOURCE_EXHAUSTED
+    assert "limit of 2 concurrent calls (max_concurrent_calls)" in (error.message or "")
+
+
+def test_default_timeout_applies_when_the_client_sends_no_deadline() -> None:
+    with serve_process(app_target("serving_app"), "--default-timeout", "0.5") as proc:
+
+        async def scenario() -> GRPCError:
+            channel = Channel(proc.host, proc.port)
+            try:
+                with pytest.raises(GRPCError) as info:
+                    await rpc(channel, "hang")(request("hang", x=1))  # no deadline
+                assert (await rpc(channel, "pid")(request("pid", text="?"))).result == proc.process.pid
+                return info.value
+            finally:
+                channel.close()
+
+        started = time.monotonic()
+        error = asyncio.run(scenario())
+        assert time.monotonic() - started < 10
+    assert error.status is Status.DEADLINE_EXCEEDED
+    assert "default timeout of 0.5 s" in (error.message or "")
+
+
+def test_max_queue_size_from_the_command_line() -> None:
+    with serve_process(app_target("serving_app"), "--max-queue-size", "1", "--grace-period", "0") as proc:
+
+        async def scenario() -> GRPCError:
+            channel = Channel(proc.host, proc.port)
+            running = asyncio.ensure_future(rpc(channel, "single")(request("single", x=1), timeout=30))
+            await asyncio.sleep(0.3)
+            waiting = asyncio.ensure_future(rpc(channel, "single")(request("single", x=2), timeout=30))
+            await asyncio.sleep(0.3)
+            with pytest.raises(GRPCError) as info:
+                await rpc(channel, "single")(request("single", x=3), timeout=5)
+            running.cancel()
+            waiting.cancel()
+            channel.close()
+            return info.value
+
+        error = asyncio.run(scenario())
+    assert error.status is Status.RESOURCE_EXHAUSTED
+    assert "max_queue_size=1" in (error.message or "")
+
+
+def test_a_compressed_message_is_unimplemented_with_a_message() -> None:
+    with serve_process(app_target("serving_app")) as proc:
+        path = next(m.path for m in SCHEMA.methods if m.model == "pid")
+        payload = request("pid", text="zip").SerializeToString()
+
+        async def scenario() -> GRPCError:
+            channel = Channel(proc.host, proc.port, codec=BlazeCodec())
+            try:
+                async with channel.request(
+                    path, Cardinality.UNARY_UNARY, RawMessage, RawMessage, timeout=5
+                ) as stream:
+                    await stream.send_request()
+                    # The gRPC prefix with the compressed flag set (grpclib never sets it).
+                    frame = b"\x01" + len(payload).to_bytes(4, "big") + payload
+                    await stream._stream.send_data(frame, end_stream=True)
+                    await stream.recv_message()
+            except GRPCError as exc:
+                return exc
+            finally:
+                channel.close()
+
+            raise AssertionError("the call succeeded")
+
+        error = asyncio.run(scenario())
+    assert error.status is Status.UNIMPLEMENTED
+    assert "compressed messages are not supported" in (error.message or "")
+
+
+# --- reload ------------------------------------------------------------------------------
+
+RELOAD_APP = """
+from blazerpc import BlazeApp
+
+app = BlazeApp()
+
+
+@app.model("version")
+def version(x: int) -> str:
+    return "{tag}"
+"""
+
+
+def test_reload_restarts_on_a_source_change(tmp_path: Path) -> None:
+    source = tmp_path / "reloading.py"
+    source.write_text(RELOAD_APP.format(tag="first"))
+    with serve_process(f"{source}:app", "--reload", "--grace-period", "1") as proc:
+        wait_for_log(proc, lambda e: e.get("event") == "Worker 1/1 serving")
+
+        async def call() -> str:
+            channel = Channel(proc.host, proc.port)
+            try:
+                from blazerpc import BlazeApp
+
+                app = BlazeApp()
+
+                @app.model("version")
+                def version(x: int) -> str:
+                    return ""
+
+                schema = app.schema()
+                method = schema.methods[0]
+                stub = UnaryUnaryMethod(
+                    channel, method.path, schema.classes[method.request], schema.classes[method.response]
+                )
+                return (await stub(schema.classes[method.request](x=1), timeout=5)).result
+            finally:
+                channel.close()
+
+        assert asyncio.run(call()) == "first"
+        source.write_text(RELOAD_APP.format(tag="second"))
+        wait_for_log(proc, lambda e: str(e.get("event", "")).startswith("Source changed (reloading.py)"))
+        serving = [e for e in proc.logs if e.get("event") == "Worker 1/1 serving"]
+        wait_for_log(proc, lambda e: e.get("event") == "Worker 1/1 serving" and e not in serving)
+        assert asyncio.run(call()) == "second"
