@@ -63,8 +63,13 @@ def choose_providers(requested: Sequence[Provider] | None, what: str) -> list[Pr
     unknown = [_provider_name(p) for p in requested if _provider_name(p) not in known]
     if unknown:
         raise ValueError(
-            f"{what}: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not ONNX Runtime "
-            f"execution providers; known: {', '.join(sorted(known))}"
+            f"{what}: {', '.join(unknown)} "
+            + (
+                "is not an ONNX Runtime execution provider"
+                if len(unknown) == 1
+                else "are not ONNX Runtime execution providers"
+            )
+            + f"; known: {', '.join(sorted(known))}"
         )
     usable = [p for p in requested if _provider_name(p) in available]
     missing = [_provider_name(p) for p in requested if _provider_name(p) not in available]
@@ -192,6 +197,11 @@ class ONNXModel:
         )
         self._what = what
         self.input_names = [i.name for i in self.session.get_inputs()]
+        # What a list or a number given to predict() becomes (arrays are passed as they are).
+        self._dtypes = {
+            i.name: object if i.type == _STRING else _WIRE_DTYPES.get(i.type)
+            for i in self.session.get_inputs()
+        }
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     @property
@@ -206,7 +216,8 @@ class ONNXModel:
         """Run the graph; returns every output, in the graph's order.
 
         Inputs go by position in the graph's order, or by name: ``predict(x)``,
-        ``predict(input_ids=ids, attention_mask=mask)``.
+        ``predict(input_ids=ids, attention_mask=mask)``. Arrays are passed as they are;
+        lists and numbers become arrays of the input's dtype.
         """
         if len(inputs) > len(self.input_names):
             raise TypeError(f"{self._what} takes {len(self.input_names)} inputs, got {len(inputs)}")
@@ -220,7 +231,9 @@ class ONNXModel:
         missing = [n for n in self.input_names if n not in feed]
         if missing:
             raise TypeError(f"{self._what}: missing inputs {missing}")
-        arrays = {k: v if isinstance(v, np.ndarray) else np.asarray(v) for k, v in feed.items()}
+        arrays = {
+            k: v if isinstance(v, np.ndarray) else np.asarray(v, self._dtypes[k]) for k, v in feed.items()
+        }
         outputs: list[np.ndarray] = self.session.run(None, arrays)
         return outputs
 
