@@ -507,3 +507,78 @@ def test_reload_restarts_on_a_source_change(tmp_path: Path) -> None:
         serving = [e for e in proc.logs if e.get("event") == "Worker 1/1 serving"]
         wait_for_log(proc, lambda e: e.get("event") == "Worker 1/1 serving" and e not in serving)
         assert asyncio.run(call()) == "second"
+
+
+# --- more bad input ------------------------------------------------------------------------
+
+
+class _JsonCodec(BlazeCodec):
+    __content_subtype__ = "json"
+
+
+def test_a_content_type_other_than_protobuf_is_refused_with_a_message() -> None:
+    with serve_process(app_target("serving_app")) as proc:
+        path = next(m.path for m in SCHEMA.methods if m.model == "pid")
+
+        async def scenario() -> GRPCError:
+            channel = Channel(proc.host, proc.port, codec=_JsonCodec())
+            try:
+                async with channel.request(
+                    path, Cardinality.UNARY_UNARY, RawMessage, RawMessage, timeout=5
+                ) as s:
+                    await s.send_message(b'{"text": "x"}', end=True)
+                    await s.recv_message()
+            except GRPCError as exc:
+                return exc
+            finally:
+                channel.close()
+            raise AssertionError("a JSON call was accepted")
+
+        error = asyncio.run(scenario())
+        # HTTP 415 Unsupported Media Type, which the gRPC HTTP mapping reads as UNKNOWN.
+        assert error.status is Status.UNKNOWN
+        assert error.message == "Received :status = '415'"
+        assert asyncio.run(_pid_over(proc, None)) == proc.process.pid
+
+
+def _calls_left_at_shutdown(proc: ServeProcess) -> int:
+    """Stop the server; the number of calls its drain still found running."""
+    assert proc.stop() == 0
+    drains = [e for e in proc.logs if str(e.get("event", "")).startswith("Draining")]
+    return drains[-1]["calls"] if drains else 0
+
+
+def test_a_client_that_disconnects_mid_call_leaves_nothing_behind() -> None:
+    with serve_process(app_target("serving_app"), "--grace-period", "5") as proc:
+
+        async def scenario() -> None:
+            channel = Channel(proc.host, proc.port)
+            call = asyncio.ensure_future(rpc(channel, "hang")(request("hang", x=1), timeout=60))
+            await asyncio.sleep(0.3)
+            channel.close()  # the connection goes away under the call
+            with pytest.raises((StreamTerminatedError, asyncio.CancelledError, ConnectionError)):
+                await call
+            assert await _pid_over(proc, None) == proc.process.pid
+
+        asyncio.run(scenario())
+        assert _calls_left_at_shutdown(proc) == 0
+
+
+def test_a_model_that_hangs_past_the_deadline_is_cut_off() -> None:
+    with serve_process(app_target("serving_app"), "--grace-period", "5") as proc:
+
+        async def scenario() -> None:
+            channel = Channel(proc.host, proc.port)
+            try:
+                started = time.monotonic()
+                with pytest.raises(asyncio.TimeoutError):  # grpclib: DEADLINE_EXCEEDED on its side
+                    await rpc(channel, "hang")(request("hang", x=1), timeout=0.5)
+                assert time.monotonic() - started < 5
+                assert (
+                    await rpc(channel, "pid")(request("pid", text="?"), timeout=5)
+                ).result == proc.process.pid
+            finally:
+                channel.close()
+
+        asyncio.run(scenario())
+        assert _calls_left_at_shutdown(proc) == 0
