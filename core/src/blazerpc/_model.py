@@ -218,9 +218,9 @@ def _result_fields(
         if typing.is_typeddict(annotation) or (
             issubclass(annotation, tuple) and hasattr(annotation, "_fields")
         ):
-            return "fields", list(typing.get_type_hints(annotation).items())
+            return "fields", list(typing.get_type_hints(annotation, include_extras=True).items())
         if dataclasses.is_dataclass(annotation):
-            hints = typing.get_type_hints(annotation)
+            hints = typing.get_type_hints(annotation, include_extras=True)
             return "fields", [(f.name, hints[f.name]) for f in dataclasses.fields(annotation)]
     return "value", [("result", annotation)]
 
