@@ -32,6 +32,16 @@ def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
             raise InvalidInputError("request is not a valid protobuf message: varint too long")
 
 
+def _tag(buf: memoryview, pos: int, end: int) -> tuple[int, int, int]:
+    """(field number, wire type, position after the tag); numbers outside 1..2**29-1
+    are corrupt, as protobuf says."""
+    tag, pos = _varint(buf, pos, end)
+    number = tag >> 3
+    if not 0 < number < 1 << 29:
+        raise InvalidInputError(f"request is not a valid protobuf message: field number {number}")
+    return number, tag & 7, pos
+
+
 def _skip(buf: memoryview, pos: int, end: int, wire_type: int) -> int:
     if wire_type == _VARINT:
         return _varint(buf, pos, end)[1]
@@ -62,8 +72,7 @@ class RawTensor:
         last dtype and data win)."""
         pos, end = 0, len(buf)
         while pos < end:
-            tag, pos = _varint(buf, pos, end)
-            number, wire_type = tag >> 3, tag & 7
+            number, wire_type, pos = _tag(buf, pos, end)
             if number == 1 and wire_type == _LEN:  # packed shape
                 length, pos = _varint(buf, pos, end)
                 stop = pos + length
@@ -107,8 +116,7 @@ def split_fields(data: bytes, numbers: dict[int, str]) -> tuple[bytes, dict[int,
     tensors: dict[int, RawTensor] = {}
     while pos < end:
         start = pos
-        tag, pos = _varint(buf, pos, end)
-        number, wire_type = tag >> 3, tag & 7
+        number, wire_type, pos = _tag(buf, pos, end)
         if number not in numbers:
             pos = _skip(buf, pos, end, wire_type)
             continue
