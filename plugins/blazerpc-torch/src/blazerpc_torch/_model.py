@@ -14,7 +14,7 @@ import torch
 
 from blazerpc.exceptions import ConfigurationError, ModelRegistrationError
 
-from ._types import tensor_to_numpy
+from ._types import request_tensor, tensor_to_numpy
 
 __all__ = ["available_devices", "module_function", "resolve_device", "torch_model"]
 
@@ -83,9 +83,8 @@ def _to_device(value: Any, device: torch.device) -> Any:
         return value.to(device)
     if isinstance(value, np.ndarray):
         if device.type == "cpu":
-            # torch has no read-only tensors: a read-only request array is copied once.
-            # A writable one (a batch joined from several requests) is shared.
-            return torch.from_numpy(value if value.flags.writeable else value.copy())
+            # Copied if read-only (a request's bytes), shared if writable (a joined batch).
+            return request_tensor(value)
         return torch.from_numpy(value).to(device)  # the transfer is the only copy
     return value
 
