@@ -32,13 +32,40 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+class _Level:
+    """A gauge's value, changed on the event loop only.
+
+    In one process it is a plain int that the gauge reads when scraped (no lock per
+    change); in multiprocess mode every change is also written to the gauge's file.
+    """
+
+    __slots__ = ("_child", "_shared", "value")
+
+    def __init__(self, child: Any, shared: bool) -> None:
+        self.value = 0
+        self._child = child
+        self._shared = shared
+        if not shared:
+            child.set_function(lambda: self.value)
+
+    def add(self, amount: int) -> None:
+        self.value += amount
+        if self._shared:
+            self._child.set(self.value)
+
+    def set(self, value: int) -> None:
+        self.value = value
+        if self._shared:
+            self._child.set(value)
+
+
 @dataclass
 class _MethodMetrics:
     """The metric children of one RPC, resolved once: the request path does no label lookups."""
 
     model: str
     method: str
-    in_flight: Any
+    in_flight: _Level
     duration: Any
     stream_messages: Any = None  # streaming models only
     codes: dict[Status, Any] = field(default_factory=dict)
@@ -49,7 +76,8 @@ class _ModelMetrics:
     batch_size: Any
     queue_wait: Any
     inference: Any
-    queue_depth: Any
+    queue_depth: _Level
+    in_flight: _Level
     depths: dict[str, int] = field(default_factory=dict)  # rows waiting, per version
 
 
@@ -124,6 +152,7 @@ class AppMetrics:
             ProcessCollector(registry=r)
             PlatformCollector(registry=r)
             GCCollector(registry=r)
+        self._shared = multiprocess_dir() is not None
         self._methods: dict[str, _MethodMetrics] = {}
         self._models: dict[str, _ModelMetrics] = {}
         for model in models:
@@ -140,10 +169,9 @@ class AppMetrics:
             found = self._methods[path] = _MethodMetrics(
                 model=model,
                 method=rpc,
-                in_flight=self.in_flight.labels(model=model),
+                in_flight=self._model(model).in_flight,
                 duration=self.duration.labels(model=model, method=rpc),
             )
-            self._model(model)
         return found
 
     def _model(self, model: str) -> _ModelMetrics:
@@ -153,9 +181,9 @@ class AppMetrics:
                 batch_size=self.batch_size.labels(model=model),
                 queue_wait=self.queue_wait.labels(model=model),
                 inference=self.inference.labels(model=model),
-                queue_depth=self.queue_depth.labels(model=model),
+                queue_depth=_Level(self.queue_depth.labels(model=model), self._shared),
+                in_flight=_Level(self.in_flight.labels(model=model), self._shared),
             )
-            self.in_flight.labels(model=model)  # the series exists (at 0) before any call
         return found
 
     def code(self, method: _MethodMetrics, status: Status) -> Any:
@@ -192,12 +220,12 @@ class MetricsMiddleware(Middleware):
         self.metrics = metrics
 
     async def on_request(self, context: CallContext) -> None:
-        self.metrics.method(context.method, context.model).in_flight.inc()
+        self.metrics.method(context.method, context.model).in_flight.add(1)
 
     async def on_response(self, context: CallContext) -> None:
         metrics = self.metrics
         method = metrics.method(context.method, context.model)
-        method.in_flight.dec()
+        method.in_flight.add(-1)
         method.duration.observe(context.elapsed)
         metrics.code(method, context.status if context.status is not None else Status.UNKNOWN).inc()
         if context.streaming:
