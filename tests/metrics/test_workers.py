@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -137,17 +136,6 @@ def test_an_operators_directory_is_emptied_and_kept(tmp_path: os.PathLike[str]) 
 # --- the real `blaze serve --workers 2` ---------------------------------------------------
 
 
-def _core_runs_supervisor_hooks() -> bool:
-    from blazerpc import hookspecs
-
-    return hasattr(hookspecs, "blazerpc_supervisor_start")
-
-
-@pytest.mark.xfail(
-    not _core_runs_supervisor_hooks(),
-    reason="core's supervisor does not call blazerpc_supervisor_start/_stop/worker_exit yet",
-    strict=True,
-)
 def test_blaze_serve_workers_one_scrape_sums_both() -> None:
     from metrics_support import metrics_port
 
@@ -181,25 +169,3 @@ def test_blaze_serve_workers_one_scrape_sums_both() -> None:
         assert samples.value("blazerpc_workers") == 2
         pid_calls = samples.value("blazerpc_requests_total", model="pid", method="PredictPid", code="OK")
         assert pid_calls >= 2
-
-
-def test_workers_without_supervisor_hooks_warn_and_keep_serving() -> None:
-    if _core_runs_supervisor_hooks():
-        pytest.skip("core's supervisor runs the metrics plugin's hooks")
-    with socket.socket() as taken:  # were workers to bind --metrics-port, they would fail
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        with serve_process(app_target("shop"), "--workers", "2", "--metrics-port", str(port)) as proc:
-
-            async def call() -> int:
-                caller = Caller(load_app("shop"), proc.host, proc.port)
-                try:
-                    return int((await caller.call("lookup", key=1)).result)
-                finally:
-                    caller.close()
-
-            assert asyncio.run(call()) == 2
-    warnings = [e for e in proc.logs if "does not serve /metrics" in str(e.get("event"))]
-    assert warnings
-    assert all(e["level"] == "warning" for e in warnings)

@@ -46,7 +46,8 @@ class BlazeApp:
         plugins: plugin objects or modules to register on this app, in addition to the
             installed ones found through the ``blazerpc`` entry points.
         middleware: :class:`~blazerpc.server.middleware.Middleware` to run around every
-            call, in this order, before any plugin's.
+            call, in this order: after plugins' ``outer`` middleware (access log, metrics),
+            before any other plugin's.
         enable_batching: join concurrent requests into one model call, for every model
             whose inputs and outputs all have a batch axis (see ``blazerpc.batching``).
         max_batch_size: the most rows in one batch. A request with more runs alone.

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .app import BlazeApp
     from .batching import BatchConfig, BatchListener, BatchPolicy
     from .cli import ServeOption
-    from .server import ServerInfo
+    from .server import ServerInfo, SupervisorInfo
     from .wire import ArrayConverter, FieldContext, WireType
 
 __all__ = ["hookimpl", "hookspec"]
@@ -87,9 +87,10 @@ def blazerpc_adapt_model(obj: Any, name: str) -> Callable[..., Any] | None:
 def blazerpc_middleware(app: BlazeApp) -> Sequence[Any]:
     """Middleware to run around every call of ``app``.
 
-    Return :class:`blazerpc.Middleware` instances. Core orders all middleware, the
-    app's own first, then plugins' by each middleware's ``order`` and then class name,
-    never by registration order.
+    Return :class:`blazerpc.Middleware` instances. Core orders all middleware: those
+    marked ``outer = True`` first (logging and metrics, so they see calls the app's own
+    middleware rejects), then the app's own, then the other plugins', each group by
+    ``order`` and then class name, never by registration order.
 
     Called once at start-up. Collects the middleware of every plugin.
     """
@@ -163,4 +164,36 @@ def blazerpc_shutdown(app: BlazeApp, server: ServerInfo) -> None:
 
     Every plugin is called, in the reverse order of :func:`blazerpc_startup`, even if
     an earlier one raised.
+    """
+
+
+# --- the supervising parent of `blaze serve --workers N` / `--reload` ------------------
+
+
+@hookspec
+def blazerpc_supervisor_start(supervisor: SupervisorInfo) -> None:
+    """In the supervising parent, before its first worker process starts.
+
+    Changes to ``os.environ`` made here reach every worker (a shared directory for
+    per-process data, say). Raise :class:`blazerpc.ConfigurationError` to abort
+    start-up with a message.
+
+    Every plugin is called, in pluggy's order; stops at the first exception.
+    """
+
+
+@hookspec
+def blazerpc_worker_exit(supervisor: SupervisorInfo, pid: int, returncode: int) -> None:
+    """In the parent, after a worker process exited (a crash, a reload or a stop) and
+    was reaped, before any replacement starts. ``returncode`` is negative for a signal.
+
+    Every plugin is called; one that raises is logged and does not stop the others.
+    """
+
+
+@hookspec
+def blazerpc_supervisor_stop(supervisor: SupervisorInfo) -> None:
+    """In the parent, after every worker has exited; release what
+    :func:`blazerpc_supervisor_start` set up. Called only for plugins whose start hook
+    ran without raising, in reverse order, each even if another raised.
     """

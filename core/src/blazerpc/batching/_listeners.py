@@ -33,7 +33,8 @@ class BatchListener:
     """Receives batching events; returned by plugins from ``blazerpc_batch_listeners``.
 
     Methods run on the event loop, in the request path: keep them cheap and never
-    block. Override what you need.
+    block. Override what you need. Calls of unbatched unary models arrive too, as
+    batches of one row; waiting calls count as queue depth.
     """
 
     def on_batch(self, event: BatchEvent) -> None:

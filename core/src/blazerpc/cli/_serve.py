@@ -13,9 +13,10 @@ from typing import Any
 import structlog
 
 from ..exceptions import ConfigurationError
+from ..plugins import new_plugin_manager
 from ..server import run
 from ..server._calls import Limits
-from ..server._supervisor import Supervisor, python_command, reserve_port, worker_ready
+from ..server._supervisor import Supervisor, SupervisorInfo, python_command, reserve_port, worker_ready
 from ..server._tls import server_ssl_context
 from ._loader import load_app
 
@@ -91,17 +92,39 @@ def _supervise(config: ServeConfig) -> int:
         except ImportError:
             raise ConfigurationError("--reload needs watchfiles: pip install 'blazerpc[reload]'") from None
     reserved, port = reserve_port(config.host, config.port)
+    pm = new_plugin_manager()
+    info = SupervisorInfo(config.host, port, config.workers, dict(config.plugin_options))
+    started = []
     try:
+        # Start hooks one by one, so only those that ran get their stop hook.
+        for impl in reversed(pm.hook.blazerpc_supervisor_start.get_hookimpls()):
+            impl.function(supervisor=info)
+            started.append(impl.plugin_name)
         what = f"{config.workers} workers" if config.workers > 1 else "a worker, reloading on changes"
         _log.info(f"Starting {what} on {config.host}:{port}", workers=config.workers, reload=config.reload)
+
+        def worker_exit(pid: int, code: int) -> None:
+            for impl in pm.hook.blazerpc_worker_exit.get_hookimpls():
+                try:
+                    impl.function(supervisor=info, pid=pid, returncode=code)
+                except Exception:  # noqa: BLE001 - one plugin must not stop the others
+                    _log.exception("plugin worker-exit hook failed", plugin=impl.plugin_name)
+
         supervisor = Supervisor(
             lambda: python_command(config.worker_args(port)),
             config.workers,
             grace_period=config.grace_period,
             reload_paths=config.reload_paths() if config.reload else (),
+            on_worker_exit=worker_exit,
         )
         return supervisor.run()
     finally:
+        for impl in pm.hook.blazerpc_supervisor_stop.get_hookimpls():
+            if impl.plugin_name in started:
+                try:
+                    impl.function(supervisor=info)
+                except Exception:  # noqa: BLE001 - every started plugin gets its stop call
+                    _log.exception("plugin supervisor-stop hook failed", plugin=impl.plugin_name)
         reserved.close()
 
 

@@ -17,16 +17,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import structlog
 
 from ..exceptions import ConfigurationError
 
-__all__ = ["READY_FD_ENV", "Supervisor", "reserve_port"]
+__all__ = ["READY_FD_ENV", "Supervisor", "SupervisorInfo", "reserve_port"]
 
 _log = structlog.get_logger("blazerpc")
 
@@ -53,6 +54,22 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
     return sock, sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class SupervisorInfo:
+    """The supervising parent, as its lifecycle hooks see it.
+
+    Attributes:
+        host, port: where the workers listen (port 0 already resolved).
+        workers: how many worker processes run.
+        options: the values of plugins' ``blaze serve`` options.
+    """
+
+    host: str
+    port: int
+    workers: int
+    options: Mapping[str, Any]
+
+
 @dataclass
 class _Worker:
     index: int
@@ -70,7 +87,9 @@ class Supervisor:
         *,
         grace_period: float,
         reload_paths: Sequence[Path] = (),
+        on_worker_exit: Callable[[int, int], None] = lambda pid, code: None,
     ) -> None:
+        self._on_exit = on_worker_exit
         self._command = command
         self._count = workers
         self._grace = grace_period
@@ -84,7 +103,7 @@ class Supervisor:
     # --- workers ---------------------------------------------------------------------
 
     def _spawn(self, index: int) -> _Worker:
-        read_fd, write_fd = os.pipe()
+        read_fd, write_fd = os.pipe()  # the worker writes a line once it serves
         env = {**os.environ, READY_FD_ENV: str(write_fd)}
         # Its own session: a terminal's Ctrl-C reaches only this parent, which passes on
         # one SIGTERM (a second signal would make the worker stop at once).
@@ -93,10 +112,10 @@ class Supervisor:
         with os.fdopen(read_fd, "rb") as ready:
             line = _read_line(ready, STARTUP_TIMEOUT, process)
         if not line:
-            code = process.poll()
-            if code is None:
+            if process.poll() is None:
                 process.kill()
                 process.wait()
+            self._on_exit(process.pid, process.returncode)
             raise ConfigurationError(f"worker {index + 1} did not start (exit code {process.returncode})")
         _log.info(f"Worker {index + 1}/{self._count} serving", worker=index + 1, pid=process.pid)
         return _Worker(index, process)
@@ -116,12 +135,14 @@ class Supervisor:
                 _log.warning(f"Worker {w.index + 1} did not stop in time; killing it", pid=w.process.pid)
                 w.process.kill()
                 w.process.wait()
+            self._on_exit(w.process.pid, w.process.returncode)
 
     def _replace_dead(self) -> None:
         for i, w in enumerate(self._workers):
             code = w.process.poll()
             if code is None:
                 continue
+            self._on_exit(w.process.pid, code)
             now = time.monotonic()
             self._crashes = [t for t in self._crashes if now - t < CRASH_WINDOW] + [now]
             if len(self._crashes) > MAX_CRASHES:

@@ -7,7 +7,6 @@ listener, and ``blaze serve`` serves ``/metrics`` on ``--metrics-port`` (default
 
 from __future__ import annotations
 
-import os
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,14 +24,11 @@ from ._multiprocess import Supervision, options_endpoint, supervised_worker
 if TYPE_CHECKING:
     from blazerpc import BlazeApp, Middleware
     from blazerpc.batching import BatchListener
-    from blazerpc.server import ServerInfo
+    from blazerpc.server import ServerInfo, SupervisorInfo
 
 __all__ = ["DEFAULT_PORT", "metrics_for"]
 
 _log = structlog.get_logger("blazerpc")
-#: Core's supervisor gives its workers this variable until they report ready.
-_CORE_WORKER_ENV = "BLAZERPC_READY_FD"
-
 #: ``/metrics`` is served here unless ``--metrics-port`` says otherwise. A fixed port
 #: is what scrape configurations and Kubernetes annotations point at; 9464 is the
 #: port Prometheus exporters of application metrics commonly use.
@@ -112,15 +108,6 @@ def blazerpc_startup(app: BlazeApp, server: ServerInfo) -> None:
     state.metrics.prepare(server.methods)
     if supervised_worker():
         return  # the supervising parent serves every worker's metrics
-    if os.environ.get(_CORE_WORKER_ENV) is not None:
-        # A worker of `blaze serve --workers N` whose core does not call the supervisor
-        # hooks below: N endpoints on one port would fail or each report one worker.
-        _log.warning(
-            "This worker does not serve /metrics: this blazerpc's supervisor does not run "
-            "the metrics plugin's supervisor hooks, which sum all workers in one scrape; "
-            "serve with one process for metrics, or upgrade blazerpc",
-        )
-        return
     host, port = options_endpoint(server.host, server.options)
     registry: Any = state.metrics.registry
     path = multiprocess_dir()
@@ -155,11 +142,10 @@ def blazerpc_shutdown(app: BlazeApp, server: ServerInfo) -> None:
 
 
 # --- the supervising parent of `blaze serve --workers N` -----------------------------------
-# Optional hooks: called by a core whose supervisor has them, ignored by one that has not.
 
 
-@hookimpl(optionalhook=True)
-def blazerpc_supervisor_start(supervisor: Any) -> None:
+@hookimpl
+def blazerpc_supervisor_start(supervisor: SupervisorInfo) -> None:
     global _supervision
     if _supervision is not None:
         raise ConfigurationError("the metrics plugin is already supervising workers in this process")
@@ -167,14 +153,14 @@ def blazerpc_supervisor_start(supervisor: Any) -> None:
     _supervision = Supervision.start(host, port)
 
 
-@hookimpl(optionalhook=True)
-def blazerpc_worker_exit(supervisor: Any, pid: int) -> None:
+@hookimpl
+def blazerpc_worker_exit(supervisor: SupervisorInfo, pid: int) -> None:
     if _supervision is not None:
         _supervision.worker_exited(pid)
 
 
-@hookimpl(optionalhook=True)
-def blazerpc_supervisor_stop(supervisor: Any) -> None:
+@hookimpl
+def blazerpc_supervisor_stop(supervisor: SupervisorInfo) -> None:
     global _supervision
     if _supervision is not None:
         _supervision.stop()
