@@ -164,12 +164,21 @@ class Supervisor:
                 if w.process.poll() is None:
                     w.process.send_signal(signal.SIGTERM)
 
-    def _watch(self) -> None:
+    def _watch(self, armed: threading.Event) -> None:
         from watchfiles import PythonFilter, watch
 
+        # With yield_on_timeout the first (empty) yield comes once the watches are in
+        # place: only from then on is a change sure to be seen.
         for changes in watch(
-            *self._reload_paths, watch_filter=PythonFilter(), stop_event=self._stop_watching
+            *self._reload_paths,
+            watch_filter=PythonFilter(),
+            stop_event=self._stop_watching,
+            rust_timeout=200,
+            yield_on_timeout=True,
         ):
+            armed.set()
+            if not changes:
+                continue
             names = sorted({Path(path).name for _, path in changes})
             _log.info(f"Source changed ({', '.join(names)}); reloading")
             self._reload.set()
@@ -181,10 +190,16 @@ class Supervisor:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         watcher = None
         try:
-            self._start_all()
             if self._reload_paths:
-                watcher = threading.Thread(target=self._watch, name="blazerpc-reload", daemon=True)
+                armed = threading.Event()
+                watcher = threading.Thread(
+                    target=self._watch, args=(armed,), name="blazerpc-reload", daemon=True
+                )
                 watcher.start()
+                if not armed.wait(30):
+                    raise ConfigurationError("--reload: the file watcher did not start")
+                _log.info(f"Watching {', '.join(map(str, self._reload_paths))} for changes")
+            self._start_all()
             while not self._signals:
                 if self._reload.is_set():
                     self._reload.clear()
