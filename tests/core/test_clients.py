@@ -290,8 +290,9 @@ def test_grpcurl_describe_service(grpcurl: str, quickstart_server: ServeProcess)
     out = _grpcurl(grpcurl, quickstart_server, "describe", "blazerpc.InferenceService")
     assert out.splitlines()[0] == "blazerpc.InferenceService is a service:"
     assert (
-        "rpc PredictSentiment ( .blazerpc.SentimentRequest ) returns ( .blazerpc.SentimentResponse );" in out
-    )
+        '  // Model "sentiment", version "1".\n'
+        "  rpc PredictSentiment ( .blazerpc.SentimentRequest ) returns ( .blazerpc.SentimentResponse );"
+    ) in out
 
 
 def test_grpcurl_describe_streaming_service(grpcurl: str, streaming_server: ServeProcess) -> None:
@@ -322,8 +323,9 @@ def test_grpcurl_describe_optional_and_tensor_fields(grpcurl: str, export_server
     ):
         assert line in options
     tensors = _grpcurl(grpcurl, export_server, "describe", "blazerpc.TensorsRequest")
-    assert ".blazerpc.TensorProto batch = 1;" in tensors
-    assert ".blazerpc.TensorProto extra = 2;" in tensors
+    # The comments say what the TensorProto type cannot: each tensor's dtype and shape.
+    assert "  // float32, shape [batch, 3]\n  .blazerpc.TensorProto batch = 1;" in tensors
+    assert "  // any dtype, any shape\n  .blazerpc.TensorProto extra = 2;" in tensors
     tensor = _grpcurl(grpcurl, export_server, "describe", "blazerpc.TensorProto")
     for line in ("repeated int64 shape = 1;", "string dtype = 2;", "bytes data = 3;"):
         assert line in tensor

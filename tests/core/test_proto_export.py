@@ -66,7 +66,7 @@ def _protoc() -> str:
     return protoc
 
 
-def _compile_with_protoc(proto: Path, out: Path) -> FileDescriptorProto:
+def _compile_with_protoc(proto: Path, out: Path, *options: str) -> FileDescriptorProto:
     descriptor_set = out / "blaze_service.pb"
     done = subprocess.run(
         [
@@ -74,6 +74,7 @@ def _compile_with_protoc(proto: Path, out: Path) -> FileDescriptorProto:
             f"--proto_path={proto.parent}",
             f"--descriptor_set_out={descriptor_set}",
             "--include_imports",
+            *options,
             proto.name,
         ],
         capture_output=True,
@@ -103,6 +104,7 @@ message SentimentResponse {
 }
 
 service InferenceService {
+  // Model "sentiment", version "1".
   rpc PredictSentiment(SentimentRequest) returns (SentimentResponse);
 }
 """
@@ -215,6 +217,31 @@ def test_protoc_compiles_to_the_served_schema(tmp_path: Path, path: Path) -> Non
     built = module.app.schema().file
     assert len(built.message_type) >= 2
     _assert_same_schema(compiled, built)
+
+
+def _leading_comments(file: FileDescriptorProto) -> dict[tuple[int, ...], str]:
+    locations = file.source_code_info.location
+    return {tuple(loc.path): loc.leading_comments for loc in locations if loc.leading_comments}
+
+
+def test_protoc_reads_the_same_comments_that_reflection_serves(tmp_path: Path) -> None:
+    """The written text and the served descriptor document the same things: each RPC's
+    model, version and docstring, each tensor field's dtype and shape."""
+    proto = _write_proto(app_target("export_app"), tmp_path)
+    compiled = _compile_with_protoc(proto, tmp_path, "--include_source_info")
+    built = _load(APPS / "export_app.py", "proto_export_comments").app.schema().file
+    served = _leading_comments(built)
+    assert served == {path: text for path, text in _leading_comments(compiled).items() if path in served}
+    text = proto.read_text()
+    assert "  // float32, shape [batch, 3]\n  TensorProto batch = 1;\n" in text
+    assert "  // any dtype, any shape\n  TensorProto extra = 2;\n" in text
+    assert "  // float32, shape [batch]\n  TensorProto result_0 = 1;\n" in text
+    assert (
+        '  // Model "tensors", version "1".\n  //\n'
+        "  // Sums each row of `batch`; transposes and doubles `extra`.\n"
+        "  rpc PredictTensors(TensorsRequest) returns (TensorsResponse);\n"
+    ) in text
+    assert '  // Model "scalars", version "1".\n  rpc PredictScalars(' in text
 
 
 def _opt(name: str, number: int, type_: str) -> tuple[Any, ...]:

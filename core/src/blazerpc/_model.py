@@ -284,7 +284,16 @@ def build_method(
         outputs=tuple(outputs),
         streaming=spec.streaming,
         result_kind=result_kind,
+        doc=_summary(spec.func),
     )
+
+
+def _summary(func: Callable[..., Any]) -> str:
+    """The first paragraph of a model function's own docstring ("" for none; a callable
+    object's class docstring describes the class, not the model, and is left out)."""
+    target = inspect.unwrap(func) if inspect.isroutine(func) else None
+    doc = inspect.getdoc(target) if target is not None else None
+    return doc.split("\n\n", 1)[0].strip() if doc else ""
 
 
 def make_to_array(converters: Sequence[ArrayConverter]) -> Callable[[Any], np.ndarray]:

@@ -47,6 +47,10 @@ def numeric(x: np.float32, small: np.int8) -> tuple[np.float32, np.int8]:
 
 @app.model("tensors")
 def tensors(batch: Rows, extra: np.ndarray) -> tuple[RowSums, np.ndarray, int]:
+    """Sums each row of `batch`; transposes and doubles `extra`.
+
+    Only the first paragraph of a docstring goes into the schema.
+    """
     return batch.sum(axis=1), extra.T * 2, int(extra.size)
 
 

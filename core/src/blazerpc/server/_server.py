@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from grpclib.health.check import ServiceStatus
 from grpclib.health.service import Health
-from grpclib.reflection.service import ServerReflection
-from grpclib.reflection.v1alpha.reflection_grpc import ServerReflectionBase as _V1AlphaBase
 from grpclib.server import Server
 
 from ..wire._schema import MethodSchema, Schema
 from ._calls import CallTracker, Limits
+from ._reflection import reflection_services
 from ._service import BlazeCodec, InferenceService, MethodTable
 
 if TYPE_CHECKING:
@@ -114,10 +113,8 @@ class BlazeServer:
         self._status = ServiceStatus()
         health = Health({inference: [self._status]})
         names = [INFERENCE_SERVICE, HEALTH_SERVICE, *REFLECTION_SERVICES]
-        pool = runtime.schema.pool
-        reflection = ServerReflection(_service_names=names, _pool=pool)
-        reflection_v1alpha = _reflection_v1alpha(names, pool)
-        self._server = _Server([inference, health, reflection, reflection_v1alpha], codec=BlazeCodec())
+        reflection = reflection_services(names, runtime.schema.pool, runtime.schema.file)
+        self._server = _Server([inference, health, *reflection], codec=BlazeCodec())
         # grpclib looks methods up with mapping.get(path), set up in its constructor.
         self._server._mapping = MethodTable(self._server._mapping)
         self._force = asyncio.Event()
@@ -237,12 +234,6 @@ class BlazeServer:
                 impl.function(app=self.app, server=info)
             except Exception:  # noqa: BLE001 - one failing plugin must not skip the others
                 _log.exception("plugin shutdown failed", plugin=impl.plugin_name)
-
-
-def _reflection_v1alpha(names: list[str], pool: Any) -> _V1AlphaBase:
-    from grpclib.reflection._deprecated import ServerReflection as V1Alpha
-
-    return V1Alpha(_service_names=names, _pool=pool)
 
 
 async def serve_until_signal(

@@ -34,15 +34,29 @@ def _type_name(field: FieldDescriptorProto, package: str) -> str:
     return _SCALARS[field.type]
 
 
-def _render_message(msg: DescriptorProto, package: str) -> list[str]:
+def _comments(file: FileDescriptorProto) -> dict[tuple[int, ...], str]:
+    """Leading comments by source location path."""
+    return {tuple(loc.path): loc.leading_comments for loc in file.source_code_info.location}
+
+
+def _comment_lines(text: str, indent: str) -> list[str]:
+    return [f"{indent}//{line}".rstrip() for line in text.rstrip("\n").split("\n")]
+
+
+def _render_message(
+    msg: DescriptorProto, package: str, comments: dict[tuple[int, ...], str], index: int
+) -> list[str]:
     lines = [f"message {msg.name} {{"]
-    for field in msg.field:
+    for number, field in enumerate(msg.field):
         if field.label == _F.LABEL_REPEATED:
             label = "repeated "
         elif field.proto3_optional:
             label = "optional "
         else:
             label = ""
+        comment = comments.get((4, index, 2, number))
+        if comment:
+            lines += _comment_lines(comment, "  ")
         lines.append(f"  {label}{_type_name(field, package)} {field.name} = {field.number};")
     lines.append("}")
     return lines
@@ -55,12 +69,18 @@ def render_proto(file: FileDescriptorProto, header: str | None = None) -> str:
         lines += [f"// {line}" if line else "//" for line in header.splitlines()]
         lines.append("")
     lines += [f'syntax = "{file.syntax or "proto2"}";', "", f"package {file.package};", ""]
-    for msg in file.message_type:
-        lines += _render_message(msg, file.package)
+    comments = _comments(file)
+    for index, msg in enumerate(file.message_type):
+        lines += _render_message(msg, file.package, comments, index)
         lines.append("")
-    for service in file.service:
+    for service_index, service in enumerate(file.service):
         lines.append(f"service {service.name} {{")
-        for method in service.method:
+        for number, method in enumerate(service.method):
+            comment = comments.get((6, service_index, 2, number))
+            if comment:
+                if number:
+                    lines.append("")
+                lines += _comment_lines(comment, "  ")
             request = _type_name(_F(type=_F.TYPE_MESSAGE, type_name=method.input_type), file.package)
             reply = _type_name(_F(type=_F.TYPE_MESSAGE, type_name=method.output_type), file.package)
             stream_in = "stream " if method.client_streaming else ""

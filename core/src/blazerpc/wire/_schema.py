@@ -25,6 +25,8 @@ __all__ = [
     "MethodSchema",
     "Schema",
     "build_schema",
+    "method_comment",
+    "tensor_comment",
 ]
 
 PACKAGE = "blazerpc"
@@ -32,6 +34,10 @@ SERVICE = "InferenceService"
 FILE_NAME = "blaze_service.proto"
 
 _NO_DEFAULT: Any = object()
+
+# Field numbers of FileDescriptorProto.message_type / .service, DescriptorProto.field and
+# ServiceDescriptorProto.method: the steps of a SourceCodeInfo location's path.
+_MESSAGE_TYPE, _SERVICE, _FIELD, _METHOD = 4, 6, 2, 2
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,8 @@ class MethodSchema:
     #: ``result``), a tuple (``result_0``...), or named fields (a TypedDict, dataclass
     #: or NamedTuple).
     result_kind: Literal["value", "tuple", "fields"] = "value"
+    #: The first paragraph of the model function's docstring, for the schema's comments.
+    doc: str = ""
 
     @property
     def path(self) -> str:
@@ -121,14 +129,63 @@ def _shared_messages(methods: Sequence[MethodSchema]) -> list[DescriptorProto]:
     return list(found.values())
 
 
+def method_comment(method: MethodSchema) -> str:
+    """The comment above a model's RPC: its name and version, then its docstring.
+
+    Clients read the first line back (``blazerpc.Client`` matches models by it), so
+    its form is fixed: ``Model "<name>", version "<version>".``
+    """
+    text = f'Model "{method.model}", version "{method.version}".'
+    if method.doc:
+        text += "\n\n" + method.doc
+    return text
+
+
+def tensor_comment(wire: WireType) -> str | None:
+    """The comment above a tensor field: its declared dtype and shape, which the wire
+    type alone does not say. Clients read it back, so its form is fixed:
+    ``float32, shape [batch, 3]``, ``uint8, any shape``, ``any dtype, shape [2]``."""
+    spec = wire.tensor
+    if spec is None:
+        return None
+    dtype = spec.dtype or "any dtype"
+    shape = "any shape" if spec.dims is None else f"shape [{', '.join(str(d) for d in spec.dims)}]"
+    return f"{dtype}, {shape}"
+
+
+def _comment(text: str) -> str:
+    # Protobuf keeps a comment's text after "//" as it is: one leading space per line.
+    return "".join(f" {line}\n" if line else "\n" for line in text.splitlines())
+
+
 def build_file(methods: Sequence[MethodSchema]) -> FileDescriptorProto:
-    """The ``blaze_service.proto`` file for ``methods``."""
+    """The ``blaze_service.proto`` file for ``methods``.
+
+    Its ``source_code_info`` carries the comments of ``blaze proto``'s text, which
+    reflection serves too (grpcurl ``describe`` shows them): each RPC's model, version
+    and docstring, and each tensor field's dtype and shape.
+    """
     file = FileDescriptorProto(name=FILE_NAME, package=PACKAGE, syntax="proto3")
     file.message_type.extend(_shared_messages(methods))
     service = file.service.add(name=SERVICE)
+    info = file.source_code_info
+    line = 0
+
+    def comment(path: list[int], text: str) -> None:
+        # grpcurl shows leading comments only. Spans just order the locations: the
+        # text is rendered from the descriptors, not from a source file.
+        nonlocal line
+        line += 1
+        info.location.add(path=path, span=[line, 0, 1], leading_comments=_comment(text))
+
     for m in methods:
-        file.message_type.append(_message(m.request, m.inputs))
-        file.message_type.append(_message(m.response, m.outputs))
+        for fields, name in ((m.inputs, m.request), (m.outputs, m.response)):
+            index = len(file.message_type)
+            file.message_type.append(_message(name, fields))
+            for number, f in enumerate(fields):
+                text = tensor_comment(f.wire)
+                if text is not None:
+                    comment([_MESSAGE_TYPE, index, _FIELD, number], text)
         rpc = service.method.add(
             name=m.rpc,
             input_type=f".{PACKAGE}.{m.request}",
@@ -136,6 +193,7 @@ def build_file(methods: Sequence[MethodSchema]) -> FileDescriptorProto:
         )
         if m.streaming:
             rpc.server_streaming = True
+        comment([_SERVICE, 0, _METHOD, len(service.method) - 1], method_comment(m))
     return file
 
 
