@@ -3,7 +3,9 @@ own schema. Importable from tests as `support` (pytest puts tests/core on sys.pa
 
 from __future__ import annotations
 
+import datetime
 import importlib
+import ipaddress
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -84,3 +86,61 @@ class Client:
 def load_app_module(name: str) -> ModuleType:
     """Import tests/core/apps/<name>.py (for its schema's message classes)."""
     return importlib.import_module(f"apps.{name}")
+
+
+def certificates(directory: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1, a client certificate from the CA, and a
+    client certificate from another CA."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def key() -> ec.EllipticCurvePrivateKey:
+        return ec.generate_private_key(ec.SECP256R1())
+
+    def cert(
+        name: str, public: Any, issuer: x509.Name, signer: Any, *, ca: bool, san: bool = False
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(issuer)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if san:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                ),
+                critical=False,
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    def write(name: str, certificate: x509.Certificate, private: Any) -> None:
+        (directory / f"{name}.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        (directory / f"{name}.key").write_bytes(
+            private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+
+    for ca_name, leaves in (("ca", ("server", "client")), ("rogue-ca", ("rogue-client",))):
+        ca_key = key()
+        ca_subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
+        ca_cert = cert(ca_name, ca_key.public_key(), ca_subject, ca_key, ca=True)
+        write(ca_name, ca_cert, ca_key)
+        for leaf in leaves:
+            leaf_key = key()
+            write(
+                leaf,
+                cert(leaf, leaf_key.public_key(), ca_subject, ca_key, ca=False, san=leaf == "server"),
+                leaf_key,
+            )
+    return {p.stem if p.suffix == ".pem" else p.stem + "-key": p for p in directory.iterdir()}

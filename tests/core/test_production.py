@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-import ipaddress
 import os
 import signal
 import ssl
@@ -21,7 +19,7 @@ from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
-from support import Client, app_target, load_app_module
+from support import Client, app_target, certificates, load_app_module
 
 from blazerpc.server._service import BlazeCodec, RawMessage
 from blazerpc.testing import ServeProcess, serve_process
@@ -241,64 +239,6 @@ def test_stopping_the_parent_stops_every_worker(two_workers: ServeProcess) -> No
 # --- TLS ---------------------------------------------------------------------------------
 
 
-def _certificates(directory: Path) -> dict[str, Path]:
-    """A CA, a server certificate for 127.0.0.1, a client certificate from the CA, and a
-    client certificate from another CA."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-
-    def key() -> ec.EllipticCurvePrivateKey:
-        return ec.generate_private_key(ec.SECP256R1())
-
-    def cert(
-        name: str, public: Any, issuer: x509.Name, signer: Any, *, ca: bool, san: bool = False
-    ) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(issuer)
-            .public_key(public)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if san:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-                ),
-                critical=False,
-            )
-        return builder.sign(signer, hashes.SHA256())
-
-    def write(name: str, certificate: x509.Certificate, private: Any) -> None:
-        (directory / f"{name}.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        (directory / f"{name}.key").write_bytes(
-            private.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-
-    for ca_name, leaves in (("ca", ("server", "client")), ("rogue-ca", ("rogue-client",))):
-        ca_key = key()
-        ca_subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
-        ca_cert = cert(ca_name, ca_key.public_key(), ca_subject, ca_key, ca=True)
-        write(ca_name, ca_cert, ca_key)
-        for leaf in leaves:
-            leaf_key = key()
-            write(
-                leaf,
-                cert(leaf, leaf_key.public_key(), ca_subject, ca_key, ca=False, san=leaf == "server"),
-                leaf_key,
-            )
-    return {p.stem if p.suffix == ".pem" else p.stem + "-key": p for p in directory.iterdir()}
-
-
 def _client_context(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(ca))
     context.set_alpn_protocols(["h2"])
@@ -316,7 +256,7 @@ async def _pid_over(proc: ServeProcess, context: ssl.SSLContext | None) -> int:
 
 
 def test_tls(tmp_path: Path) -> None:
-    certs = _certificates(tmp_path)
+    certs = certificates(tmp_path)
     args = ("--ssl-certfile", str(certs["server"]), "--ssl-keyfile", str(certs["server-key"]))
     with serve_process(app_target("serving_app"), *args) as proc:
         assert asyncio.run(_pid_over(proc, _client_context(certs["ca"]))) == proc.process.pid
@@ -327,7 +267,7 @@ def test_tls(tmp_path: Path) -> None:
 
 
 def test_mutual_tls_requires_a_client_certificate_from_the_ca(tmp_path: Path) -> None:
-    certs = _certificates(tmp_path)
+    certs = certificates(tmp_path)
     args = (
         "--ssl-certfile", str(certs["server"]), "--ssl-keyfile", str(certs["server-key"]),
         "--ssl-ca-certs", str(certs["ca"]),

@@ -12,6 +12,7 @@ Then ``blaze serve app:app``.
 """
 
 from .app import BlazeApp
+from .client import CallError, Client, SyncClient
 from .exceptions import (
     BlazeRPCError,
     ConfigurationError,
@@ -32,6 +33,8 @@ __all__ = [
     "BlazeApp",
     "BlazeRPCError",
     "CallContext",
+    "CallError",
+    "Client",
     "ConfigurationError",
     "ExceptionMiddleware",
     "InferenceError",
@@ -41,6 +44,7 @@ __all__ = [
     "ModelRegistrationError",
     "PluginError",
     "RequestError",
+    "SyncClient",
     "TensorInput",
     "TensorOutput",
     "TypeMappingError",

@@ -1,0 +1,277 @@
+"""``blazerpc.Client``: call any BlazeRPC server's models, learning its schema through
+reflection."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as _ssl
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import Any
+
+from google.protobuf.message import Message
+from grpclib.client import Channel
+from grpclib.const import Cardinality, Status
+from grpclib.encoding.proto import ProtoCodec
+
+from ._errors import CallError, translate_errors
+from ._schema import SERVICE, ModelInfo, ServiceSchema, _Method, fetch_files
+
+__all__ = ["Client", "Metadata", "RawCodec", "client_ssl_context", "parse_address"]
+
+Metadata = Mapping[str, str | bytes] | Sequence[tuple[str, str | bytes]]
+
+DEFAULT_PORT = 50051
+
+
+class RawCodec(ProtoCodec):
+    """Protobuf, except that a request already serialized (``bytes``) is sent as it is,
+    and a reply type of ``bytes`` receives the serialized reply."""
+
+    def encode(self, message: Any, message_type: Any) -> bytes:
+        if isinstance(message, bytes):
+            return message
+        return super().encode(message, message_type)
+
+    def decode(self, data: bytes, message_type: Any) -> Any:
+        if message_type is bytes:
+            return data
+        return super().decode(data, message_type)
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``host:port``, ``[::1]:port`` or ``host`` (port 50051)."""
+    address = address.strip().removeprefix("grpc://").removeprefix("http://").removeprefix("https://")
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif address.count(":") == 1:
+        host, _, port = address.partition(":")
+    else:
+        host, port = address, ""
+    if not host:
+        raise ValueError(f"no host in address {address!r}")
+    try:
+        number = int(port) if port else DEFAULT_PORT
+    except ValueError:
+        raise ValueError(f"bad port in address {address!r}") from None
+    return host, number
+
+
+def client_ssl_context(
+    ca_file: str | None = None, cert_file: str | None = None, key_file: str | None = None
+) -> _ssl.SSLContext:
+    """A TLS context for gRPC: the system's CAs (or ``ca_file``), HTTP/2 by ALPN, and a
+    client certificate for mutual TLS when ``cert_file`` is given."""
+    context = _ssl.create_default_context(_ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+    context.minimum_version = _ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["h2"])
+    if cert_file is not None:
+        context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+class Client:
+    """An asyncio client for a BlazeRPC server; no ``.proto`` and no stubs needed.
+
+    ::
+
+        async with Client("localhost:50051") as client:
+            scores = await client.predict("sentiment", text=["good"])
+            async for token in client.stream("generate", prompt="hi"):
+                print(token)
+
+    On first use it asks the server's reflection service for
+    ``blazerpc.InferenceService`` and builds the message classes from the answer.
+
+    Args:
+        address: ``host:port`` (port 50051 when left out).
+        ssl: ``True`` for TLS with the system's CAs, or an ``ssl.SSLContext``.
+        ca_file, cert_file, key_file: TLS with these CAs, and a client certificate for
+            mutual TLS; any of them turns TLS on.
+        timeout: the default timeout of every call, in seconds (``None``: none).
+        metadata: metadata sent with every call (a call's own is added to it).
+    """
+
+    def __init__(
+        self,
+        address: str = f"localhost:{DEFAULT_PORT}",
+        *,
+        ssl: bool | _ssl.SSLContext | None = None,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> None:
+        self.address = address
+        self.host, self.port = parse_address(address)
+        if isinstance(ssl, _ssl.SSLContext):
+            self._ssl: _ssl.SSLContext | None = ssl
+        elif ssl or ca_file or cert_file:
+            self._ssl = client_ssl_context(ca_file, cert_file, key_file)
+        else:
+            self._ssl = None
+        self.timeout = timeout
+        self._metadata = _pairs(metadata)
+        self._channel: Channel | None = None
+        self._schema: ServiceSchema | None = None
+        self._connecting: asyncio.Future[ServiceSchema] | None = None
+
+    # --- connection ----------------------------------------------------------------------
+
+    @property
+    def channel(self) -> Channel:
+        """The grpclib channel (one HTTP/2 connection), created on first use."""
+        if self._channel is None:
+            self._channel = Channel(self.host, self.port, ssl=self._ssl, codec=RawCodec())
+        return self._channel
+
+    async def connect(self) -> ServiceSchema:
+        """Discover the service through reflection (done once; later calls return at once)."""
+        if self._schema is not None:
+            return self._schema
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._discover())
+        try:
+            return await asyncio.shield(self._connecting)
+        except BaseException:
+            if self._connecting.done():
+                self._connecting = None  # let a later call try again
+            raise
+
+    async def _discover(self) -> ServiceSchema:
+        timeout = self.timeout if self.timeout is not None else 30
+        with translate_errors(self.address):
+            files = await fetch_files(self.channel, SERVICE, timeout)
+        self._schema = ServiceSchema(files)
+        return self._schema
+
+    def close(self) -> None:
+        """Close the connection (calls in flight fail). The client can connect again."""
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- models ----------------------------------------------------------------------
+
+    async def models(self) -> list[ModelInfo]:
+        """Every model the server serves, with its request and response fields."""
+        return (await self.connect()).models
+
+    async def model(self, model: str, version: str | None = None) -> ModelInfo:
+        """The RPC that serves ``model`` (and ``version``) and its fields."""
+        return (await self.connect()).find(model, version).info
+
+    async def encode(
+        self, model: str, inputs: Mapping[str, Any] | None = None, /, *, version: str | None = None,
+        **fields: Any,
+    ) -> tuple[ModelInfo, bytes]:  # fmt: skip
+        """The RPC and the serialized request for these inputs: what ``blaze bench``
+        sends over and over without encoding it again."""
+        method = (await self.connect()).find(model, version)
+        request = method.request.build({**(inputs or {}), **fields}, model)
+        return method.info, request.SerializeToString()
+
+    # --- calls -----------------------------------------------------------------------
+
+    async def predict(
+        self,
+        model: str,
+        inputs: Mapping[str, Any] | None = None,
+        /,
+        *,
+        version: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        **fields: Any,
+    ) -> Any:
+        """Call a model; returns its result.
+
+        Inputs are keyword arguments named after the model's parameters (or a mapping,
+        for names such as ``timeout``): Python values, and numpy arrays (or anything
+        ``np.asarray`` takes) for tensors. A response with the single field ``result``
+        is returned as that value; a response with several fields (a tuple, TypedDict,
+        dataclass or NamedTuple result) as a ``dict`` by field name. Tensors come back
+        as read-only ``np.ndarray`` (``.copy()`` for a writable one); an absent
+        optional field as ``None``.
+
+        Raises :class:`CallError` carrying the status and message of any failure.
+        """
+        method = (await self.connect()).find(model, version)
+        if method.info.streaming:
+            raise CallError(
+                Status.INVALID_ARGUMENT, f"model {model!r} streams its results: use client.stream()"
+            )
+        request = method.request.build({**(inputs or {}), **fields}, model)
+        reply = await self._unary(method, request, timeout, metadata)
+        return method.response.read(reply)
+
+    async def _unary(
+        self, method: _Method, request: Message | bytes, timeout: float | None, metadata: Metadata | None
+    ) -> Any:
+        with translate_errors(self.address):
+            async with self.channel.request(
+                method.info.path,
+                Cardinality.UNARY_UNARY,
+                method.request.cls,
+                method.response.cls,
+                timeout=self.timeout if timeout is None else timeout,
+                metadata=self._merged(metadata),
+            ) as stream:
+                await stream.send_message(request, end=True)  # type: ignore[arg-type]  # bytes: RawCodec
+                reply = await stream.recv_message()
+                await stream.recv_trailing_metadata()
+        if reply is None:
+            raise CallError(Status.UNKNOWN, f"{method.info.rpc} ended without a reply")
+        return reply
+
+    async def stream(
+        self,
+        model: str,
+        inputs: Mapping[str, Any] | None = None,
+        /,
+        *,
+        version: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        **fields: Any,
+    ) -> AsyncGenerator[Any, None]:
+        """Call a streaming model; yields each message's result as it arrives (decoded
+        like :meth:`predict`'s). The timeout covers the whole stream. An error, even
+        after some messages, raises :class:`CallError`."""
+        method = (await self.connect()).find(model, version)
+        request = method.request.build({**(inputs or {}), **fields}, model)
+        cardinality = Cardinality.UNARY_STREAM if method.info.streaming else Cardinality.UNARY_UNARY
+        with translate_errors(self.address):
+            async with self.channel.request(
+                method.info.path,
+                cardinality,
+                method.request.cls,
+                method.response.cls,
+                timeout=self.timeout if timeout is None else timeout,
+                metadata=self._merged(metadata),
+            ) as stream:
+                await stream.send_message(request, end=True)
+                while (reply := await stream.recv_message()) is not None:
+                    yield method.response.read(reply)
+                await stream.recv_trailing_metadata()
+
+    def _merged(self, metadata: Metadata | None) -> list[tuple[str, str | bytes]] | None:
+        if not metadata:
+            return self._metadata or None
+        return [*self._metadata, *_pairs(metadata)]
+
+
+def _pairs(metadata: Metadata | None) -> list[tuple[str, str | bytes]]:
+    if not metadata:
+        return []
+    if isinstance(metadata, Mapping):
+        return list(metadata.items())
+    return list(metadata)

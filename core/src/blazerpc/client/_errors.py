@@ -1,0 +1,55 @@
+"""The one exception a client call raises, and the mapping of transport errors onto it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
+
+from ..exceptions import BlazeRPCError
+
+__all__ = ["CallError", "translate_errors"]
+
+
+class CallError(GRPCError, BlazeRPCError):
+    """A call did not succeed: ``.status`` (a ``grpclib.const.Status``) and ``.message``.
+
+    Raised for the server's non-OK statuses as they came, and for what went wrong on the
+    client's side with the status a gRPC client reports for it: ``UNAVAILABLE`` when
+    the server cannot be reached or the connection breaks, ``DEADLINE_EXCEEDED`` when
+    the call's timeout passes, ``UNIMPLEMENTED`` for a model the server does not serve,
+    ``INVALID_ARGUMENT`` for inputs that cannot be encoded. It is a
+    ``grpclib.exceptions.GRPCError``, so code catching that catches this too.
+    """
+
+    def __init__(self, status: Status, message: str | None = None, details: Any = None) -> None:
+        super().__init__(status, message, details)
+
+    @property
+    def code(self) -> str:
+        """The status's name: ``"INVALID_ARGUMENT"``."""
+        return self.status.name
+
+    def __str__(self) -> str:
+        return f"{self.status.name}: {self.message}" if self.message else self.status.name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.status, self.message, self.details))
+
+
+@contextlib.contextmanager
+def translate_errors(target: str) -> Iterator[None]:
+    """Turn grpclib's and the network's exceptions into :class:`CallError`."""
+    try:
+        yield
+    except CallError:
+        raise
+    except GRPCError as exc:
+        raise CallError(exc.status, exc.message, exc.details) from None
+    except TimeoutError:  # asyncio.TimeoutError is TimeoutError since 3.11
+        raise CallError(Status.DEADLINE_EXCEEDED, "deadline exceeded") from None
+    except (StreamTerminatedError, ProtocolError, OSError) as exc:
+        raise CallError(Status.UNAVAILABLE, f"cannot reach {target}: {exc or type(exc).__name__}") from None

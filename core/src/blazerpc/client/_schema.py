@@ -1,0 +1,511 @@
+"""What a client learns from the server: descriptors fetched through reflection, built
+into message classes in a private pool, and the conversions between Python values and
+those messages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
+from google.protobuf.descriptor_pb2 import FileDescriptorProto
+from google.protobuf.message import Message
+from grpclib.client import Channel
+from grpclib.const import Cardinality, Status
+from grpclib.exceptions import GRPCError
+from grpclib.reflection.v1 import reflection_pb2 as reflection_v1
+from grpclib.reflection.v1alpha import reflection_pb2 as reflection_v1alpha
+
+from ..types import TENSOR_DTYPES
+from ._errors import CallError
+
+__all__ = [
+    "SERVICE",
+    "FieldInfo",
+    "ModelInfo",
+    "ServiceSchema",
+    "decode_tensor",
+    "encode_array",
+    "fetch_files",
+    "rpc_for",
+]
+
+SERVICE = "blazerpc.InferenceService"
+
+_FD = FieldDescriptor
+_TYPE_NAMES = {
+    _FD.TYPE_DOUBLE: "double",
+    _FD.TYPE_FLOAT: "float",
+    _FD.TYPE_INT64: "int64",
+    _FD.TYPE_UINT64: "uint64",
+    _FD.TYPE_INT32: "int32",
+    _FD.TYPE_FIXED64: "fixed64",
+    _FD.TYPE_FIXED32: "fixed32",
+    _FD.TYPE_BOOL: "bool",
+    _FD.TYPE_STRING: "string",
+    _FD.TYPE_BYTES: "bytes",
+    _FD.TYPE_UINT32: "uint32",
+    _FD.TYPE_SFIXED32: "sfixed32",
+    _FD.TYPE_SFIXED64: "sfixed64",
+    _FD.TYPE_SINT32: "sint32",
+    _FD.TYPE_SINT64: "sint64",
+    _FD.TYPE_ENUM: "enum",
+}
+
+
+# --- reflection --------------------------------------------------------------------------
+
+
+async def _fetch_with(channel: Channel, module: Any, symbol: str, timeout: float | None) -> list[bytes]:
+    path = f"/{module.DESCRIPTOR.package}.ServerReflection/ServerReflectionInfo"
+    request_type, response_type = module.ServerReflectionRequest, module.ServerReflectionResponse
+    found: dict[str, bytes] = {}
+    async with channel.request(
+        path, Cardinality.STREAM_STREAM, request_type, response_type, timeout=timeout
+    ) as stream:
+
+        async def ask(**query: str) -> None:
+            await stream.send_message(request_type(**query))
+            reply = await stream.recv_message()
+            if reply is None:
+                raise CallError(Status.UNAVAILABLE, "the reflection stream ended without an answer")
+            if reply.HasField("error_response"):
+                error = reply.error_response
+                raise CallError(Status(error.error_code), f"reflection: {error.error_message}")
+            for raw in reply.file_descriptor_response.file_descriptor_proto:
+                proto = FileDescriptorProto.FromString(raw)
+                found.setdefault(proto.name, raw)
+
+        await ask(file_containing_symbol=symbol)
+        while True:  # files the answer depends on but did not include
+            missing = {
+                dep
+                for raw in list(found.values())
+                for dep in FileDescriptorProto.FromString(raw).dependency
+                if dep not in found
+            }
+            if not missing:
+                break
+            for name in sorted(missing):
+                await ask(file_by_filename=name)
+                if name not in found:
+                    raise CallError(Status.INTERNAL, f"reflection did not return the file {name}")
+        await stream.end()
+        async for _ in stream:
+            pass
+    return list(found.values())
+
+
+async def fetch_files(channel: Channel, symbol: str, timeout: float | None) -> list[FileDescriptorProto]:
+    """The file defining ``symbol`` and every file it depends on, through reflection
+    (``grpc.reflection.v1``, or ``v1alpha`` on servers that only have that)."""
+    for module in (reflection_v1, reflection_v1alpha):
+        try:
+            raws = await _fetch_with(channel, module, symbol, timeout)
+        except GRPCError as exc:
+            if exc.status is Status.UNIMPLEMENTED and module is reflection_v1:
+                continue
+            if exc.status is Status.UNIMPLEMENTED:
+                raise CallError(Status.UNIMPLEMENTED, "the server has no reflection service") from None
+            raise
+        return [FileDescriptorProto.FromString(raw) for raw in raws]
+    raise AssertionError("unreachable")
+
+
+# --- the service -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """A field of a model's request or response."""
+
+    name: str
+    #: ``"string"``, ``"int64"``, ``"tensor"``, or a message's full name.
+    type: str
+    repeated: bool = False
+    #: The field may be absent: ``None`` when it is (proto3 ``optional``).
+    optional: bool = False
+    #: A tensor's declared dtype (``"float32"``), ``None`` for any dtype.
+    dtype: str | None = None
+    #: A tensor's declared dimensions (``('batch', 3)``), ``None`` for any shape.
+    dims: tuple[int | str, ...] | None = None
+
+    @property
+    def describe(self) -> str:
+        """The field's type as ``blaze call --list`` shows it: ``list[string]``,
+        ``float32[batch, 3]``, ``optional int64``."""
+        if self.type == "tensor":
+            dims = "..." if self.dims is None else ", ".join(str(d) for d in self.dims)
+            kind = f"{self.dtype or 'tensor'}[{dims}]"
+        else:
+            kind = self.type
+        if self.repeated:
+            return f"list[{kind}]"
+        return f"optional {kind}" if self.optional else kind
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One RPC of ``blazerpc.InferenceService``: a model (and version) the server serves."""
+
+    #: The model's name, as registered (``"text-embed"``). From a server that does not
+    #: document its RPCs: the RPC's name without ``Predict``, in snake case.
+    name: str
+    #: The model's version (``"1"`` unless registered with another), ``None`` if unknown.
+    version: str | None
+    rpc: str
+    path: str
+    streaming: bool
+    request_type: str
+    response_type: str
+    inputs: tuple[FieldInfo, ...]
+    outputs: tuple[FieldInfo, ...]
+    #: The model function's docstring (its first paragraph), or "".
+    doc: str = ""
+
+    @property
+    def signature(self) -> str:
+        """``(text: list[string]) -> list[double]``."""
+        params = ", ".join(f"{f.name}: {f.describe}" for f in self.inputs)
+        if len(self.outputs) == 1 and self.outputs[0].name == "result":
+            result = self.outputs[0].describe
+        else:
+            result = "{" + ", ".join(f"{f.name}: {f.describe}" for f in self.outputs) + "}"
+        return f"({params}) -> {'stream ' if self.streaming else ''}{result}"
+
+
+def _repeated(field: FieldDescriptor) -> bool:
+    # ``is_repeated`` is protobuf >= 6; ``label`` is gone from protobuf 7.
+    flag = getattr(field, "is_repeated", None)
+    if flag is None:
+        return bool(field.label == _FD.LABEL_REPEATED)  # type: ignore[attr-defined, unused-ignore]
+    return bool(flag)
+
+
+def _is_tensor(message: Descriptor | None) -> bool:
+    if message is None:
+        return False
+    fields = {f.name: f for f in message.fields}
+    shape, dtype, data = fields.get("shape"), fields.get("dtype"), fields.get("data")
+    return (
+        len(fields) == 3
+        and shape is not None
+        and dtype is not None
+        and data is not None
+        and shape.type == _FD.TYPE_INT64
+        and _repeated(shape)
+        and dtype.type == _FD.TYPE_STRING
+        and data.type == _FD.TYPE_BYTES
+    )
+
+
+_TENSOR_COMMENT = re.compile(r"(?P<dtype>\w+|any dtype), (?:any shape|shape \[(?P<dims>[^\]]*)\])")
+_MODEL_COMMENT = re.compile(r'Model "(?P<name>[^"]+)", version "(?P<version>[^"]+)"\.')
+
+
+def _field_info(field: FieldDescriptor, comment: str) -> FieldInfo:
+    dtype: str | None = None
+    dims: tuple[int | str, ...] | None = None
+    if field.type == _FD.TYPE_MESSAGE:
+        message = field.message_type
+        kind = "tensor" if _is_tensor(message) else message.full_name if message else "message"
+        found = _TENSOR_COMMENT.fullmatch(comment.strip()) if kind == "tensor" else None
+        if found is not None:
+            dtype = found["dtype"] if found["dtype"] in TENSOR_DTYPES else None
+            if found["dims"] is not None:
+                dims = tuple(int(d) if d.isdigit() else d for d in found["dims"].split(", ") if d)
+    else:
+        kind = _TYPE_NAMES.get(field.type, str(field.type))
+    repeated = _repeated(field)
+    optional = not repeated and field.has_presence and field.type != _FD.TYPE_MESSAGE
+    return FieldInfo(field.name, kind, repeated, optional, dtype, dims)
+
+
+def _snake(base: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", base).lower()
+
+
+def _camel(name: str) -> str:
+    """The server's rule (``blazerpc._model._camel``): ``text-embed`` -> ``TextEmbed``."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_.]", name) if part)
+
+
+def rpc_for(model: str, version: str | None) -> str:
+    """The RPC a model is served as: ``Predict<Name>``, or ``Predict<Name>V<version>``."""
+    rpc = "Predict" + _camel(model)
+    if version is not None:
+        rpc += "V" + version.replace(".", "_")
+    return rpc
+
+
+class _Converter:
+    """Python values <-> one message class, by field."""
+
+    def __init__(self, descriptor: Descriptor, comments: Mapping[int, str]) -> None:
+        self.cls = message_factory.GetMessageClass(descriptor)
+        self.fields = {f.name: f for f in descriptor.fields}
+        self.infos = tuple(_field_info(f, comments.get(i, "")) for i, f in enumerate(descriptor.fields))
+        self.tensors = {i.name: i for i in self.infos if i.type == "tensor"}
+        self.single = len(self.infos) == 1 and self.infos[0].name == "result"
+
+    # Python -> message
+
+    def build(self, values: Mapping[str, Any], model: str) -> Message:
+        msg = self.cls()
+        for name, value in values.items():
+            field = self.fields.get(name)
+            if field is None:
+                known = ", ".join(self.fields) or "none"
+                raise CallError(
+                    Status.INVALID_ARGUMENT, f"model {model!r} has no input {name!r} (its inputs: {known})"
+                )
+            if value is None:
+                continue
+            try:
+                self._set(msg, field, value)
+            except CallError:
+                raise
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise CallError(
+                    Status.INVALID_ARGUMENT, f"input {name!r} of model {model!r}: {exc}"
+                ) from None
+        return msg
+
+    def _set(self, msg: Message, field: FieldDescriptor, value: Any) -> None:
+        name = field.name
+        repeated = _repeated(field)
+        tensor = self.tensors.get(name)
+        if tensor is not None:
+            if repeated:
+                for item in value:
+                    _fill_tensor(getattr(msg, name).add(), item, tensor.dtype)
+            else:
+                _fill_tensor(getattr(msg, name), value, tensor.dtype)
+        elif field.type == _FD.TYPE_MESSAGE:
+            if repeated:
+                for item in value:
+                    _fill_message(getattr(msg, name).add(), item)
+            else:
+                _fill_message(getattr(msg, name), value)
+        elif repeated:
+            if isinstance(value, np.ndarray):
+                value = value.tolist()
+            elif isinstance(value, str | bytes):
+                raise TypeError(f"expected a list, got {type(value).__name__}")
+            getattr(msg, name).extend([_plain(v) for v in value])
+        else:
+            setattr(msg, name, _plain(value))
+
+    # message -> Python
+
+    def read(self, msg: Message) -> Any:
+        if self.single:
+            return self._get(msg, self.fields["result"])
+        return {name: self._get(msg, field) for name, field in self.fields.items()}
+
+    def _get(self, msg: Message, field: FieldDescriptor) -> Any:
+        name = field.name
+        repeated = _repeated(field)
+        if name in self.tensors:
+            if repeated:
+                return [decode_tensor(t) for t in getattr(msg, name)]
+            return decode_tensor(getattr(msg, name)) if msg.HasField(name) else None
+        if field.type == _FD.TYPE_MESSAGE:
+            if repeated:
+                return [_message_dict(m) for m in getattr(msg, name)]
+            return _message_dict(getattr(msg, name)) if msg.HasField(name) else None
+        if repeated:
+            return list(getattr(msg, name))
+        if field.has_presence and not msg.HasField(name):
+            return None
+        return getattr(msg, name)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _fill_message(target: Message, value: Any) -> None:
+    if isinstance(value, Message):
+        target.CopyFrom(value)
+        return
+    from google.protobuf import json_format
+
+    json_format.ParseDict(value, target)
+
+
+def _message_dict(msg: Message) -> dict[str, Any]:
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(msg, preserving_proto_field_name=True)
+
+
+def encode_array(value: Any, dtype: str | None = None) -> tuple[tuple[int, ...], str, bytes]:
+    """An array-like as a tensor's (shape, dtype, data): little-endian, C order.
+
+    With ``dtype`` (the field's declared one), nested lists and arrays of another dtype
+    of a compatible kind are converted to it (``[[1, 2]]`` to ``float32``; ``float64``
+    to ``float32``); a value that would change kind (``1.5`` to ``int32``) is refused.
+    """
+    array = np.asarray(value)
+    if dtype is not None and array.dtype.name != dtype:
+        target = TENSOR_DTYPES[dtype]
+        if array.size and not np.can_cast(array.dtype, target, casting="same_kind"):
+            raise TypeError(f"expected {dtype} values, got {array.dtype}")
+        array = array.astype(target)
+    name = array.dtype.name
+    if name not in TENSOR_DTYPES or array.dtype.kind not in "biufc":
+        raise TypeError(f"a tensor cannot hold dtype {array.dtype} (supported: {', '.join(TENSOR_DTYPES)})")
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    return array.shape, name, array.tobytes(order="C")
+
+
+def _fill_tensor(tensor: Any, value: Any, dtype: str | None) -> None:
+    shape, name, data = encode_array(value, dtype)
+    tensor.shape.extend(shape)
+    tensor.dtype = name
+    tensor.data = data
+
+
+def decode_tensor(tensor: Any) -> np.ndarray:
+    """A ``TensorProto`` as a read-only array over its data (no further copy)."""
+    dtype = TENSOR_DTYPES.get(tensor.dtype)
+    if dtype is None:
+        raise CallError(Status.INTERNAL, f"the server sent a tensor of unknown dtype {tensor.dtype!r}")
+    shape = tuple(tensor.shape)
+    data = tensor.data
+    size = 1
+    for d in shape:
+        size *= d
+    if size * dtype.itemsize != len(data) or any(d < 0 for d in shape):
+        raise CallError(
+            Status.INTERNAL,
+            f"the server sent a {tensor.dtype} tensor of shape {list(shape)} with {len(data)} bytes",
+        )
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+@dataclass
+class _Method:
+    info: ModelInfo
+    request: _Converter
+    response: _Converter
+
+
+class ServiceSchema:
+    """``blazerpc.InferenceService`` as a client sees it, built from reflection's files."""
+
+    def __init__(self, files: Sequence[FileDescriptorProto], service: str = SERVICE) -> None:
+        self.pool = descriptor_pool.DescriptorPool()
+        for proto in _dependency_order(files):
+            self.pool.Add(proto)
+        try:
+            descriptor = self.pool.FindServiceByName(service)
+        except KeyError:
+            raise CallError(Status.UNIMPLEMENTED, f"the server does not serve {service}") from None
+        file = next(f for f in files if f.name == descriptor.file.name)
+        comments = _comments(file)
+        # Comments are found by position: the index of each message and of the service.
+        self._message_index = {f"{file.package}.{m.name}": i for i, m in enumerate(file.message_type)}
+        service_index = [f"{file.package}.{s.name}" for s in file.service].index(service)
+        self.methods: dict[str, _Method] = {}
+        for index, method in enumerate(descriptor.methods):
+            self._add(method, service, comments, (6, service_index, 2, index))
+
+    def _add(
+        self,
+        method: MethodDescriptor,
+        service: str,
+        comments: Mapping[tuple[int, ...], str],
+        path: tuple[int, ...],
+    ) -> None:
+        def fields_of(message: Descriptor) -> dict[int, str]:
+            index = self._message_index.get(message.full_name)
+            if index is None:  # defined in another file: no comments of ours
+                return {}
+            return {i: comments.get((4, index, 2, i), "") for i in range(len(message.fields))}
+
+        request = _Converter(method.input_type, fields_of(method.input_type))
+        response = _Converter(method.output_type, fields_of(method.output_type))
+        name, version, doc = _snake(method.name.removeprefix("Predict")), None, ""
+        comment = comments.get(path, "").strip()
+        found = _MODEL_COMMENT.match(comment)
+        if found is not None:
+            name, version = found["name"], found["version"]
+            doc = "\n".join(line.strip() for line in comment[found.end() :].strip().splitlines())
+        info = ModelInfo(
+            name=name,
+            version=version,
+            rpc=method.name,
+            path=f"/{service}/{method.name}",
+            streaming=method.server_streaming,
+            request_type=method.input_type.full_name,
+            response_type=method.output_type.full_name,
+            inputs=request.infos,
+            outputs=response.infos,
+            doc=doc,
+        )
+        self.methods[method.name] = _Method(info, request, response)
+
+    @property
+    def models(self) -> list[ModelInfo]:
+        return [m.info for m in self.methods.values()]
+
+    def find(self, model: str, version: str | None = None) -> _Method:
+        """The RPC serving ``model`` and ``version``.
+
+        ``model`` is the model's name (or its RPC's name). Without ``version``: the
+        model's unversioned RPC (``PredictSentiment``), or its only version.
+        """
+        same = [m for m in self.methods.values() if model in (m.info.name, m.info.rpc)]
+        if version is not None:
+            found = [m for m in same if m.info.version == version]
+        else:
+            found = [m for m in same if m.info.rpc == rpc_for(model, None)] or same
+        if len(found) == 1:
+            return found[0]
+        if not found:  # a server whose RPCs carry no model comments: the naming rule
+            legacy = self.methods.get(rpc_for(model, version))
+            if legacy is not None:
+                return legacy
+        versions = sorted(m.info.version or m.info.rpc for m in same)
+        if found:
+            raise CallError(
+                Status.INVALID_ARGUMENT,
+                f"model {model!r} has several versions ({', '.join(versions)}): choose one with version=",
+            )
+        what = f"model {model!r}" + (f" version {version!r}" if version is not None else "")
+        hint = f" (its versions: {', '.join(versions)})" if versions else ""
+        served = ", ".join(_label(m) for m in self.models) or "none"
+        raise CallError(Status.UNIMPLEMENTED, f"the server does not serve {what}{hint}; it serves: {served}")
+
+
+def _label(info: ModelInfo) -> str:
+    return info.name if info.version in (None, "1") else f"{info.name} v{info.version}"
+
+
+def _comments(file: FileDescriptorProto) -> dict[tuple[int, ...], str]:
+    return {tuple(loc.path): loc.leading_comments for loc in file.source_code_info.location}
+
+
+def _dependency_order(files: Iterable[FileDescriptorProto]) -> list[FileDescriptorProto]:
+    by_name = {f.name: f for f in files}
+    ordered: list[FileDescriptorProto] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen or name not in by_name:
+            return
+        seen.add(name)
+        for dep in by_name[name].dependency:
+            visit(dep)
+        ordered.append(by_name[name])
+
+    for name in by_name:
+        visit(name)
+    return ordered
