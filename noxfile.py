@@ -85,5 +85,5 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    session.install("mypy>=1.11", "types-protobuf", "-e", "core[reload]", "pytest>=8")
+    session.install("mypy>=1.11", "types-protobuf", "-e", "core[reload,speed]", "pytest>=8")
     session.run("mypy")

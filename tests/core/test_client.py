@@ -63,6 +63,7 @@ def test_models_come_from_reflection_with_names_versions_and_signatures(client: 
         ("text-embed", "1.5"),
         ("scale", "1"),
         ("sleepy", "1"),
+        ("flaky", "1"),
         ("words", "1"),
     }
     assert listed["sentiment", "2"].rpc == "PredictSentimentV2"

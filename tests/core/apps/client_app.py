@@ -4,6 +4,7 @@ RPC rule has to map, metadata seen by middleware, a slow model, a stream."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 
 import numpy as np
@@ -57,6 +58,17 @@ async def sleepy(seconds: float) -> float:
     """
     await asyncio.sleep(seconds)
     return seconds
+
+
+_flaky_calls = itertools.count(1)
+
+
+@app.model("flaky")
+def flaky(x: int) -> int:
+    """Every third call fails with RESOURCE_EXHAUSTED."""
+    if next(_flaky_calls) % 3 == 0:
+        raise GRPCError(Status.RESOURCE_EXHAUSTED, "every third call")
+    return x
 
 
 @app.model("words", streaming=True)

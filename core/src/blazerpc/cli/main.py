@@ -17,6 +17,8 @@ from .. import __version__
 from .._logging import LogFormat, configure_logging
 from ..exceptions import ConfigurationError
 from ..plugins import entry_point_failures, new_plugin_manager, plugin_records
+from ._bench import bench_model
+from ._call import ConnectOptions, call_model, list_models, parse_metadata
 from ._loader import load_app
 from ._options import ServeOption
 from ._serve import ServeConfig, serve_app_path
@@ -36,6 +38,29 @@ cli.add_typer(plugins_cli, name="plugins")
 _log = structlog.get_logger("blazerpc")
 
 AppPath = Annotated[str, typer.Argument(help="The app: module:attribute (app:app) or path/to/app.py:app.")]
+
+# Options shared by the commands that call a server (call, bench).
+Address = Annotated[str, typer.Argument(help="The server: host:port (port 50051 if left out).")]
+Header = Annotated[
+    list[str] | None,
+    typer.Option("--header", "-H", help="Metadata sent with every call, 'key: value' (repeatable)."),
+]
+Tls = Annotated[bool, typer.Option("--tls", help="Connect with TLS, trusting the system's CAs.")]
+CaFile = Annotated[str | None, typer.Option(help="Connect with TLS, trusting these CAs (PEM).")]
+CertFile = Annotated[str | None, typer.Option(help="Client certificate for mutual TLS (PEM).")]
+KeyFile = Annotated[str | None, typer.Option(help="The client certificate's private key (PEM).")]
+Version = Annotated[
+    str | None, typer.Option(help="The model's version [its unversioned RPC, or its only version].")
+]
+Data = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        "-d",
+        help="The inputs as a JSON object: text, @file.json, or @- for standard input. Tensors as "
+        'nested lists or {"shape": [..], "dtype": "float32", "data_base64": ".."}; bytes as base64.',
+    ),
+]
 
 
 class _LogFormat(enum.StrEnum):
@@ -180,6 +205,118 @@ def proto(
     path = output_dir / "blaze_service.proto"
     path.write_text(text)
     typer.echo(f"Wrote {path}")
+
+
+def _connect(
+    address: str, header: list[str] | None, tls: bool, ca_file: str | None, cert_file: str | None,
+    key_file: str | None,
+) -> ConnectOptions:  # fmt: skip
+    if key_file and not cert_file:
+        raise typer.BadParameter("--key-file needs --cert-file", param_hint="--key-file")
+    return ConnectOptions(address, tls, ca_file, cert_file, key_file, parse_metadata(header or []))
+
+
+class _TensorFormat(enum.StrEnum):
+    list = "list"
+    base64 = "base64"
+
+
+@cli.command()
+def call(
+    address: Address,
+    model: Annotated[str | None, typer.Argument(help="The model to call.")] = None,
+    data: Data = None,
+    version: Version = None,
+    list_models_: Annotated[
+        bool, typer.Option("--list", help="List the server's models and their signatures.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --list: print JSON for machines.")] = False,
+    timeout: Annotated[float | None, typer.Option(help="Seconds the call may take.", min=0)] = None,
+    tensors: Annotated[
+        _TensorFormat, typer.Option(help="How result tensors print: nested lists, or shape/dtype/base64.")
+    ] = _TensorFormat.list,
+    header: Header = None,
+    tls: Tls = False,
+    ca_file: CaFile = None,
+    cert_file: CertFile = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Call a model and print its response as JSON (a stream: one line per message).
+
+    Learns the server's models through reflection: no .proto needed. A call that fails
+    prints its status code and message and exits with 1.
+    """
+    options = _connect(address, header, tls, ca_file, cert_file, key_file)
+    if list_models_:
+        list_models(options, as_json=as_json, timeout=timeout)
+        return
+    if model is None:
+        raise typer.BadParameter("name the model to call, or pass --list", param_hint="MODEL")
+    call_model(options, model, data=data, version=version, timeout=timeout, tensors=tensors.value)
+
+
+def _levels(value: str) -> tuple[int, ...]:
+    try:
+        levels = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        levels = ()
+    if not levels or min(levels) < 1:
+        raise typer.BadParameter(f"expected numbers >= 1 separated by commas, got {value!r}")
+    return levels
+
+
+@cli.command()
+def bench(
+    address: Address,
+    model: Annotated[str, typer.Argument(help="The model to load.")],
+    data: Data = None,
+    version: Version = None,
+    concurrency: Annotated[
+        str, typer.Option("--concurrency", "-c", help="Calls in flight, one level per value: 1,8,64.")
+    ] = "1,8,64",
+    duration: Annotated[float, typer.Option(help="Seconds measured per level.", min=0.1)] = 10.0,
+    warmup: Annotated[
+        float, typer.Option(help="Seconds of load before each level is measured.", min=0)
+    ] = 1.0,
+    processes: Annotated[
+        int,
+        typer.Option(help="Load processes to spread the calls over (one cannot saturate a server).", min=1),
+    ] = 1,
+    timeout: Annotated[float | None, typer.Option(help="Seconds each call may take.", min=0)] = None,
+    metrics_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The server's metrics plugin, for its mean batch size; '' not to look "
+            "[http://HOST:9464/metrics].",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    header: Header = None,
+    tls: Tls = False,
+    ca_file: CaFile = None,
+    cert_file: CertFile = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Load a model with a closed loop of calls and report requests/s and latency.
+
+    Each level keeps the given number of calls in flight, each sending the same
+    request (encoded once) again as soon as its answer arrives. Reports requests/s,
+    p50/p90/p99 latency and errors by status per level, and the server's mean batch
+    size when its metrics plugin answers.
+    """
+    bench_model(
+        _connect(address, header, tls, ca_file, cert_file, key_file),
+        model,
+        data=data,
+        version=version,
+        concurrency=_levels(concurrency),
+        duration=duration,
+        warmup=warmup,
+        processes=processes,
+        timeout=timeout,
+        metrics_url=metrics_url,
+        as_json=as_json,
+    )
 
 
 @plugins_cli.command("list")

@@ -1,0 +1,126 @@
+"""The closed loop each load process runs: ``concurrency`` callers, each sending the
+same pre-encoded request again as soon as its last answer arrived."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as _ssl
+import time
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from grpclib.client import Channel
+from grpclib.const import Cardinality
+from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
+
+from ..client._client import RawCodec, client_ssl_context
+
+__all__ = ["Sample", "Target", "open_channel", "run_level"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What every call of a benchmark sends, and where: picklable, for the load processes."""
+
+    host: str
+    port: int
+    path: str
+    #: The serialized request, encoded once.
+    payload: bytes
+    streaming: bool
+    timeout: float | None
+    metadata: tuple[tuple[str, str], ...] = ()
+    #: TLS: (ca_file, cert_file, key_file), or None for plaintext.
+    tls: tuple[str | None, str | None, str | None] | None = None
+
+
+@dataclass
+class Sample:
+    """What one load process measured in one level's window."""
+
+    #: Latency of each call that ended in the window, in seconds.
+    latencies: array[float] = field(default_factory=lambda: array("d"))
+    #: Calls that ended in the window without OK, by status name.
+    errors: Counter[str] = field(default_factory=Counter)
+    #: Response messages received by the calls that ended in the window.
+    messages: int = 0
+
+
+def open_channel(target: Target) -> Channel:
+    context: _ssl.SSLContext | None = None
+    if target.tls is not None:
+        context = client_ssl_context(*target.tls)
+    return Channel(target.host, target.port, ssl=context, codec=RawCodec())
+
+
+async def _call(channel: Channel, target: Target, cardinality: Cardinality) -> int:
+    """One call; the number of messages it got back."""
+    async with channel.request(
+        target.path,
+        cardinality,
+        bytes,  # RawCodec: the payload goes as it is, replies stay bytes (never decoded)
+        bytes,
+        timeout=target.timeout,
+        metadata=list(target.metadata) or None,
+    ) as stream:
+        await stream.send_message(target.payload, end=True)
+        received = 0
+        while await stream.recv_message() is not None:
+            received += 1
+        await stream.recv_trailing_metadata()  # raises GRPCError for a non-OK status
+    return received
+
+
+def _status(exc: BaseException) -> str:
+    if isinstance(exc, GRPCError):
+        return exc.status.name
+    if isinstance(exc, TimeoutError):
+        return "DEADLINE_EXCEEDED"
+    return "UNAVAILABLE"
+
+
+async def run_level(
+    channel: Channel,
+    target: Target,
+    concurrency: int,
+    start: float,
+    end: float,
+    progress: Any = None,
+) -> Sample:
+    """Run ``concurrency`` callers until ``end`` (a ``time.perf_counter()`` value, the same
+    clock in every process); measure the calls that end between ``start`` and ``end``.
+
+    Calls before ``start`` warm the connection and the server up. ``progress``, if
+    given, is a shared integer (``multiprocessing.RawValue``) counted up per call in
+    the window.
+    """
+    sample = Sample()
+    cardinality = Cardinality.UNARY_STREAM if target.streaming else Cardinality.UNARY_UNARY
+    clock = time.perf_counter
+    record = sample.latencies.append
+    errors = sample.errors
+
+    async def caller() -> None:
+        while (began := clock()) < end:
+            status = None
+            received = 0
+            try:
+                received = await _call(channel, target, cardinality)
+            except (GRPCError, TimeoutError, StreamTerminatedError, ProtocolError, OSError) as exc:
+                status = _status(exc)
+            done = clock()
+            if start <= done <= end:
+                if status is None:
+                    record(done - began)
+                    sample.messages += received
+                else:
+                    errors[status] += 1
+                if progress is not None:
+                    progress.value += 1
+            if status == "UNAVAILABLE":
+                await asyncio.sleep(0.01)  # no busy loop against a server that is down
+
+    await asyncio.gather(*[caller() for _ in range(concurrency)])
+    return sample

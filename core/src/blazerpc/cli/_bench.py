@@ -1,0 +1,78 @@
+"""``blaze bench``: discover the model, encode its request once, run the levels, report."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from ..bench import BenchConfig, Target, run_bench
+from ..bench._report import table
+from ..bench._run import rich_progress
+from ..client import CallError
+from ..client._client import parse_address
+from ._call import ConnectOptions
+from ._json import InputError, read_data, request_inputs
+
+__all__ = ["bench_model"]
+
+METRICS_PORT = 9464  # the metrics plugin's default port
+
+
+def bench_model(
+    options: ConnectOptions,
+    model: str,
+    *,
+    data: str | None,
+    version: str | None,
+    concurrency: tuple[int, ...],
+    duration: float,
+    warmup: float,
+    processes: int,
+    timeout: float | None,
+    metrics_url: str | None,
+    as_json: bool,
+) -> None:
+    try:
+        payload = read_data(data)
+        with options.client(timeout=timeout if timeout is not None else 30) as client:
+            info = client.model(model, version)
+            inputs = request_inputs(info, payload)
+            _, request = client.encode(model, inputs, version=version)
+            # One real call first: a benchmark of a request that fails measures nothing.
+            if info.streaming:
+                for _ in client.stream(model, inputs, version=version):
+                    pass
+            else:
+                client.predict(model, inputs, version=version)
+    except InputError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    except CallError as exc:
+        typer.echo(f"The first call failed, so nothing was measured: {exc.code}: {exc.message}", err=True)
+        raise typer.Exit(code=1) from None
+    host, port = parse_address(options.address)
+    tls = (options.ca_file, options.cert_file, options.key_file) if options.ssl_context() else None
+    target = Target(host, port, info.path, request, info.streaming, timeout, options.metadata, tls)
+    if metrics_url is None:
+        metrics_url = f"http://{host}:{METRICS_PORT}/metrics"
+    config = BenchConfig(
+        target=target,
+        model=info.name,
+        concurrency=concurrency,
+        duration=duration,
+        warmup=warmup,
+        processes=processes,
+        metrics_url=metrics_url or None,
+    )
+    with rich_progress(concurrency) as progress:
+        results = run_bench(config, progress)
+    if as_json:
+        typer.echo(json.dumps([r.to_json() for r in results], indent=2))
+        return
+    version_note = f" v{info.version}" if info.version else ""
+    title = (
+        f"{info.name}{version_note} at {options.address} ({info.rpc}): {duration:g} s per level "
+        f"after {warmup:g} s of warm-up, {processes} load process{'es' if processes > 1 else ''}"
+    )
+    typer.echo(table(results, title=title))
