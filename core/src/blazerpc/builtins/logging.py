@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import structlog
 
 from ..hookspecs import hookimpl
+from ..server._loop import loop_name
 
 if TYPE_CHECKING:
     from ..app import BlazeApp
@@ -27,7 +29,13 @@ def blazerpc_startup(app: BlazeApp, server: ServerInfo) -> None:
             kind=kind,
         )
     scheme = "TLS" if server.tls else "plaintext"
-    _log.info(f"Server listening on {server.address}", host=server.host, port=server.port, transport=scheme)
+    _log.info(
+        f"Server listening on {server.address}",
+        host=server.host,
+        port=server.port,
+        transport=scheme,
+        event_loop=loop_name(asyncio.get_running_loop()),
+    )
 
 
 @hookimpl(trylast=True)

@@ -16,6 +16,7 @@ from ..exceptions import ConfigurationError
 from ..plugins import new_plugin_manager
 from ..server import run
 from ..server._calls import Limits
+from ..server._loop import LoopName
 from ..server._supervisor import Supervisor, SupervisorInfo, python_command, reserve_port, worker_ready
 from ..server._tls import server_ssl_context
 from ._loader import load_app
@@ -45,6 +46,7 @@ class ServeConfig:
     max_concurrent_calls: int | None = None
     max_queue_size: int | None = None
     default_timeout: float | None = None
+    loop: LoopName = "auto"
     plugin_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def worker_args(self, port: int) -> list[str]:
@@ -52,7 +54,7 @@ class ServeConfig:
         args = [
             "serve", self.app_path, "--host", self.host, "--port", str(port),
             "--log-format", self.log_format, "--log-level", self.log_level,
-            "--grace-period", str(self.grace_period), "--worker",
+            "--grace-period", str(self.grace_period), "--loop", self.loop, "--worker",
         ]  # fmt: skip
         for name in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs", "max_message_size",
                      "max_concurrent_calls", "max_queue_size", "default_timeout"):  # fmt: skip
@@ -151,5 +153,6 @@ def serve_app_path(config: ServeConfig) -> int:
         reuse_port=config.worker,
         on_ready=(lambda info: worker_ready()) if config.worker else None,
         parent_pid=os.getppid() if config.worker else None,
+        loop=config.loop,
     )
     return 0

@@ -68,6 +68,12 @@ class _LogFormat(enum.StrEnum):
     json = "json"
 
 
+class _Loop(enum.StrEnum):
+    auto = "auto"
+    asyncio = "asyncio"
+    uvloop = "uvloop"
+
+
 class _LogLevel(enum.StrEnum):
     debug = "debug"
     info = "info"
@@ -133,6 +139,9 @@ def serve(
             help="Seconds a unary call without a client deadline may run; 0: no limit [app's; 60].", min=0
         ),
     ] = None,
+    loop: Annotated[
+        _Loop, typer.Option(help="Event loop: uvloop when installed (blazerpc[speed]), or asyncio's.")
+    ] = _Loop.auto,
     log_format: Annotated[_LogFormat, typer.Option(help="Log output.")] = _LogFormat.console,
     log_level: Annotated[_LogLevel, typer.Option(help="Lowest level logged.")] = _LogLevel.info,
     worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
@@ -169,6 +178,7 @@ def serve(
         max_concurrent_calls=max_concurrent_calls,
         max_queue_size=max_queue_size,
         default_timeout=default_timeout,
+        loop=loop.value,
         plugin_options=plugin_options,
     )
     try:

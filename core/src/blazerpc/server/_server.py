@@ -20,6 +20,7 @@ from grpclib.server import Server
 
 from ..wire._schema import MethodSchema, Schema
 from ._calls import CallTracker, Limits
+from ._loop import LoopName, loop_factory
 from ._reflection import reflection_services
 from ._service import BlazeCodec, InferenceService, MethodTable
 
@@ -295,8 +296,12 @@ def run(
     reuse_port: bool = False,
     on_ready: Callable[[ServerInfo], None] | None = None,
     parent_pid: int | None = None,
+    loop: LoopName = "auto",
 ) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, then drain gracefully. Blocks."""
+    """Serve ``app`` until SIGINT or SIGTERM, then drain gracefully. Blocks.
+
+    ``loop``: ``uvloop`` or ``asyncio``'s own; ``auto`` is uvloop when installed.
+    """
 
     async def main() -> None:
         server = BlazeServer(app, options=options, limits=limits)
@@ -311,4 +316,5 @@ def run(
             parent_pid=parent_pid,
         )
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        runner.run(main())
