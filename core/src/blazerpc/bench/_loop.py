@@ -15,6 +15,7 @@ from grpclib.client import Channel
 from grpclib.const import Cardinality
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 
+from .._h2 import install as install_h2_repr
 from ..client._client import RawCodec, client_ssl_context
 
 __all__ = ["Sample", "Target", "open_channel", "run_level"]
@@ -49,6 +50,7 @@ class Sample:
 
 
 def open_channel(target: Target) -> Channel:
+    install_h2_repr()  # the load generator reads responses too
     context: _ssl.SSLContext | None = None
     if target.tls is not None:
         context = client_ssl_context(*target.tls)

@@ -13,6 +13,7 @@ from grpclib.client import Channel
 from grpclib.const import Cardinality, Status
 from grpclib.encoding.proto import ProtoCodec
 
+from .._h2 import install as install_h2_repr
 from ._errors import CallError, translate_errors
 from ._schema import SERVICE, ModelInfo, ServiceSchema, _Method, fetch_files
 
@@ -123,6 +124,7 @@ class Client:
     def channel(self) -> Channel:
         """The grpclib channel (one HTTP/2 connection), created on first use."""
         if self._channel is None:
+            install_h2_repr()
             self._channel = Channel(self.host, self.port, ssl=self._ssl, codec=RawCodec())
         return self._channel
 

@@ -11,18 +11,20 @@ import ssl as _ssl
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from grpclib.health.check import ServiceStatus
 from grpclib.health.service import Health
 from grpclib.server import Server
 
+from .._h2 import install as install_h2_repr
 from ..wire._schema import MethodSchema, Schema
 from ._calls import CallTracker, Limits
 from ._loop import LoopName, loop_factory
 from ._reflection import reflection_services
 from ._service import BlazeCodec, InferenceService, MethodTable
+from ._transport import CoalescingTransport
 
 if TYPE_CHECKING:
     from ..app import BlazeApp
@@ -59,10 +61,17 @@ class _Server(Server):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.protocols: weakref.WeakSet[Any] = weakref.WeakSet()
+        install_h2_repr()
 
     def _protocol_factory(self) -> Any:
         protocol = super()._protocol_factory()
         self.protocols.add(protocol)
+        made = protocol.connection_made
+
+        def connection_made(transport: Any) -> None:
+            made(cast(asyncio.Transport, CoalescingTransport(transport)))
+
+        protocol.connection_made = connection_made  # type: ignore[method-assign]
         return protocol
 
     def goaway(self) -> None:
