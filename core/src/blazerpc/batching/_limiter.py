@@ -45,6 +45,13 @@ class ConcurrencyLimit:
                 self._waiting -= 1
         else:
             await self._slots.acquire()
+        if self._cancel_with_call:
+            # An async model stops when its call is cancelled: it runs in this task, and
+            # its slot is free again when it returns or is cancelled.
+            try:
+                return await call(args)
+            finally:
+                self._slots.release()
         task = asyncio.ensure_future(call(args))
         task.add_done_callback(lambda _: self._slots.release())
         try:
