@@ -15,6 +15,7 @@ Environment:
     EMBEDDINGS_ONNX      where the exported graph is kept (default: minilm.onnx next to
                          this file); exported at the first start if missing, or "off" to
                          serve `embed` alone
+    EMBEDDINGS_THREADS   threads each framework uses for one call (default: its own choice)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import minilm
 import numpy as np
+import torch
 
 from blazerpc import BlazeApp, TensorOutput
 from blazerpc.contrib.pytorch import torch_model
@@ -31,12 +33,15 @@ from blazerpc.contrib.pytorch import torch_model
 DEVICE = os.environ.get("EMBEDDINGS_DEVICE", "cpu")
 BATCHING = os.environ.get("EMBEDDINGS_BATCHING", "on") != "off"
 ONNX = os.environ.get("EMBEDDINGS_ONNX", str(Path(__file__).resolve().parent / "minilm.onnx"))
+THREADS = int(os.environ.get("EMBEDDINGS_THREADS", "0"))  # 0: each framework's default
 
 app = BlazeApp(enable_batching=BATCHING, max_batch_size=32, batch_timeout_ms=5.0)
 
 # --- PyTorch -------------------------------------------------------------------------------
 
 on_device = torch_model(device=DEVICE)  # raises here, at start-up, if DEVICE does not exist
+if THREADS:
+    torch.set_num_threads(THREADS)
 encoder = minilm.load_encoder(DEVICE)
 torch_tokenizer = minilm.load_tokenizer()
 
@@ -54,11 +59,16 @@ def embed(text: list[str]) -> TensorOutput[np.float32, "batch", 384]:
 # --- ONNX Runtime --------------------------------------------------------------------------
 
 if ONNX != "off":
+    import onnxruntime
+
     from blazerpc.contrib.onnx import ONNXModel
 
     if not Path(ONNX).is_file():
         minilm.export_onnx(ONNX)
-    onnx_model = ONNXModel(ONNX)  # the best providers this onnxruntime has (CPU here)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    # Without providers: the best this onnxruntime has (CUDA first, if it has it; CPU here).
+    onnx_model = ONNXModel(ONNX, session_options=options)
     onnx_tokenizer = minilm.load_tokenizer()
 
     @app.model("embed-onnx")
