@@ -451,6 +451,45 @@ def test_model_returning_the_wrong_type_is_internal(
         assert part in message
 
 
+@pytest.mark.parametrize(
+    ("model", "kind", "expected"),
+    [
+        (
+            "to_int32",
+            "above",
+            ["int64 values out of range", "int32[n]", "8589934597", "[-2147483648, 2147483647]"],
+        ),
+        ("to_int32", "below", ["int64 values out of range", "int32[n]", "-1099511627776"]),
+        ("to_float16", "too_large", ["float64 values too large", "float16[n]", "1000000.0", "inf"]),
+    ],
+)
+def test_a_result_that_a_narrowing_cast_would_change_is_internal(
+    errors: Client, model: str, kind: str, expected: list[str]
+) -> None:
+    status, message = failure(errors, model, kind=kind)
+    assert status is Status.INTERNAL, message
+    assert message.startswith("field 'result': ")
+    for part in expected:
+        assert part in message
+    assert "declare a wider dtype" in message
+
+
+@pytest.mark.parametrize(
+    ("model", "kind", "dtype", "values"),
+    [
+        ("to_int32", "fits", "<i4", [5, -(2**31), 2**31 - 1]),
+        ("to_float16", "fits", "<f2", np.array([1.5, -65504.0, 0.1], np.float16).tolist()),
+        ("to_float16", "inf", "<f2", [float("inf"), float("-inf"), 2.0]),  # inf already: kept
+    ],
+)
+def test_a_narrowing_cast_that_keeps_every_value_is_made(
+    errors: Client, model: str, kind: str, dtype: str, values: list[Any]
+) -> None:
+    reply = asyncio.run(errors.call(model, kind=kind))
+    assert reply.result.dtype == np.dtype(dtype).name
+    assert np.frombuffer(reply.result.data, dtype=dtype).tolist() == values
+
+
 # --- the server keeps serving -----------------------------------------------------------
 
 

@@ -106,3 +106,20 @@ def wrong_int8(value: int) -> np.int8:
 @app.model("wrong_int")
 def wrong_int(value: float) -> int:
     return value  # type: ignore[return-value]
+
+
+# --- results that need a narrowing cast to their declared dtype ----------------------------
+
+
+@app.model("to_int32")
+def to_int32(kind: str) -> TensorOutput[np.int32, "n"]:
+    """int64 results for an int32 field: in range, above it, below it."""
+    values = {"fits": [5, -(2**31), 2**31 - 1], "above": [1, 2**33 + 5], "below": [-(2**40), 0]}
+    return np.array(values[kind], dtype=np.int64)
+
+
+@app.model("to_float16")
+def to_float16(kind: str) -> TensorOutput[np.float16, "n"]:
+    """float64 results for a float16 field: in range, infinite already, too large."""
+    values = {"fits": [1.5, -65504.0, 0.1], "inf": [np.inf, -np.inf, 2.0], "too_large": [3.0, 1e6]}
+    return np.array(values[kind], dtype=np.float64)

@@ -72,6 +72,40 @@ def decode_tensor(tensor: Any, spec: TensorSpec) -> np.ndarray:
         raise InvalidInputError(f"shape {list(shape)} cannot be used: {exc}") from None
 
 
+def _narrow(array: np.ndarray, target: np.dtype[Any], spec: TensorSpec) -> np.ndarray:
+    """``array`` cast to the narrower ``target``, or an :class:`InferenceError` if a value
+    would not survive: an integer out of ``target``'s range (numpy would wrap it around),
+    or a finite number too large for a float ``target`` (it would become inf).
+
+    Only narrowing casts get here; the checks cost one pass over the data.
+    """
+    got = array.dtype.name
+    fix = f"return values that fit, or declare a wider dtype than {target.name}"
+    if array.dtype.kind in "iu" and target.kind in "iu":
+        info = np.iinfo(target)
+        low, high = int(array.min()), int(array.max())
+        if low < info.min or high > info.max:
+            bad = low if low < info.min else high
+            raise InferenceError(
+                f"model returned {got} values out of range for the declared {spec.describe()}: {bad} "
+                f"is outside {target.name}'s [{info.min}, {info.max}]; {fix}"
+            )
+        return array.astype(target)
+    with np.errstate(over="ignore"):  # an overflow is found below and reported as the error
+        cast = array.astype(target)
+    overflow = np.isinf(cast)
+    if overflow.any():
+        source = array[overflow]
+        finite = source[~np.isinf(source)]
+        if finite.size:
+            raise InferenceError(
+                f"model returned {got} values too large for the declared {spec.describe()}: "
+                f"{finite[0].item()!r} would become inf in {target.name} (largest finite: "
+                f"{np.finfo(target).max.item():g}); {fix}"
+            )
+    return cast
+
+
 def _varint(value: int) -> bytes:
     out = bytearray()
     while value > 0x7F:
@@ -85,18 +119,23 @@ def encode_tensor(value: Any, spec: TensorSpec, to_array: Callable[[Any], np.nda
     """Serialize ``value`` as a ``TensorProto``, checking it against ``spec``.
 
     A dtype that differs from the declared one is converted when numpy can do so
-    without changing the kind of number (float64 -> float32, int32 -> int64); anything
-    else is the model's error.
+    without changing the kind of number (float64 -> float32, int32 -> int64), and, for
+    a narrowing conversion, only if every value survives it (see :func:`_narrow`);
+    anything else is the model's error.
     """
     array = to_array(value)
     if spec.dtype is not None and array.size == 0:
         array = array.astype(TENSOR_DTYPES[spec.dtype])  # np.asarray([]) is float64: no data to lose
     if spec.dtype is not None and array.dtype.name != spec.dtype:
-        if not np.can_cast(array.dtype, TENSOR_DTYPES[spec.dtype], casting="same_kind"):
+        target = TENSOR_DTYPES[spec.dtype]
+        if not np.can_cast(array.dtype, target, casting="same_kind"):
             raise InferenceError(
                 f"model returned a {array.dtype.name} tensor where {spec.describe()} was declared"
             )
-        array = array.astype(TENSOR_DTYPES[spec.dtype])
+        if np.can_cast(array.dtype, target, casting="safe"):
+            array = array.astype(target)
+        else:
+            array = _narrow(array, target, spec)
     dtype = TENSOR_DTYPES.get(array.dtype.name)
     if dtype is None:
         raise InferenceError(f"model returned a tensor of dtype {array.dtype.name}, which has no wire form")
