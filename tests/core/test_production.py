@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import ssl
+import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,21 +25,22 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from support import Client, app_target, certificates, load_app_module
 
 from blazerpc.server._service import BlazeCodec, RawMessage
-from blazerpc.testing import ServeProcess, serve_process
+from blazerpc.testing import ServeProcess, blaze_command, serve_process
+from blazerpc.wire._schema import Schema
 
 SCHEMA = load_app_module("serving_app").app.schema()
 
 
-def rpc(channel: Channel, model: str) -> UnaryUnaryMethod[Any, Any]:
-    method = next(m for m in SCHEMA.methods if m.model == model)
+def rpc(channel: Channel, model: str, schema: Schema = SCHEMA) -> UnaryUnaryMethod[Any, Any]:
+    method = next(m for m in schema.methods if m.model == model)
     return UnaryUnaryMethod(
-        channel, method.path, SCHEMA.classes[method.request], SCHEMA.classes[method.response]
+        channel, method.path, schema.classes[method.request], schema.classes[method.response]
     )
 
 
-def request(model: str, **fields: Any) -> Any:
-    method = next(m for m in SCHEMA.methods if m.model == model)
-    return SCHEMA.classes[method.request](**fields)
+def request(model: str, schema: Schema = SCHEMA, **fields: Any) -> Any:
+    method = next(m for m in schema.methods if m.model == model)
+    return schema.classes[method.request](**fields)
 
 
 def wait_for_log(
@@ -234,6 +238,62 @@ def test_stopping_the_parent_stops_every_worker(two_workers: ServeProcess) -> No
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+async def _channel_per_worker(
+    proc: ServeProcess, workers: int, schema: Schema = SCHEMA
+) -> dict[int, Channel]:
+    """One open connection to each worker: new channels until every pid has answered."""
+    channels: dict[int, Channel] = {}
+    deadline = time.monotonic() + 30
+    while len(channels) < workers:
+        assert time.monotonic() < deadline, f"reached only workers {sorted(channels)}"
+        channel = Channel(proc.host, proc.port)
+        pid = (await rpc(channel, "pid", schema)(request("pid", schema, text="?"), timeout=5)).result
+        if pid in channels:
+            channel.close()
+        else:
+            channels[pid] = channel
+    return channels
+
+
+def test_the_log_lines_of_two_workers_never_interleave() -> None:
+    """Both workers write JSON lines to the one stderr at once: each line stays whole."""
+    command = [*blaze_command(), "serve", app_target("serving_app"), "--host", "127.0.0.1", "--port", "0"]
+    command += ["--log-format", "json", "--workers", "2", "--grace-period", "1"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr or ()), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any('"Worker 2/2 serving"' in line for line in list(lines)):
+            assert process.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.05)
+        port = next(json.loads(line)["port"] for line in lines if '"Server listening' in line)
+        proc = ServeProcess(process=process, port=port, host="127.0.0.1")  # type: ignore[arg-type]
+
+        async def burst() -> None:
+            channels = await _channel_per_worker(proc, 2)
+            await asyncio.gather(
+                *[
+                    rpc(ch, "pid")(request("pid", text="?"), timeout=10)
+                    for ch in channels.values()
+                    for _ in range(200)
+                ]
+            )
+            for channel in channels.values():
+                channel.close()
+
+        asyncio.run(burst())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(30)
+        reader.join(10)
+    assert code == 0
+    entries = [json.loads(line) for line in lines]  # a torn line would not parse
+    assert sum(e.get("event") == "call" for e in entries) >= 400
 
 
 # --- TLS ---------------------------------------------------------------------------------

@@ -31,7 +31,9 @@ def configure_logging(fmt: LogFormat = "console", level: str = "info") -> None:
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # One write per line (print() makes two: the text, then the newline), so the
+        # lines of worker processes sharing stderr never interleave mid-line.
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
     # grpclib logs through the standard library: route it through the same renderer.
