@@ -29,6 +29,7 @@ from blazerpc.testing import ServeProcess, blaze_command, serve_process
 from blazerpc.wire._schema import Schema
 
 SCHEMA = load_app_module("serving_app").app.schema()
+DRAIN = load_app_module("drain_app").app.schema()
 
 
 def rpc(channel: Channel, model: str, schema: Schema = SCHEMA) -> UnaryUnaryMethod[Any, Any]:
@@ -182,6 +183,87 @@ def test_a_second_signal_stops_at_once() -> None:
     assert all(isinstance(r, GRPCError) and r.status is Status.UNAVAILABLE for r in results)
     assert code == 0
     assert elapsed < 15
+
+
+# --- a sync model that never returns -------------------------------------------------------
+
+
+def _events(proc: ServeProcess, prefix: str) -> list[tuple[int, dict[str, Any]]]:
+    return [(i, e) for i, e in enumerate(list(proc.logs)) if str(e.get("event", "")).startswith(prefix)]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_hung_sync_model_does_not_keep_the_process_past_the_grace_period(workers: int) -> None:
+    grace = 1.0
+    args = ("--grace-period", str(grace), "--workers", str(workers))
+    with serve_process(app_target("drain_app"), *args) as proc:
+        if workers > 1:
+            wait_for_log(proc, lambda e: e.get("event") == f"Worker {workers}/{workers} serving")
+
+        async def scenario() -> tuple[list[Any], float, dict[int, Channel]]:
+            channels = await _channel_per_worker(proc, workers, DRAIN)
+            # Two calls stuck in time.sleep(3600) on every worker.
+            calls = [
+                asyncio.ensure_future(
+                    rpc(ch, "hang_sync", DRAIN)(request("hang_sync", DRAIN, x=i), timeout=60)
+                )
+                for ch in channels.values()
+                for i in range(2)
+            ]
+            await asyncio.sleep(0.5)
+            signalled = time.monotonic()
+            proc.process.send_signal(signal.SIGTERM)
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            for channel in channels.values():
+                channel.close()
+            return results, signalled, channels
+
+        results, signalled, channels = asyncio.run(scenario())
+        code = proc.process.wait(grace + 10)
+        exited = time.monotonic() - signalled
+
+    for result in results:
+        assert isinstance(result, GRPCError), result
+        assert result.status is Status.UNAVAILABLE
+    assert code == 0
+    assert exited < grace + 2.5, f"exited {exited:.1f} s after SIGTERM with a {grace:g} s grace period"
+    for pid in channels:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    # Each worker said how many calls it abandoned, then ran its shutdown hooks.
+    abandoned = _events(proc, "Abandoning")
+    assert sorted(e["abandoned"] for _, e in abandoned) == [2] * workers
+    stopped = _events(proc, "Server stopped")
+    for index, entry in abandoned:
+        pid = entry.get("worker_pid")
+        assert any(i > index and e.get("worker_pid") == pid for i, e in stopped)
+
+
+def test_a_sync_model_hanging_past_the_clients_deadline() -> None:
+    with serve_process(app_target("drain_app"), "--grace-period", "1") as proc:
+
+        async def scenario() -> float:
+            channel = Channel(proc.host, proc.port)
+            try:
+                started = time.monotonic()
+                with pytest.raises(asyncio.TimeoutError):  # grpclib: DEADLINE_EXCEEDED on its side
+                    await rpc(channel, "hang_sync", DRAIN)(request("hang_sync", DRAIN, x=1), timeout=0.5)
+                elapsed = time.monotonic() - started
+                # The thread is still in the model; the server answers everything else.
+                pid = await rpc(channel, "pid", DRAIN)(request("pid", DRAIN, text="?"), timeout=5)
+                assert pid.result == proc.process.pid
+                return elapsed
+            finally:
+                channel.close()
+
+        elapsed = asyncio.run(scenario())
+        logged = wait_for_log(proc, lambda e: e.get("event") == "call" and e.get("model") == "hang_sync")
+        assert proc.stop(timeout=10) == 0
+    assert elapsed < 3
+    assert logged["status"] == "DEADLINE_EXCEEDED"
+    # The call ended for its client and for the drain, but its thread never returned.
+    assert not _events(proc, "Draining")
+    assert [e["abandoned"] for _, e in _events(proc, "Abandoning")] == [1]
 
 
 # --- workers -----------------------------------------------------------------------------

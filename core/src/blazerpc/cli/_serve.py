@@ -3,12 +3,15 @@ of worker processes."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 
@@ -142,7 +145,7 @@ def serve_app_path(config: ServeConfig) -> int:
         ssl = server_ssl_context(config.ssl_certfile, config.ssl_keyfile, config.ssl_ca_certs)
     elif config.ssl_keyfile is not None or config.ssl_ca_certs is not None:
         raise ConfigurationError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
-    run(
+    abandoned = run(
         app,
         config.host,
         config.port,
@@ -155,4 +158,22 @@ def serve_app_path(config: ServeConfig) -> int:
         parent_pid=os.getppid() if config.worker else None,
         loop=config.loop,
     )
+    if abandoned:
+        _exit_now(0)
     return 0
+
+
+def _exit_now(code: int) -> NoReturn:
+    """End the process without the interpreter's shutdown.
+
+    Called once the server has stopped (shutdown hooks included) while sync model calls
+    are still running in their threads: nothing can interrupt them, and a normal exit
+    runs atexit handlers and finalizers that may wait on locks those calls hold (a
+    framework's thread pool, a device context), so it could hang or crash. The logs are
+    flushed first.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

@@ -5,14 +5,116 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import queue
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from .._model import ModelSpec
 
-__all__ = ["make_stream", "make_unary"]
+__all__ = ["ModelThreads", "make_stream", "make_unary"]
 
 _DONE = object()
+
+_Work = tuple["concurrent.futures.Future[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+class ModelThreads(concurrent.futures.Executor):
+    """The worker threads that run sync model code.
+
+    Unlike ``ThreadPoolExecutor``, whose threads Python joins when the interpreter
+    exits (so one model call that never returns keeps the process alive whatever
+    ``shutdown(wait=False)`` says), these are daemon threads that nothing waits for:
+    a server that gave up on a call can exit. :attr:`running` counts the calls inside
+    model code, so a server can say how many it abandons.
+    """
+
+    def __init__(self, max_workers: int, name: str = "blazerpc-model") -> None:
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+        self._max_workers = max_workers
+        self._name = name
+        self._work: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)  # released by a thread each time it waits for work
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._running = 0
+        self._shutdown = False
+
+    @property
+    def running(self) -> int:
+        """Calls executing in a thread right now (queued ones not counted)."""
+        with self._lock:
+            return self._running
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("the server is shutting down: no new model calls are started")
+            self._work.put((future, fn, args, kwargs))
+            if not self._idle.acquire(blocking=False) and len(self._threads) < self._max_workers:
+                thread = threading.Thread(
+                    target=self._serve, name=f"{self._name}_{len(self._threads)}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            work = self._work.get()
+            if work is None:
+                return
+            self._run(*work)
+            del work  # the call's arguments and result are not kept while the thread waits
+            self._idle.release()
+
+    def _run(
+        self,
+        future: concurrent.futures.Future[Any],
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        with self._lock:
+            self._running += 1
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - the caller gets whatever the model raised
+            self._done_running()
+            future.set_exception(exc)
+        else:
+            self._done_running()  # before the caller can see the result: no longer running
+            future.set_result(result)
+
+    def _done_running(self) -> None:
+        with self._lock:
+            self._running -= 1
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """No new calls; with ``cancel_futures``, queued ones are cancelled. ``wait``
+        waits for the threads, which a call that never returns makes wait forever:
+        a server stopping passes ``wait=False`` and exits without them."""
+        with self._lock:
+            if not self._shutdown:
+                self._shutdown = True
+                if cancel_futures:
+                    while True:
+                        try:
+                            work = self._work.get_nowait()
+                        except queue.Empty:
+                            break
+                        if work is not None:
+                            work[0].cancel()
+                for _ in self._threads:
+                    self._work.put(None)  # each thread ends once its current call returns
+            threads = list(self._threads)
+        if wait:
+            for thread in threads:
+                thread.join()
 
 
 def _next(gen: Iterator[Any]) -> Any:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import signal
 import ssl as _ssl
@@ -21,6 +20,7 @@ from grpclib.server import Server
 from .._h2 import install as install_h2_repr
 from ..wire._schema import MethodSchema, Schema
 from ._calls import CallTracker, Limits
+from ._executor import ModelThreads
 from ._loop import LoopName, loop_factory
 from ._reflection import reflection_services
 from ._service import BlazeCodec, InferenceService, MethodTable
@@ -105,9 +105,7 @@ class BlazeServer:
         self._runtime = runtime = app._build()
         self.limits = limits or app.limits
         self._calls = CallTracker(self.limits)
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=32, thread_name_prefix="blazerpc-model"
-        )
+        self._executor = ModelThreads(max_workers=32)
         inference = InferenceService(
             runtime.models,
             runtime.schema,
@@ -130,6 +128,8 @@ class BlazeServer:
         self._force = asyncio.Event()
         self._stopping = False
         self.info: ServerInfo | None = None
+        #: Sync model calls still running in their threads when :meth:`stop` ended.
+        self.abandoned = 0
 
     def _log_plans(self) -> None:
         for (spec, _), plan in zip(self._runtime.models, self._runtime.plans, strict=True):
@@ -195,6 +195,10 @@ class BlazeServer:
         listener closes; calls in flight (queued ones included) may finish for
         ``grace`` seconds, after which they are cancelled with ``UNAVAILABLE``; then
         every connection gets GOAWAY and is closed, and shutdown hooks run.
+
+        A sync model call cannot be interrupted in its thread: one still running then
+        is abandoned (counted in :attr:`abandoned` and logged). Its thread is a daemon
+        thread, so it does not keep the process alive.
         """
         if self._stopping:
             return
@@ -233,6 +237,13 @@ class BlazeServer:
         for batcher in self._batchers:
             await batcher.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self.abandoned = self._executor.running
+        if self.abandoned:
+            _log.warning(
+                f"Abandoning {self.abandoned} model calls still running in worker threads "
+                "(sync model code cannot be interrupted); the process does not wait for them",
+                abandoned=self.abandoned,
+            )
         if self.info is not None:
             self._run_shutdown_hooks(self.info)
 
@@ -256,10 +267,10 @@ async def serve_until_signal(
     reuse_port: bool = False,
     on_ready: Callable[[ServerInfo], None] | None = None,
     parent_pid: int | None = None,
-) -> None:
+) -> int:
     """Serve until SIGINT/SIGTERM, then drain for up to ``grace_period`` seconds; a
     second signal ends the drain at once. A worker (``parent_pid``) also stops when
-    its parent is gone."""
+    its parent is gone. Returns how many sync model calls were abandoned."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -284,6 +295,7 @@ async def serve_until_signal(
         if orphan_watch is not None:
             orphan_watch.cancel()
         await server.stop(grace_period)
+    return server.abandoned
 
 
 async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
@@ -306,15 +318,16 @@ def run(
     on_ready: Callable[[ServerInfo], None] | None = None,
     parent_pid: int | None = None,
     loop: LoopName = "auto",
-) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, then drain gracefully. Blocks.
+) -> int:
+    """Serve ``app`` until SIGINT or SIGTERM, then drain gracefully. Blocks; returns how
+    many sync model calls were still running, abandoned, when the server stopped.
 
     ``loop``: ``uvloop`` or ``asyncio``'s own; ``auto`` is uvloop when installed.
     """
 
-    async def main() -> None:
+    async def main() -> int:
         server = BlazeServer(app, options=options, limits=limits)
-        await serve_until_signal(
+        return await serve_until_signal(
             server,
             host,
             port,
@@ -326,4 +339,4 @@ def run(
         )
 
     with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
-        runner.run(main())
+        return runner.run(main())
