@@ -378,6 +378,54 @@ def test_the_log_lines_of_two_workers_never_interleave() -> None:
     assert sum(e.get("event") == "call" for e in entries) >= 400
 
 
+@pytest.mark.parametrize(
+    ("slow", "sig"),
+    [("all", signal.SIGTERM), ("after_first", signal.SIGTERM), ("after_first", signal.SIGINT)],
+    ids=["none-serving-sigterm", "one-serving-sigterm", "one-serving-sigint"],
+)
+def test_a_signal_during_start_up_stops_the_workers_promptly(
+    tmp_path: Path, slow: str, sig: signal.Signals
+) -> None:
+    """Workers take 60 s to import the app; a signal meanwhile stops the ones serving and
+    the one still starting at once, instead of after its start-up."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    command = [*blaze_command(), "serve", app_target("slow_import_app"), "--host", "127.0.0.1", "--port", "0"]
+    command += ["--log-format", "json", "--workers", "2", "--grace-period", "5"]
+    env = {**os.environ, "BLAZERPC_TEST_PIDS": str(pids), "BLAZERPC_TEST_SLOW": slow}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr or ()), daemon=True)
+    reader.start()
+    try:
+        importing = 1 if slow == "all" else 2  # processes that have started importing the app
+        deadline = time.monotonic() + 60
+        while len(list(pids.iterdir())) < importing:
+            assert process.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.05)
+        time.sleep(0.3)  # well inside the import's 60 s sleep
+        signalled = time.monotonic()
+        process.send_signal(sig)
+        code = process.wait(20)
+        stopped = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        reader.join(10)
+    workers = sorted(int(p.name) for p in pids.iterdir())
+    assert len(workers) == importing
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert code == 0, "".join(lines)
+    assert stopped < 5, f"stopped {stopped:.1f} s after the signal"
+    events = [json.loads(line).get("event") for line in lines]
+    assert ("Worker 1/2 serving" in events) is (slow == "after_first")
+    assert "Worker 2/2 serving" not in events
+
+
 # --- TLS ---------------------------------------------------------------------------------
 
 

@@ -102,15 +102,30 @@ class Supervisor:
 
     # --- workers ---------------------------------------------------------------------
 
-    def _spawn(self, index: int) -> _Worker:
+    def _spawn(self, index: int) -> None:
+        """Start worker ``index`` (in its slot of the list) and wait until it serves.
+
+        The worker is in the list from the moment it exists, so a signal that arrives
+        while it starts reaches it too; a signal also ends the wait at once (the caller
+        then stops every worker, this one included).
+        """
         read_fd, write_fd = os.pipe()  # the worker writes a line once it serves
         env = {**os.environ, READY_FD_ENV: str(write_fd)}
         # Its own session: a terminal's Ctrl-C reaches only this parent, which passes on
         # one SIGTERM (a second signal would make the worker stop at once).
-        process = subprocess.Popen(self._command(), env=env, pass_fds=(write_fd,), start_new_session=True)
-        os.close(write_fd)
+        try:
+            process = subprocess.Popen(self._command(), env=env, pass_fds=(write_fd,), start_new_session=True)
+        finally:
+            os.close(write_fd)
+        worker = _Worker(index, process)
+        if index < len(self._workers):
+            self._workers[index] = worker
+        else:
+            self._workers.append(worker)
         with os.fdopen(read_fd, "rb") as ready:
-            line = _read_line(ready, STARTUP_TIMEOUT, process)
+            line = _read_line(ready, STARTUP_TIMEOUT, process, stop=lambda: self._signals > 0)
+        if self._signals:
+            return
         if not line:
             if process.poll() is None:
                 process.kill()
@@ -118,12 +133,17 @@ class Supervisor:
             self._on_exit(process.pid, process.returncode)
             raise ConfigurationError(f"worker {index + 1} did not start (exit code {process.returncode})")
         _log.info(f"Worker {index + 1}/{self._count} serving", worker=index + 1, pid=process.pid)
-        return _Worker(index, process)
 
     def _start_all(self) -> None:
-        self._workers = [self._spawn(i) for i in range(self._count)]
+        self._workers = []
+        for index in range(self._count):
+            if self._signals:  # stopped during start-up: start no more
+                return
+            self._spawn(index)
 
     def _stop_all(self, timeout: float) -> None:
+        """SIGTERM every worker (serving or still starting) and wait up to ``timeout``
+        seconds for each, then kill it."""
         for w in self._workers:
             if w.process.poll() is None:
                 w.process.send_signal(signal.SIGTERM)
@@ -153,7 +173,9 @@ class Supervisor:
             _log.warning(
                 f"Worker {i + 1} exited with code {code}; starting a new one", worker=i + 1, pid=w.process.pid
             )
-            self._workers[i] = self._spawn(i)
+            self._spawn(i)
+            if self._signals:
+                return
 
     # --- signals and reload ----------------------------------------------------------
 
@@ -196,10 +218,13 @@ class Supervisor:
                     target=self._watch, args=(armed,), name="blazerpc-reload", daemon=True
                 )
                 watcher.start()
-                if not armed.wait(30):
-                    raise ConfigurationError("--reload: the file watcher did not start")
+                deadline = time.monotonic() + 30
+                while not armed.wait(0.1) and not self._signals:
+                    if time.monotonic() > deadline:
+                        raise ConfigurationError("--reload: the file watcher did not start")
                 _log.info(f"Watching {', '.join(map(str, self._reload_paths))} for changes")
-            self._start_all()
+            if not self._signals:
+                self._start_all()
             while not self._signals:
                 if self._reload.is_set():
                     self._reload.clear()
@@ -220,13 +245,16 @@ class Supervisor:
                 signal.signal(sig, handler)
 
 
-def _read_line(stream: object, timeout: float, process: subprocess.Popen[bytes]) -> bytes:
-    """The worker's ready line, or b"" if it exits or times out first."""
+def _read_line(
+    stream: object, timeout: float, process: subprocess.Popen[bytes], *, stop: Callable[[], bool]
+) -> bytes:
+    """The worker's ready line, or b"" if it exits, times out or ``stop()`` turns true first
+    (checked every 0.2 s and after every signal)."""
     import select
 
     fd = stream.fileno()  # type: ignore[attr-defined]
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop():
         ready, _, _ = select.select([fd], [], [], 0.2)
         if ready:
             return os.read(fd, 64)
