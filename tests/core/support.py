@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import importlib
 import ipaddress
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from grpclib.client import Channel, UnaryStreamMethod, UnaryUnaryMethod
 from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError
+from grpclib.protocol import H2Protocol
 
 from blazerpc.server._service import BlazeCodec, RawMessage
 from blazerpc.testing import ServeProcess
@@ -81,6 +83,44 @@ class Client:
             return exc.status, exc.message, replies
         finally:
             channel.close()
+
+
+class RecordingChannel(Channel):
+    """A grpclib channel that keeps every HTTP/2 event its connections receive, with the
+    time it arrived: what the server really sent (response headers, trailers, GOAWAY),
+    not what grpclib's client makes of it. ``lost_at`` is when a connection ended."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.events: list[tuple[float, Any]] = []
+        self.lost_at: float | None = None
+
+    def _protocol_factory(self) -> H2Protocol:
+        protocol = super()._protocol_factory()
+        made, lost = protocol.connection_made, protocol.connection_lost
+
+        def connection_made(transport: Any) -> None:
+            made(transport)
+            feed = protocol.connection.feed
+
+            def recording_feed(data: bytes) -> list[Any]:
+                events = feed(data)
+                now = time.monotonic()
+                self.events.extend((now, event) for event in events)
+                return events
+
+            protocol.connection.feed = recording_feed  # type: ignore[method-assign]
+
+        def connection_lost(exc: BaseException | None) -> None:
+            self.lost_at = time.monotonic()
+            lost(exc)
+
+        protocol.connection_made = connection_made  # type: ignore[method-assign]
+        protocol.connection_lost = connection_lost  # type: ignore[method-assign]
+        return protocol
+
+    def of_type(self, kind: type) -> list[tuple[float, Any]]:
+        return [(t, e) for t, e in self.events if isinstance(e, kind)]
 
 
 def load_app_module(name: str) -> ModuleType:

@@ -11,9 +11,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 CONTRIB = [
     # (contrib module, name imported from it, plugin package, distribution, extra)
@@ -22,6 +25,7 @@ CONTRIB = [
     ("onnx", "ONNXModel", "blazerpc_onnx", "blazerpc-onnx", "onnx"),
 ]
 FRAMEWORKS = ("torch", "tensorflow", "keras", "onnxruntime", "onnx")
+PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 
 
 def python(code: str, *, path: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
@@ -147,3 +151,27 @@ def test_core_never_imports_a_framework() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _extras() -> dict[str, set[str]]:
+    """The installed blazerpc's extras, as its distribution's metadata declares them:
+    extra name -> the distributions it pulls in."""
+    requirements = [Requirement(line) for line in metadata.requires("blazerpc") or ()]
+    names = metadata.metadata("blazerpc").get_all("Provides-Extra") or []
+    return {
+        extra: {r.name for r in requirements if r.marker is not None and r.marker.evaluate({"extra": extra})}
+        for extra in names
+    }
+
+
+def test_the_extras_pull_in_the_plugin_distributions() -> None:
+    extras = _extras()
+    plugins = {
+        tomllib.loads((path / "pyproject.toml").read_text())["project"]["name"]
+        for path in PLUGINS.iterdir()
+        if (path / "pyproject.toml").exists()
+    }
+    for _, _, _, distribution, extra in CONTRIB:
+        assert distribution in plugins  # the name of a distribution that exists here
+        assert extras[extra] == {distribution}
+    assert extras["all"] == plugins

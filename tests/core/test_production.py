@@ -10,6 +10,7 @@ import os
 import signal
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,9 @@ from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
-from support import Client, app_target, certificates, load_app_module
+from h2.errors import ErrorCodes
+from h2.events import ConnectionTerminated, ResponseReceived, StreamEnded
+from support import APPS, Client, RecordingChannel, app_target, certificates, load_app_module
 
 from blazerpc.server._service import BlazeCodec, RawMessage
 from blazerpc.testing import ServeProcess, blaze_command, serve_process
@@ -30,6 +33,7 @@ from blazerpc.wire._schema import Schema
 
 SCHEMA = load_app_module("serving_app").app.schema()
 DRAIN = load_app_module("drain_app").app.schema()
+LIMITS = load_app_module("limits_app").app.schema()
 
 
 def rpc(channel: Channel, model: str, schema: Schema = SCHEMA) -> UnaryUnaryMethod[Any, Any]:
@@ -183,6 +187,98 @@ def test_a_second_signal_stops_at_once() -> None:
     assert all(isinstance(r, GRPCError) and r.status is Status.UNAVAILABLE for r in results)
     assert code == 0
     assert elapsed < 15
+
+
+@pytest.mark.parametrize("model", ["queued", "queued_batch"])
+def test_requests_queued_behind_a_busy_model_finish_during_a_drain(tmp_path: Path, model: str) -> None:
+    """The first call holds the model at a gate; three more wait in its queue (the slot of
+    an unbatched model, the batcher's queue of a batched one) when SIGTERM comes."""
+    gate, entered = tmp_path / "gate", tmp_path / "gate.entered"
+    batched = model == "queued_batch"
+
+    def call(channel: Channel, x: int) -> Any:
+        message = request(model, DRAIN, x=[x] if batched else x)
+        return asyncio.ensure_future(rpc(channel, model, DRAIN)(message, timeout=30))
+
+    env = {"BLAZERPC_TEST_GATE": str(gate)}
+    with serve_process(app_target("drain_app"), "--grace-period", "20", env=env) as proc:
+
+        async def scenario() -> tuple[list[str], list[Any]]:
+            channel = Channel(proc.host, proc.port)
+            first = call(channel, 0)
+            await wait_async(entered.exists)
+            queued = [call(channel, x) for x in (1, 2, 3)]
+            await asyncio.sleep(0.5)  # on the server by now, behind the call at the gate
+            inside = entered.read_text().splitlines()
+            proc.process.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(
+                wait_for_log, proc, lambda e: str(e.get("event", "")).startswith("Draining")
+            )
+            gate.touch()
+            replies = await asyncio.gather(first, *queued)
+            channel.close()
+            return inside, replies
+
+        inside, replies = asyncio.run(scenario())
+        code = proc.process.wait(30)
+
+    assert code == 0
+    assert inside == (["[0]"] if batched else ["0"])  # only the first call was in the model
+    drain = wait_for_log(proc, lambda e: str(e.get("event", "")).startswith("Draining"))
+    assert drain["calls"] == 4
+    calls = entered.read_text().splitlines()
+    if batched:
+        assert [list(r.result_0) for r in replies] == [[0], [10], [20], [30]]
+        # The three queued requests left the queue together, as one batch, after SIGTERM.
+        assert [list(r.result_1) for r in replies] == [[1], [3], [3], [3]]
+        assert len(calls) == 2
+        assert sorted(json.loads(calls[1])) == [1, 2, 3]
+    else:
+        assert [r.result for r in replies] == [0, 10, 20, 30]
+        assert sorted(map(int, calls)) == [0, 1, 2, 3]
+
+
+def test_a_drain_ends_every_connection_with_goaway(tmp_path: Path) -> None:
+    """Seen by grpclib clients: the HTTP/2 GOAWAY frame (NO_ERROR) arrives on the busy
+    connection after its call's answer, and on an idle one too; then both close."""
+    gate, entered = tmp_path / "gate", tmp_path / "gate.entered"
+    env = {"BLAZERPC_TEST_GATE": str(gate)}
+    with serve_process(app_target("drain_app"), "--grace-period", "20", env=env) as proc:
+
+        async def scenario() -> tuple[Any, RecordingChannel, RecordingChannel, int]:
+            busy, idle = RecordingChannel(proc.host, proc.port), RecordingChannel(proc.host, proc.port)
+            await rpc(idle, "pid", DRAIN)(request("pid", DRAIN, text="?"), timeout=5)
+            call = asyncio.ensure_future(
+                rpc(busy, "queued", DRAIN)(request("queued", DRAIN, x=7), timeout=30)
+            )
+            await wait_async(entered.exists)
+            proc.process.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(
+                wait_for_log, proc, lambda e: str(e.get("event", "")).startswith("Draining")
+            )
+            await asyncio.sleep(0.3)
+            goaways_while_running = len(busy.of_type(ConnectionTerminated))
+            gate.touch()
+            reply = await call
+            await wait_async(lambda: busy.lost_at is not None and idle.lost_at is not None)
+            busy.close()
+            idle.close()
+            return reply, busy, idle, goaways_while_running
+
+        reply, busy, idle, goaways_while_running = asyncio.run(scenario())
+        code = proc.process.wait(30)
+
+    assert code == 0
+    assert reply.result == 70
+    assert goaways_while_running == 0  # not while a call is still running
+    for channel in (busy, idle):
+        [(received, goaway)] = channel.of_type(ConnectionTerminated)
+        assert goaway.error_code == ErrorCodes.NO_ERROR
+        assert channel.lost_at is not None
+        assert channel.lost_at >= received
+    # On the busy connection, the call's end came first.
+    kinds = [type(event) for _, event in busy.events]
+    assert kinds.index(StreamEnded) < kinds.index(ConnectionTerminated)
 
 
 # --- a sync model that never returns -------------------------------------------------------
@@ -474,6 +570,54 @@ def test_mutual_tls_requires_a_client_certificate_from_the_ca(tmp_path: Path) ->
         assert asyncio.run(_pid_over(proc, good)) == proc.process.pid  # still serving
 
 
+SERVE_SCRIPT = """
+import sys
+
+import structlog
+
+structlog.configure(
+    processors=[structlog.processors.JSONRenderer()],
+    logger_factory=structlog.WriteLoggerFactory(sys.stdout),
+)
+sys.path.insert(0, sys.argv[1])
+from serving_app import app
+
+certfile, keyfile, ca_certs = sys.argv[2:5]
+app.serve("127.0.0.1", 0, ssl_certfile=certfile, ssl_keyfile=keyfile, ssl_ca_certs=ca_certs, grace_period=1)
+"""
+
+
+def test_mutual_tls_through_app_serve(tmp_path: Path) -> None:
+    """A script that calls BlazeApp.serve(ssl_certfile=, ssl_keyfile=, ssl_ca_certs=)."""
+    certs = certificates(tmp_path)
+    script = tmp_path / "serve_tls.py"
+    script.write_text(SERVE_SCRIPT)
+    args = [str(APPS), str(certs["server"]), str(certs["server-key"]), str(certs["ca"])]
+    process = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not (listening := [json.loads(x) for x in list(lines) if '"Server listening' in x]):
+            assert process.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.05)
+        proc = ServeProcess(process=process, port=listening[0]["port"], host="127.0.0.1")
+        good = _client_context(certs["ca"], certs["client"], certs["client-key"])
+        assert asyncio.run(_pid_over(proc, good)) == process.pid
+        for refused in (None, _client_context(certs["ca"])):  # plaintext; TLS without a certificate
+            with pytest.raises((ConnectionError, StreamTerminatedError, GRPCError, OSError, ssl.SSLError)):
+                asyncio.run(_pid_over(proc, refused))
+        assert asyncio.run(_pid_over(proc, good)) == process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(30)
+        reader.join(10)
+    assert code == 0
+    assert listening[0]["transport"] == "TLS"
+
+
 def test_tls_with_a_missing_certificate_fails_at_start_up(tmp_path: Path) -> None:
     with (
         pytest.raises(RuntimeError, match="cannot load the TLS certificate"),
@@ -540,6 +684,46 @@ def test_default_timeout_applies_when_the_client_sends_no_deadline() -> None:
         assert time.monotonic() - started < 10
     assert error.status is Status.DEADLINE_EXCEEDED
     assert "default timeout of 0.5 s" in (error.message or "")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_limits_set_on_the_app_apply_through_blaze_serve(workers: int) -> None:
+    """limits_app: BlazeApp(max_message_size=1000, max_concurrent_calls=2,
+    default_timeout=0.5); no limit flag is given."""
+    with serve_process(app_target("limits_app"), "--workers", str(workers), "--grace-period", "0") as proc:
+        if workers > 1:
+            wait_for_log(proc, lambda e: e.get("event") == f"Worker {workers}/{workers} serving")
+
+        async def scenario() -> tuple[Any, GRPCError, GRPCError, GRPCError]:
+            channel = Channel(proc.host, proc.port)
+            try:
+                ok = await rpc(channel, "pid", LIMITS)(request("pid", LIMITS, text="x" * 900), timeout=5)
+                with pytest.raises(GRPCError) as oversized:
+                    await rpc(channel, "pid", LIMITS)(request("pid", LIMITS, text="x" * 5000), timeout=5)
+                with pytest.raises(GRPCError) as timed_out:
+                    await rpc(channel, "hang", LIMITS)(request("hang", LIMITS, x=1))  # no deadline
+                async with contextlib.AsyncExitStack() as calls:
+                    for i in range(2):  # on one connection, so on one worker
+                        stream = await calls.enter_async_context(
+                            rpc(channel, "hang", LIMITS).open(timeout=30)
+                        )
+                        calls.push_async_callback(stream.cancel)
+                        await stream.send_message(request("hang", LIMITS, x=i), end=True)
+                    with pytest.raises(GRPCError) as crowded:
+                        await rpc(channel, "pid", LIMITS)(request("pid", LIMITS, text="?"), timeout=5)
+                return ok, oversized.value, timed_out.value, crowded.value
+            finally:
+                channel.close()
+
+        ok, oversized, timed_out, crowded = asyncio.run(scenario())
+
+    assert ok.result != proc.process.pid if workers > 1 else ok.result == proc.process.pid
+    assert oversized.status is Status.RESOURCE_EXHAUSTED
+    assert "over this server's limit of 1000 bytes (max_message_size)" in (oversized.message or "")
+    assert timed_out.status is Status.DEADLINE_EXCEEDED
+    assert "default timeout of 0.5 s" in (timed_out.message or "")
+    assert crowded.status is Status.RESOURCE_EXHAUSTED
+    assert "limit of 2 concurrent calls (max_concurrent_calls)" in (crowded.message or "")
 
 
 def test_max_queue_size_from_the_command_line() -> None:
@@ -650,8 +834,8 @@ def test_a_content_type_other_than_protobuf_is_refused_with_a_message() -> None:
     with serve_process(app_target("serving_app")) as proc:
         path = next(m.path for m in SCHEMA.methods if m.model == "pid")
 
-        async def scenario() -> GRPCError:
-            channel = Channel(proc.host, proc.port, codec=_JsonCodec())
+        async def scenario() -> tuple[GRPCError, RecordingChannel]:
+            channel = RecordingChannel(proc.host, proc.port, codec=_JsonCodec())
             try:
                 async with channel.request(
                     path, Cardinality.UNARY_UNARY, RawMessage, RawMessage, timeout=5
@@ -659,16 +843,24 @@ def test_a_content_type_other_than_protobuf_is_refused_with_a_message() -> None:
                     await s.send_message(b'{"text": "x"}', end=True)
                     await s.recv_message()
             except GRPCError as exc:
-                return exc
+                return exc, channel
             finally:
                 channel.close()
             raise AssertionError("a JSON call was accepted")
 
-        error = asyncio.run(scenario())
-        # HTTP 415 Unsupported Media Type, which the gRPC HTTP mapping reads as UNKNOWN.
-        assert error.status is Status.UNKNOWN
-        assert error.message == "Received :status = '415'"
+        error, channel = asyncio.run(scenario())
         assert asyncio.run(_pid_over(proc, None)) == proc.process.pid
+    # What the server sent: one HEADERS frame that ends the stream (a trailers-only
+    # answer) with HTTP 415 Unsupported Media Type and a gRPC status and message.
+    [(_, response)] = channel.of_type(ResponseReceived)
+    headers = {name: value for name, value in response.headers}
+    assert headers[":status"] == "415"
+    assert headers["grpc-status"] == str(Status.UNKNOWN.value)
+    assert headers["grpc-message"] == "Unacceptable content-type header"
+    assert [e.stream_id for _, e in channel.of_type(StreamEnded)] == [response.stream_id]
+    # grpclib's client reports the HTTP status (the gRPC HTTP mapping reads 415 as UNKNOWN).
+    assert error.status is Status.UNKNOWN
+    assert error.message == "Received :status = '415'"
 
 
 def _calls_left_at_shutdown(proc: ServeProcess) -> int:
