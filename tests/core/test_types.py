@@ -414,6 +414,24 @@ def test_zero_dim_tensor_wire_form(types: Client) -> None:
     assert reply.result.data == struct.pack("<f", -2.5)
 
 
+def test_a_rank_0_tensor_declared_with_empty_dims(types: Client) -> None:
+    method = types.method("scalar_tensor")
+    assert [f.wire.describe for f in (*method.inputs[:1], *method.outputs)] == ["float64[]", "float64[]"]
+    reply = call(types, "scalar_tensor", x=tensor(types, np.array(1.5)), rank=0)
+    assert list(reply.result.shape) == []
+    assert reply.result.data == struct.pack("<d", 3.0)
+    with pytest.raises(GRPCError) as refused:
+        call(types, "scalar_tensor", x=tensor(types, np.ones((2, 2))), rank=0)
+    assert refused.value.status is Status.INVALID_ARGUMENT
+    assert "field 'x': expected a tensor of rank 0 (float64[]), got shape [2, 2]" in (
+        refused.value.message or ""
+    )
+    with pytest.raises(GRPCError) as wrong:
+        call(types, "scalar_tensor", x=tensor(types, np.array(1.5)), rank=1)
+    assert wrong.value.status is Status.INTERNAL
+    assert "expected a tensor of rank 0 (float64[]), got shape [1]" in (wrong.value.message or "")
+
+
 def test_empty_tensor_wire_form(types: Client) -> None:
     reply = call(types, "double", x=tensor(types, np.zeros((4, 0), dtype=np.int16)))
     assert list(reply.result.shape) == [4, 0]

@@ -2,6 +2,8 @@
 
 ``TensorInput[np.float32, "batch", 224, 224, 3]`` declares a float32 tensor of rank 4
 whose first dimension is free (a symbolic name) and whose other dimensions are fixed.
+``TensorInput[np.float32, ()]`` is a rank-0 (scalar) tensor; ``TensorInput[np.float32]``
+one of any rank and shape.
 On the wire every tensor is a ``blazerpc.TensorProto``: its shape, its numpy dtype name
 and its raw little-endian, C-order bytes.
 """
@@ -83,6 +85,8 @@ def _spec_from_args(cls_name: str, args: Any) -> TensorSpec:
         args = (args,)
     dtype_arg, *dims = args
     dtype = None if dtype_arg is Any else dtype_name(dtype_arg)
+    if dims == [()]:  # TensorInput[np.float32, ()]: rank 0
+        return TensorSpec(dtype=dtype, dims=())
     for dim in dims:
         if isinstance(dim, bool) or not isinstance(dim, int | str):
             raise TypeError(f"{cls_name} dimensions are ints or names, got {dim!r}")
@@ -117,7 +121,7 @@ def _annotation_class(base: type[_TensorAnnotation], spec: TensorSpec) -> type[_
     if cls is None:
         parts = [spec.dtype or "Any"]
         if spec.dims is not None:
-            parts += [repr(d) for d in spec.dims]
+            parts += [repr(d) for d in spec.dims] if spec.dims else ["()"]
         name = f"{base.__name__}[{', '.join(parts)}]"
         attrs = {"spec": spec, "__module__": base.__module__, "__qualname__": name}
         cls = _ANNOTATION_CLASSES[key] = type(name, (base,), attrs)

@@ -188,6 +188,12 @@ def double(x: np.ndarray) -> np.ndarray:
     return x + x
 
 
+@app.model("scalar_tensor")
+def scalar_tensor(x: TensorInput[np.float64, ()], rank: int) -> TensorOutput[np.float64, ()]:
+    """Rank 0 in and out; ``rank`` > 0 returns a tensor of that rank instead."""
+    return x * 2 if rank == 0 else np.full((1,) * rank, x * 2)
+
+
 @app.model("describe_array")
 def describe_array(x: np.ndarray) -> str:
     """What the model received: dtype, shape, writeable flag."""
