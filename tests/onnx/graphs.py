@@ -125,3 +125,43 @@ def sequence_graph(path: Path) -> Path:
         [helper.make_tensor_sequence_value_info("pair", TensorProto.FLOAT, ["N"])],
     )
     return save(graph, path)
+
+
+def time_major_graph(path: Path) -> Path:
+    """A time-major input: x float32[seq, batch, 4] -> total = sum over seq, float32[batch, 4]."""
+    nodes = [helper.make_node("ReduceSum", ["x", "axis0"], ["total"], keepdims=0)]
+    graph = helper.make_graph(
+        nodes,
+        "time_major",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["seq", "batch", 4])],
+        [helper.make_tensor_value_info("total", TensorProto.FLOAT, ["batch", 4])],
+        [numpy_helper.from_array(np.array([0], np.int64), "axis0")],
+    )
+    return save(graph, path)
+
+
+def square_graph(path: Path) -> Path:
+    """A square matrix: m float32[N, N] -> m @ m, float32[N, N]."""
+    nodes = [helper.make_node("MatMul", ["m", "m"], ["product"])]
+    graph = helper.make_graph(
+        nodes,
+        "square",
+        [helper.make_tensor_value_info("m", TensorProto.FLOAT, ["N", "N"])],
+        [helper.make_tensor_value_info("product", TensorProto.FLOAT, ["N", "N"])],
+    )
+    return save(graph, path)
+
+
+def scale_graph(path: Path) -> Path:
+    """A rank-0 input: x float32[N, 3], s float32[] (a scalar) -> x * s, float32[N, 3]."""
+    nodes = [helper.make_node("Mul", ["x", "s"], ["y"])]
+    graph = helper.make_graph(
+        nodes,
+        "scale",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3]),
+            helper.make_tensor_value_info("s", TensorProto.FLOAT, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+    )
+    return save(graph, path)

@@ -12,7 +12,15 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
-from graphs import Classifier, masked_mean_graph, sequence_graph, strings_graph
+from graphs import (
+    Classifier,
+    masked_mean_graph,
+    scale_graph,
+    sequence_graph,
+    square_graph,
+    strings_graph,
+    time_major_graph,
+)
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
@@ -60,8 +68,11 @@ def test_the_schema_comes_from_the_graph(classifier: tuple[Classifier, Path]) ->
     model = ONNXModel(path, providers=CPU)
     assert app.model("clf")(model) is model  # registration returns what it was given
     proto = app.proto()
-    assert "message ClfRequest {\n  TensorProto input_1 = 1;\n}" in proto
-    assert "message ClfResponse {\n  TensorProto logits = 1;\n  TensorProto probabilities = 2;\n}" in proto
+    assert "message ClfRequest {\n  // float32, shape [batch, 4]\n  TensorProto input_1 = 1;\n}" in proto
+    assert (
+        "message ClfResponse {\n  // float32, shape [batch, 3]\n  TensorProto logits = 1;\n"
+        "  // float32, shape [batch, 3]\n  TensorProto probabilities = 2;\n}"
+    ) in proto
     method = app.schema().methods[0]
     assert [f.wire.describe for f in method.inputs] == ["float32[batch, 4]"]
     assert [f.wire.describe for f in method.outputs] == ["float32[batch, 3]", "float32[batch, 3]"]
@@ -139,6 +150,73 @@ def test_named_dims_are_shared_between_inputs(tmp_path: Path) -> None:
     np.testing.assert_array_equal(array(good.mean), onnxruntime_run(path, {"features": x, "mask": mask})[0])
     assert error.status is Status.INVALID_ARGUMENT
     assert "dimension 'seq' is 5 in field 'features' but 4 in field 'mask'" in (error.message or "")
+
+
+def test_a_later_dim_named_batch_is_not_the_batch_axis(tmp_path: Path) -> None:
+    """Time-major x[seq, batch, 4]: "batch" is a dim of its own (it was tied to the first
+    dim, so any request with seq != batch was refused), and the model is not batched:
+    joining requests along seq would change the numbers."""
+    path = time_major_graph(tmp_path / "time_major.onnx")
+    app = BlazeApp()
+    app.model("rnn_like")(ONNXModel(path, providers=CPU))
+    method = app.schema().methods[0]
+    assert [f.wire.describe for f in method.inputs] == ["float32[seq, batch_2, 4]"]
+    assert [f.wire.describe for f in method.outputs] == ["float32[batch_2, 4]"]
+    assert all(f.wire.batch is None for f in (*method.inputs, *method.outputs))
+    x = RNG.standard_normal((5, 2, 4)).astype(np.float32)
+
+    async def scenario(server: RunningServer) -> Any:
+        return await server.call("rnn_like", x=tensor(x))
+
+    got = array(serve(app, scenario).total)
+    np.testing.assert_array_equal(got, onnxruntime_run(path, {"x": x})[0])
+    np.testing.assert_allclose(got, x.sum(axis=0), rtol=1e-6)
+
+
+def test_a_first_dim_whose_name_is_used_again_keeps_its_equality(tmp_path: Path) -> None:
+    path = square_graph(tmp_path / "square.onnx")
+    app = BlazeApp()
+    app.model("square")(ONNXModel(path, providers=CPU))
+    method = app.schema().methods[0]
+    assert [f.wire.describe for f in (*method.inputs, *method.outputs)] == ["float32[N, N]", "float32[N, N]"]
+    m = RNG.standard_normal((3, 3)).astype(np.float32)
+
+    async def scenario(server: RunningServer) -> tuple[Any, GRPCError]:
+        good = await server.call("square", m=tensor(m))
+        with pytest.raises(GRPCError) as info:
+            await server.call("square", m=tensor(m[:2]))
+        return good, info.value
+
+    good, error = serve(app, scenario)
+    np.testing.assert_allclose(array(good.product), m @ m, rtol=1e-5)
+    assert error.status is Status.INVALID_ARGUMENT
+    assert "dimension 'N' is 2 in field 'm' but 3 in field 'm'" in (error.message or "")
+
+
+def test_a_rank_0_input_keeps_its_shape(tmp_path: Path) -> None:
+    path = scale_graph(tmp_path / "scale.onnx")
+    app = BlazeApp()
+    app.model("scale")(ONNXModel(path, providers=CPU))
+    method = app.schema().methods[0]
+    assert [(f.name, f.wire.describe) for f in method.inputs] == [
+        ("x", "float32[batch, 3]"),
+        ("s", "float32[]"),
+    ]
+    x = features(2)[:, :3]
+    s = np.array(2.5, np.float32)
+
+    async def scenario(server: RunningServer) -> tuple[Any, GRPCError]:
+        good = await server.call("scale", x=tensor(x), s=tensor(s))
+        with pytest.raises(GRPCError) as info:
+            await server.call("scale", x=tensor(x), s=tensor(np.ones((2, 2), np.float32)))
+        return good, info.value
+
+    good, error = serve(app, scenario)
+    np.testing.assert_array_equal(array(good.y), onnxruntime_run(path, {"x": x, "s": s})[0])
+    np.testing.assert_allclose(array(good.y), x * s, rtol=1e-6)
+    # Refused by BlazeRPC before ONNX Runtime sees it (it used to fail there as INTERNAL).
+    assert error.status is Status.INVALID_ARGUMENT
+    assert "field 's': expected a tensor of rank 0 (float32[]), got shape [2, 2]" in (error.message or "")
 
 
 def test_string_tensors_are_lists_and_fixed_shapes_are_not_batched(tmp_path: Path) -> None:

@@ -103,23 +103,73 @@ def _field_name(name: str, taken: set[str]) -> str:
     return field
 
 
-def _dims(field: str, shape: Any) -> tuple[int | str, ...] | None:
-    """ONNX dims -> BlazeRPC dims: a dynamic first dimension is ``"batch"``; other named
-    dims keep their names (inputs that share one must agree on it); unnamed ones get
-    their own."""
-    if shape is None:
-        return None
-    dims: list[int | str] = []
-    for i, dim in enumerate(shape):
-        if isinstance(dim, int) and dim >= 0:
-            dims.append(dim)
-        elif i == 0:
-            dims.append("batch")
-        elif isinstance(dim, str) and dim:
-            dims.append(re.sub(r"\W", "_", dim))
-        else:
-            dims.append(f"{field}_dim{i}")
-    return tuple(dims)
+BATCH = "batch"
+
+
+def _symbol(dim: Any) -> str | None:
+    """The name of a symbolic ONNX dim, ``None`` for a fixed or an unnamed one."""
+    return dim if isinstance(dim, str) and dim else None
+
+
+def _fixed(dim: Any) -> bool:
+    return isinstance(dim, int) and not isinstance(dim, bool) and dim >= 0
+
+
+class DimNames:
+    """BlazeRPC dims for the shapes of one graph, its inputs and outputs together.
+
+    - A fixed dim stays a number.
+    - A dynamic first dim is the ``"batch"`` axis when it can be one: an unnamed one, or
+      a symbol that names no other dim of the graph. A symbol that also names a later
+      dim (``["N", "N"]``: a square matrix cannot be cut into rows) keeps its name, so
+      the two stay equal; and when a later dim of the graph is named ``"batch"`` (a
+      time-major ``["seq", "batch", 4]``), the graph's batch is not its first dim and
+      no dim becomes the batch axis (joining requests along ``seq`` would change the
+      numbers). Only a first dim is ever the batch axis.
+    - Every other symbol keeps its name (made a valid identifier), one name per symbol
+      across the graph, so inputs that share it must agree on it; never ``"batch"``,
+      and never the name of another symbol.
+    - Unnamed dims get names of their own.
+    """
+
+    def __init__(self, shapes: Sequence[Sequence[Any] | None]) -> None:
+        later = {_symbol(d) for shape in shapes if shape for d in shape[1:]} - {None}
+        time_major = any(re.sub(r"\W", "_", name) == BATCH for name in later if name is not None)
+        self._batch_symbols = (
+            set() if time_major else {_symbol(shape[0]) for shape in shapes if shape} - later - {None}
+        )
+        self._batch_unnamed = not time_major
+        self._taken = {BATCH}
+        self._names: dict[str, str] = {}
+        for shape in shapes:
+            for i, dim in enumerate(shape or ()):
+                name = _symbol(dim)
+                if name is not None and not (i == 0 and name in self._batch_symbols):
+                    self._names.setdefault(name, self._unique(re.sub(r"\W", "_", name)))
+
+    def _unique(self, base: str) -> str:
+        name, n = base, 2
+        while name in self._taken:
+            name, n = f"{base}_{n}", n + 1
+        self._taken.add(name)
+        return name
+
+    def dims(self, field: str, shape: Sequence[Any] | None) -> tuple[int | str, ...] | None:
+        """The dims of one input or output (``None``: its rank is unknown)."""
+        if shape is None:
+            return None
+        dims: list[int | str] = []
+        for i, dim in enumerate(shape):
+            name = _symbol(dim)
+            if _fixed(dim):
+                dims.append(dim)
+            elif i == 0 and (name in self._batch_symbols or (name is None and self._batch_unnamed)):
+                dims.append(BATCH)
+            elif name is not None:
+                dims.append(self._names[name])
+            else:
+                dims.append(self._unique(f"{field}_dim{i}"))
+        return tuple(dims)
 
 
 @dataclass(frozen=True)
@@ -132,12 +182,12 @@ class GraphField:
     strings: bool  # a 1-d string tensor, carried as list[str]
 
 
-def _graph_fields(args: Sequence[Any], direction: str, what: str) -> list[GraphField]:
+def _graph_fields(args: Sequence[Any], direction: str, what: str, names: DimNames) -> list[GraphField]:
     taken: set[str] = set()
     fields = []
     for arg in args:
         field = _field_name(arg.name, taken)
-        dims = _dims(field, arg.shape)
+        dims = names.dims(field, arg.shape)
         if arg.type == _STRING:
             if dims is None or len(dims) != 1:
                 raise ModelRegistrationError(
@@ -153,7 +203,10 @@ def _graph_fields(args: Sequence[Any], direction: str, what: str) -> list[GraphF
                 "function that calls predict() and converts it"
             )
         kind = TensorInput if direction == "input" else TensorOutput
-        annotation = kind[(np.dtype(dtype), *dims)] if dims else kind[np.dtype(dtype)]
+        if dims is None:
+            annotation = kind[np.dtype(dtype)]  # any shape
+        else:
+            annotation = kind[(np.dtype(dtype), *dims)] if dims else kind[np.dtype(dtype), ()]
         fields.append(GraphField(arg.name, field, annotation, False))
     return fields
 
@@ -240,8 +293,10 @@ class ONNXModel:
     def as_function(self, model: str | None = None) -> Callable[..., Any]:
         """A function serving this model, with a signature built from the graph."""
         what = f"model {model!r}" if model else self._what
-        inputs = _graph_fields(self.session.get_inputs(), "input", what)
-        outputs = _graph_fields(self.session.get_outputs(), "output", what)
+        graph_inputs, graph_outputs = self.session.get_inputs(), self.session.get_outputs()
+        names = DimNames([arg.shape for arg in (*graph_inputs, *graph_outputs)])
+        inputs = _graph_fields(graph_inputs, "input", what, names)
+        outputs = _graph_fields(graph_outputs, "output", what, names)
         make_typed_dict: Any = typing.TypedDict
         result = make_typed_dict(
             f"{_camel(model or 'Onnx')}Outputs", {f.field: f.annotation for f in outputs}
