@@ -414,6 +414,11 @@ def test_zero_dim_tensor_wire_form(types: Client) -> None:
     assert reply.result.data == struct.pack("<f", -2.5)
 
 
+def test_0d_arrays_are_accepted_for_scalar_fields(types: Client) -> None:
+    reply = call(types, "zero_d_scalars", x=2.5)
+    assert (reply.result_0, reply.result_1, reply.result_2, reply.result_3) == (2.5, True, 2, "2.5")
+
+
 def test_a_rank_0_tensor_declared_with_empty_dims(types: Client) -> None:
     method = types.method("scalar_tensor")
     assert [f.wire.describe for f in (*method.inputs[:1], *method.outputs)] == ["float64[]", "float64[]"]

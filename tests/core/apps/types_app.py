@@ -188,6 +188,12 @@ def double(x: np.ndarray) -> np.ndarray:
     return x + x
 
 
+@app.model("zero_d_scalars")
+def zero_d_scalars(x: float) -> tuple[float, bool, int, str]:
+    """0-d arrays (what a framework's 0-d result becomes) for scalar fields."""
+    return np.array(x, np.float32), np.array(x > 0), np.array(int(x), np.int64), np.array(str(x))
+
+
 @app.model("scalar_tensor")
 def scalar_tensor(x: TensorInput[np.float64, ()], rank: int) -> TensorOutput[np.float64, ()]:
     """Rank 0 in and out; ``rank`` > 0 returns a tensor of that rank instead."""

@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto
 from google.protobuf.message import DecodeError, Message
 
@@ -224,10 +225,26 @@ class ResponseEncoder:
             except InferenceError as exc:
                 raise InferenceError(f"field '{f.name}': {exc.message}") from None
             except (TypeError, ValueError, OverflowError) as exc:
-                raise InferenceError(
-                    f"model returned {type(value).__name__} for field '{f.name}', "
-                    f"expected {f.wire.describe}: {exc}"
-                ) from None
+                if not _write_0d_as_scalar(write, msg, value, raw):
+                    raise InferenceError(
+                        f"model returned {type(value).__name__} for field '{f.name}', "
+                        f"expected {f.wire.describe}: {exc}"
+                    ) from None
         if not raw:
             return msg.SerializeToString()
         return b"".join([msg.SerializeToString(), *raw])
+
+
+def _write_0d_as_scalar(
+    write: Callable[[Message, Any, list[bytes]], None], msg: Message, value: Any, raw: list[bytes]
+) -> bool:
+    """Write a 0-d array (what a framework's 0-d result becomes) as the scalar it holds;
+    whether it could. Only tried after the value itself was refused, so an ordinary
+    value pays nothing for it."""
+    if not isinstance(value, np.ndarray) or value.ndim != 0:
+        return False
+    try:
+        write(msg, value[()], raw)
+    except (InferenceError, TypeError, ValueError, OverflowError):
+        return False
+    return True
