@@ -108,8 +108,11 @@ def test_served_module_returns_what_torch_computes(model: str) -> None:
 def test_schema_comes_from_the_annotations() -> None:
     proto = mlp_app(MLP()).proto()
     for name in ("Tensors", "Decorated", "Module"):
-        assert f"message {name}Request {{\n  TensorProto x = 1;\n}}" in proto
-        assert f"message {name}Response {{\n  TensorProto result = 1;\n}}" in proto
+        assert f"message {name}Request {{\n  // float32, shape [batch, 4]\n  TensorProto x = 1;\n}}" in proto
+        assert (
+            f"message {name}Response {{\n  // float32, shape [batch, 3]\n  TensorProto result = 1;\n}}"
+            in proto
+        )
 
 
 @pytest.mark.parametrize("model", ["tensors", "decorated", "module"])
@@ -171,14 +174,54 @@ def test_torch_model_moves_inputs_runs_in_inference_mode_and_returns_numpy() -> 
     assert isinstance(result, tuple)
     assert isinstance(doubled, np.ndarray)
     np.testing.assert_array_equal(doubled, np.full((2, 2), 2, np.float32))
-    assert total == 4.0
-    assert isinstance(total, float)  # a 0-d tensor is a Python number
+    # A 0-d tensor is a 0-d array of its dtype, wherever it is in the result.
+    assert isinstance(total, np.ndarray)
+    assert (total.shape, total.dtype, total.item()) == ((), np.float32, 4.0)
     assert isinstance(pair, Pair)
     assert isinstance(pair.total, np.ndarray)
     assert isinstance(pair.scaled[0], np.ndarray)
-    assert pair.scaled[1] == {"first": 1.0}
+    first = pair.scaled[1]["first"]
+    assert isinstance(first, np.ndarray)
+    assert (first.shape, first.dtype, first.item()) == ((), np.float32, 1.0)
     assert text == "unchanged"
     assert not torch.is_inference_mode_enabled()
+
+
+def test_0d_results_keep_their_dtype_over_grpc() -> None:
+    """x.sum() of float16 / int32 is a 0-d tensor: it goes out with its own dtype, for a
+    bare torch.Tensor result, a declared one, and still fills a float field."""
+    app = BlazeApp()
+
+    @app.model("bare")
+    @torch_model
+    def bare(x: TorchTensor[Any, "n"]) -> torch.Tensor:
+        return x.sum()
+
+    @app.model("declared")
+    @torch_model
+    def declared(
+        x: TorchTensor[torch.float16, "n"],
+    ) -> tuple[TorchTensor[torch.float16, ()], TensorOutput[np.int32, ()], float]:
+        return x.sum(), x.to(torch.int32).sum(), x.to(torch.float32).sum()
+
+    x16 = np.array([1.5, 2.25, -0.5], np.float16)
+    x32 = np.array([1, -7, 100], np.int32)
+
+    async def scenario(server: RunningServer) -> tuple[Any, Any, Any]:
+        return (
+            await server.call("bare", x=tensor(x16)),
+            await server.call("bare", x=tensor(x32)),
+            await server.call("declared", x=tensor(x16)),
+        )
+
+    bare16, bare32, both = serve(app, scenario)
+    method = app.schema().methods[1]
+    assert [f.wire.describe for f in method.outputs] == ["torch.Tensor[float16[]]", "int32[]", "float"]
+    for reply, want in ((bare16.result, x16.sum()), (bare32.result, x32.sum()), (both.result_0, x16.sum())):
+        assert (reply.dtype, list(reply.shape)) == (want.dtype.name, [])
+        assert array(reply) == want
+    assert (both.result_1.dtype, array(both.result_1)) == ("int32", 3)
+    assert both.result_2 == 3.25
 
 
 def test_torch_model_keeps_the_signature_so_the_schema_is_built_from_it() -> None:

@@ -90,10 +90,10 @@ def _to_device(value: Any, device: torch.device) -> Any:
 
 
 def _to_numpy(value: Any) -> Any:
-    """Tensors -> numpy arrays (0-d ones -> Python numbers), inside tuples, named tuples,
-    lists and dicts too; anything else unchanged."""
+    """Tensors -> numpy arrays of the same dtype (a 0-d tensor -> a 0-d array), inside
+    tuples, named tuples, lists and dicts too; anything else unchanged."""
     if isinstance(value, torch.Tensor):
-        return value.item() if value.dim() == 0 else tensor_to_numpy(value)
+        return tensor_to_numpy(value)
     if isinstance(value, tuple):
         items = [_to_numpy(v) for v in value]
         return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
@@ -218,7 +218,8 @@ def torch_model(func: Any = None, /, *, device: str | torch.device = "cpu") -> A
       such as ``list[str]``, are passed as they are);
     - the call runs under ``torch.inference_mode()``;
     - tensors in the result (alone, or in a tuple, named tuple, list or dict) come back
-      as numpy arrays; a 0-d tensor as a Python number.
+      as numpy arrays of the same dtype, a 0-d tensor as a 0-d array (a float32 stays a
+      float32; it still fills a ``float`` field).
 
     The function keeps its signature, so its annotations are the schema. A device that
     does not exist here raises :class:`blazerpc.ConfigurationError` right away, when the

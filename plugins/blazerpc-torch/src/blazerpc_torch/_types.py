@@ -56,13 +56,16 @@ class _TorchTensorAnnotation:
     Subscripting returns ``Annotated[torch.Tensor, TensorSpec(...)]``: the model sees a
     ``torch.Tensor``, the schema a checked ``TensorProto`` field. The dtype may be a
     torch dtype, a numpy dtype, its name, or ``Any``; dimensions are ints (fixed) or
-    names (free; ``"batch"`` first makes the field batchable).
+    names (free; ``"batch"`` first makes the field batchable); ``()`` alone is rank 0,
+    no dimensions at all any shape.
     """
 
     def __getitem__(self, args: Any) -> Any:
         if not isinstance(args, tuple):
             args = (args,)
         dtype, *dims = args
+        if dims == [()]:  # TorchTensor[torch.float32, ()]: rank 0
+            return Annotated[torch.Tensor, TensorSpec(dtype=_wire_dtype(dtype), dims=())]
         for dim in dims:
             if isinstance(dim, bool) or not isinstance(dim, int | str) or (isinstance(dim, int) and dim < 0):
                 raise TypeError(f"TorchTensor dimensions are ints >= 0 or names, got {dim!r}")
