@@ -365,6 +365,33 @@ def test_a_module_without_forward_annotations_is_refused_at_registration() -> No
         app.model("seq")(torch.nn.Sequential(torch.nn.Linear(2, 2)))
 
 
+def test_a_module_under_torch_model_with_a_device_is_refused_with_the_models_name() -> None:
+    app = BlazeApp()
+    wrapped = torch_model(device="cpu")(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+    with pytest.raises(
+        ModelRegistrationError, match=r"^model 'seq': Sequential.forward has no type annotation"
+    ):
+        app.model("seq")(wrapped)
+
+
+def test_a_module_under_torch_model_with_a_device_is_served_and_callable() -> None:
+    module = MLP(seed=5)
+    module.train()
+    app = BlazeApp()
+    on_cpu = torch_model(device="cpu")(module)
+    assert app.model("placed")(on_cpu) is on_cpu
+    assert not module.training
+    x = features(4)
+
+    async def scenario(server: RunningServer) -> Any:
+        return await server.call("placed", x=tensor(x))
+
+    np.testing.assert_allclose(array(serve(app, scenario).result), expected(module, x), rtol=1e-6, atol=1e-6)
+    direct = on_cpu(x)  # called directly: numpy in, numpy out, as registered
+    assert isinstance(direct, np.ndarray)
+    np.testing.assert_allclose(direct, expected(module, x), rtol=1e-6, atol=1e-6)
+
+
 def test_registering_a_module_puts_it_in_eval_mode() -> None:
     module = MLP()
     module.train()

@@ -16,7 +16,7 @@ from blazerpc.exceptions import ConfigurationError, ModelRegistrationError
 
 from ._types import request_tensor, tensor_to_numpy
 
-__all__ = ["available_devices", "module_function", "resolve_device", "torch_model"]
+__all__ = ["ModuleOnDevice", "available_devices", "module_function", "resolve_device", "torch_model"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -198,6 +198,32 @@ def module_function(
     return _wrap(forward, device)
 
 
+class ModuleOnDevice:
+    """``torch_model(device=...)(module)``: an ``nn.Module`` to serve on ``device``.
+
+    Its function is built when it is registered (``app.model("name")(...)``), where the
+    model's name is known, so a module that cannot be served says which model it is.
+    Called directly, it runs like the registered function (built on the first call).
+    """
+
+    def __init__(self, module: torch.nn.Module, device: torch.device) -> None:
+        self.module = module
+        self.device = device
+        self._function: Callable[..., Any] | None = None
+
+    def function(self, model: str | None = None) -> Callable[..., Any]:
+        """The servable function (see :func:`module_function`), for model ``model``."""
+        return module_function(self.module, self.device, model=model)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._function is None:
+            self._function = self.function()
+        return self._function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<torch_model {type(self.module).__qualname__} on {self.device}>"
+
+
 # --- the decorator ----------------------------------------------------------------------
 
 
@@ -221,6 +247,9 @@ def torch_model(func: Any = None, /, *, device: str | torch.device = "cpu") -> A
       as numpy arrays of the same dtype, a 0-d tensor as a 0-d array (a float32 stays a
       float32; it still fills a ``float`` field).
 
+    An ``nn.Module`` is served through its ``forward`` annotations, moved to ``device``
+    and put in eval mode when it is registered.
+
     The function keeps its signature, so its annotations are the schema. A device that
     does not exist here raises :class:`blazerpc.ConfigurationError` right away, when the
     app is imported, not at the first call.
@@ -233,7 +262,7 @@ def torch_model(func: Any = None, /, *, device: str | torch.device = "cpu") -> A
 
     def decorate(target: Any) -> Any:
         if isinstance(target, torch.nn.Module):
-            return module_function(target, resolved)
+            return ModuleOnDevice(target, resolved)  # built at registration, with the model's name
         if isinstance(target, str | torch.device):
             raise ConfigurationError(f"pass the device by name: torch_model(device={str(target)!r})")
         if not callable(target):

@@ -10,7 +10,7 @@ import torch
 from blazerpc import hookimpl
 from blazerpc.wire import ArrayConverter, FieldContext, WireType
 
-from ._model import module_function
+from ._model import ModuleOnDevice, module_function
 from ._types import tensor_spec, tensor_to_numpy, torch_wire_type
 
 
@@ -29,7 +29,10 @@ def blazerpc_array_converters() -> Sequence[ArrayConverter]:
 
 @hookimpl
 def blazerpc_adapt_model(obj: Any, name: str) -> Callable[..., Any] | None:
-    """``app.model("name")(module)``: an ``nn.Module`` served through its ``forward``."""
+    """``app.model("name")(module)``: an ``nn.Module`` served through its ``forward``
+    (on the device of its parameters, or the one ``torch_model(device=...)`` gave)."""
+    if isinstance(obj, ModuleOnDevice):
+        return obj.function(name)
     if isinstance(obj, torch.nn.Module):
         return module_function(obj, model=name)
     return None
