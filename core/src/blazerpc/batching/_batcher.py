@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +30,7 @@ __all__ = ["Batcher"]
 _log = structlog.get_logger("blazerpc")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Pending:
     args: list[Any]
     rows: int
@@ -38,6 +38,15 @@ class _Pending:
     future: asyncio.Future[list[Any]]
     enqueued: float
     deadline: float | None  # time.monotonic() by which the client gives up
+    queued: bool = True  # still waiting (not dispatched, failed or gone)
+
+
+@dataclass(eq=False, slots=True)
+class _Lane:
+    """The waiting requests of one batch key, oldest first, and their rows."""
+
+    waiting: OrderedDict[_Pending, None] = field(default_factory=OrderedDict)
+    rows: int = 0
 
 
 class _RowCountError(InferenceError):
@@ -46,7 +55,14 @@ class _RowCountError(InferenceError):
 
 @dataclass
 class Batcher:
-    """Batches the calls of one model. Create and start it inside the event loop."""
+    """Batches the calls of one model. Create and start it inside the event loop.
+
+    The queue is kept so that every step is O(1) per request: ``_queue`` holds every
+    waiting request oldest first, ``_lanes`` the same requests by batch key (only
+    requests of one key can share a batch). A request whose client goes away (or whose
+    deadline passes: grpclib then cancels the call) leaves both at once, freeing its rows
+    for others, even while the model is busy and the dispatcher asleep.
+    """
 
     model: str
     version: str
@@ -60,7 +76,8 @@ class Batcher:
     #: Per output, what turns the model's value into something sliceable (tensor
     #: outputs: the array converters, so a torch.Tensor or OrtValue splits as numpy).
     prepare_outputs: Sequence[Callable[[Any], Any] | None] = ()
-    _queue: deque[_Pending] = field(default_factory=deque, init=False)
+    _queue: OrderedDict[_Pending, None] = field(default_factory=OrderedDict, init=False)
+    _lanes: dict[Hashable, _Lane] = field(default_factory=dict, init=False)
     _queued_rows: int = field(default=0, init=False)
     _in_flight: int = field(default=0, init=False)
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -76,10 +93,14 @@ class Batcher:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        error = GRPCError(Status.UNAVAILABLE, "the server is shutting down")
         for pending in self._queue:
+            pending.queued = False
             if not pending.future.done():
-                pending.future.set_exception(GRPCError(Status.UNAVAILABLE, "the server is shutting down"))
+                pending.future.set_exception(error)
         self._queue.clear()
+        self._lanes.clear()
+        self._queued_rows = 0
 
     def _rows_and_key(self, args: list[Any]) -> tuple[int, Hashable]:
         rows = [axis.rows(value) for axis, value in zip(self.inputs, args, strict=True)]
@@ -105,71 +126,80 @@ class Batcher:
             )
         now = time.monotonic()
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        deadline = now + timeout if timeout is not None else None
-        self._queue.append(_Pending(args, rows, key, future, now, deadline))
+        pending = _Pending(args, rows, key, future, now, now + timeout if timeout is not None else None)
+        self._queue[pending] = None
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane()
+        lane.waiting[pending] = None
+        lane.rows += rows
         self._queued_rows += rows
         self._queue_changed()
         self._wake.set()
-        return await future  # cancelled with the call: the dispatcher then drops it
+        try:
+            return await future
+        finally:
+            if pending.queued:  # the call was cancelled (client gone, deadline) while queued
+                self._leave(pending)
+                self._queue_changed()
 
-    # --- the dispatcher --------------------------------------------------------------
+    # --- the queue -------------------------------------------------------------------
 
     def _queue_changed(self) -> None:
         for listener in self.listeners:
             listener.on_queue_depth(self.model, self.version, self._queued_rows)
 
-    def _drop_gone(self) -> None:
-        """Remove requests whose client went away or whose deadline passed."""
-        if not self._queue:
-            return
+    def _leave(self, pending: _Pending) -> None:
+        """Take ``pending`` out of the queue (O(1)); its rows are free at once."""
+        pending.queued = False
+        del self._queue[pending]
+        lane = self._lanes[pending.key]
+        del lane.waiting[pending]
+        lane.rows -= pending.rows
+        if not lane.waiting:
+            del self._lanes[pending.key]
+        self._queued_rows -= pending.rows
+
+    def _take(self, lane: _Lane) -> list[_Pending]:
+        """The oldest requests of ``lane`` that fit in one batch: always its first, then
+        the following ones while their rows fit (FIFO: none is skipped for a smaller
+        later one). A request whose deadline has passed is failed instead."""
+        batch: list[_Pending] = []
+        rows = 0
         now = time.monotonic()
-        kept: deque[_Pending] = deque()
-        for p in self._queue:
-            if p.future.done():
+        limit = self.config.max_batch_size
+        waiting = lane.waiting
+        while waiting:
+            p = next(iter(waiting))
+            if batch and rows + p.rows > limit:
+                break
+            self._leave(p)
+            if p.future.done():  # cancelled a moment ago: its call has not resumed yet
                 continue
             if p.deadline is not None and now >= p.deadline:
                 p.future.set_exception(
                     GRPCError(Status.DEADLINE_EXCEEDED, "the deadline passed while the request was queued")
                 )
                 continue
-            kept.append(p)
-        if len(kept) != len(self._queue):
-            self._queue = kept
-            self._queued_rows = sum(p.rows for p in kept)
-            self._queue_changed()
-
-    def _take(self) -> list[_Pending]:
-        """The oldest request and the later ones that fit with it."""
-        head = self._queue[0]
-        batch, rows, kept = [head], head.rows, deque[_Pending]()
-        full = False
-        for p in list(self._queue)[1:]:
-            if not full and p.key == head.key and rows + p.rows <= self.config.max_batch_size:
-                batch.append(p)
-                rows += p.rows
-            else:
-                full = full or p.key == head.key  # keep FIFO order among compatible requests
-                kept.append(p)
-        self._queue = kept
-        self._queued_rows -= rows
+            batch.append(p)
+            rows += p.rows
         self._queue_changed()
         return batch
 
-    def _waiting_rows(self) -> int:
-        head = self._queue[0]
-        return sum(p.rows for p in self._queue if p.key == head.key)
+    # --- the dispatcher --------------------------------------------------------------
 
     async def _dispatch_forever(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            self._drop_gone()
             if not self._queue or self._in_flight >= self.config.max_concurrency:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            head = next(iter(self._queue))
+            lane = self._lanes[head.key]
             state = QueueState(
-                rows=self._waiting_rows(),
-                oldest_wait=time.monotonic() - self._queue[0].enqueued,
+                rows=lane.rows,
+                oldest_wait=time.monotonic() - head.enqueued,
                 in_flight=self._in_flight,
                 config=self.config,
             )
@@ -179,7 +209,9 @@ class Batcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
                 continue
-            batch = self._take()
+            batch = self._take(lane)
+            if not batch:
+                continue
             self._in_flight += 1
             task = loop.create_task(self._run(batch))
             self._batches.add(task)
