@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
+from support import Client, load_app_module
 
 from blazerpc import BlazeApp, ConfigurationError, TensorInput, TensorOutput, hookimpl
 from blazerpc.batching import BatchConfig, BatchEvent, BatchListener, FixedWindowPolicy, QueueState
@@ -524,6 +525,42 @@ def test_batch_listeners_see_every_batch_and_the_queue_depth() -> None:
     assert {e.model for e in events} == {"double"}
     assert max(depths) > 0
     assert depths[-1] == 0
+
+
+def test_failing_listeners_are_logged_and_a_failing_policy_fails_only_its_requests() -> None:
+    from support import APPS
+
+    from blazerpc.testing import serve_process
+
+    module = load_app_module("broken_batching_app")
+    with serve_process(f"{APPS / 'broken_batching_app'}.py:app") as proc:
+        client = Client(module, proc)
+
+        async def scenario() -> None:
+            for i in range(3):  # listeners raise on every call: the calls do not notice
+                assert list((await client.call("double", x=[i, 1])).result) == [2 * i, 2]
+                assert (await client.call("inc", x=i)).result == i + 1
+            with pytest.raises(GRPCError) as broken:
+                await client.call("double", x=[1, 2, 3])  # the policy raises for 3 rows
+            assert broken.value.status is Status.INTERNAL
+            message = broken.value.message or ""
+            assert "batching policy 'three-rows' (ThreeRowsPolicy) of model 'double' failed" in message
+            assert "ValueError: 3 rows: this policy cannot decide" in message
+            # The dispatcher is still running.
+            assert list((await client.call("double", x=[5])).result) == [10]
+            assert list((await client.call("double", x=[1, 2, 3, 4])).result) == [2, 4, 6, 8]
+
+        asyncio.run(scenario())
+        logs = list(proc.logs)
+    failures = {(e.get("method"), e.get("model")) for e in logs if e.get("event") == "batch listener failed"}
+    assert failures == {
+        ("on_batch", "double"),
+        ("on_queue_depth", "double"),
+        ("on_batch", "inc"),
+        ("on_queue_depth", "inc"),
+    }
+    assert all(e["listener"] == "BrokenListener" for e in logs if e.get("event") == "batch listener failed")
+    assert [e["policy"] for e in logs if e.get("event") == "batching policy failed"] == ["three-rows"]
 
 
 @pytest.mark.parametrize(

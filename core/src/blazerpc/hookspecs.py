@@ -106,7 +106,9 @@ def blazerpc_batching_policies() -> Mapping[str, Callable[[BatchConfig], BatchPo
     A model picks one with ``batch_policy="my-policy"`` (on the app or the model); the
     factory is called once per batched model at start-up with its settings. Core
     provides ``"adaptive"`` (the default) and ``"fixed"``; two plugins offering the same
-    name is a start-up error.
+    name is a start-up error. If a policy's ``delay`` raises (or returns no number), the
+    requests it was deciding about fail with ``INTERNAL`` naming the policy, the error is
+    logged, and batching goes on.
 
     Called once at start-up. Collects the policies of every plugin.
     """
@@ -115,7 +117,8 @@ def blazerpc_batching_policies() -> Mapping[str, Callable[[BatchConfig], BatchPo
 @hookspec
 def blazerpc_batch_listeners(app: BlazeApp) -> Sequence[BatchListener]:
     """Listeners told about every batch (rows, requests, queue waits, model time) and
-    every change of queue depth; see :class:`blazerpc.batching.BatchListener`.
+    every change of queue depth; see :class:`blazerpc.batching.BatchListener`. A
+    listener that raises is logged and skipped; it never affects a call.
 
     Called once at start-up. Collects the listeners of every plugin.
     """

@@ -22,7 +22,7 @@ from grpclib.exceptions import GRPCError
 
 from ..exceptions import InferenceError, InvalidInputError
 from ..wire import BatchAxis
-from ._listeners import BatchEvent, BatchListener
+from ._listeners import BatchEvent, BatchListener, notify_batch, notify_queue_depth
 from ._policies import BatchConfig, BatchPolicy, QueueState
 
 __all__ = ["Batcher"]
@@ -88,6 +88,11 @@ class Batcher:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._dispatch_forever())
+        self._task.add_done_callback(self._dispatcher_ended)
+
+    def _dispatcher_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("the batch dispatcher stopped", model=self.model, exc_info=task.exception())
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -117,6 +122,12 @@ class Batcher:
     async def submit(self, args: list[Any], timeout: float | None) -> list[Any]:
         """Queue one request's decoded inputs; returns its output field values."""
         rows, key = self._rows_and_key(args)
+        if self._task is None or self._task.done():
+            raise GRPCError(
+                Status.INTERNAL,
+                f"the batcher of model {self.model!r} is not running (it stopped after an error: "
+                "see the server log); restart the server",
+            )
         limit = self.config.max_queue_size
         if self._queue and self._queued_rows + rows > limit:
             raise GRPCError(
@@ -146,8 +157,8 @@ class Batcher:
     # --- the queue -------------------------------------------------------------------
 
     def _queue_changed(self) -> None:
-        for listener in self.listeners:
-            listener.on_queue_depth(self.model, self.version, self._queued_rows)
+        if self.listeners:
+            notify_queue_depth(self.listeners, self.model, self.version, self._queued_rows)
 
     def _leave(self, pending: _Pending) -> None:
         """Take ``pending`` out of the queue (O(1)); its rows are free at once."""
@@ -203,8 +214,13 @@ class Batcher:
                 in_flight=self._in_flight,
                 config=self.config,
             )
-            delay = self.policy.delay(state)
-            if delay > 0:
+            try:
+                delay = self.policy.delay(state)
+                wait = bool(delay > 0)  # raises for what is not a number of seconds (None, say)
+            except Exception as exc:  # noqa: BLE001 - a broken policy fails its requests, not the server
+                self._policy_failed(lane, exc)
+                continue
+            if wait:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
@@ -216,6 +232,19 @@ class Batcher:
             task = loop.create_task(self._run(batch))
             self._batches.add(task)
             task.add_done_callback(self._batches.discard)
+
+    def _policy_failed(self, lane: _Lane, exc: Exception) -> None:
+        """The policy raised deciding about ``lane``'s next batch: those requests fail."""
+        name, kind = self.config.policy, type(self.policy).__qualname__
+        _log.error("batching policy failed", model=self.model, policy=name, exc_info=exc)
+        error = GRPCError(
+            Status.INTERNAL,
+            f"batching policy {name!r} ({kind}) of model {self.model!r} failed: "
+            f"{type(exc).__name__}: {exc}; fix the policy, or choose another with batch_policy=...",
+        )
+        for p in self._take(lane):
+            if not p.future.done():
+                p.future.set_exception(error)
 
     # --- running a batch -------------------------------------------------------------
 
@@ -281,8 +310,7 @@ class Batcher:
                 duration=time.monotonic() - started,
                 failed=failed,
             )
-            for listener in self.listeners:
-                listener.on_batch(event)
+            notify_batch(self.listeners, event)
 
     async def _isolate(self, batch: list[_Pending]) -> None:
         """Re-run each request of a failed batch alone: only the culprits get an error."""

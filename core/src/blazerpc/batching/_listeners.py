@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["BatchEvent", "BatchListener"]
+import structlog
+
+__all__ = ["BatchEvent", "BatchListener", "notify_batch", "notify_queue_depth"]
+
+_log = structlog.get_logger("blazerpc")
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,8 @@ class BatchListener:
 
     Methods run on the event loop, in the request path: keep them cheap and never
     block. Override what you need. Calls of unbatched unary models arrive too, as
-    batches of one row; waiting calls count as queue depth.
+    batches of one row; waiting calls count as queue depth. An exception raised by a
+    listener is logged and otherwise ignored: it never affects a call.
     """
 
     def on_batch(self, event: BatchEvent) -> None:
@@ -42,3 +48,31 @@ class BatchListener:
 
     def on_queue_depth(self, model: str, version: str, rows: int) -> None:
         """The number of rows waiting for ``model`` changed to ``rows``."""
+
+
+def notify_batch(listeners: Sequence[BatchListener], event: BatchEvent) -> None:
+    """Tell every listener about ``event``; one that raises is logged and skipped."""
+    for listener in listeners:
+        try:
+            listener.on_batch(event)
+        except Exception:  # noqa: BLE001 - a listener must never affect a call
+            _log.exception(
+                "batch listener failed",
+                listener=type(listener).__qualname__,
+                method="on_batch",
+                model=event.model,
+            )
+
+
+def notify_queue_depth(listeners: Sequence[BatchListener], model: str, version: str, rows: int) -> None:
+    """Tell every listener the queue depth of ``model``; one that raises is logged and skipped."""
+    for listener in listeners:
+        try:
+            listener.on_queue_depth(model, version, rows)
+        except Exception:  # noqa: BLE001 - a listener must never affect a call
+            _log.exception(
+                "batch listener failed",
+                listener=type(listener).__qualname__,
+                method="on_queue_depth",
+                model=model,
+            )

@@ -41,7 +41,9 @@ class BatchPolicy(Protocol):
 
     ``delay`` is asked whenever the model has room for another batch and requests are
     waiting; it is asked again as soon as a request arrives or a batch finishes, so a
-    policy only says how long it would wait if nothing changed.
+    policy only says how long it would wait if nothing changed. It must not raise: if it
+    does, the requests of the batch it was deciding about fail with ``INTERNAL`` (the
+    message names the policy) and the error is logged.
     """
 
     def delay(self, state: QueueState) -> float:

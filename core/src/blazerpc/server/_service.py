@@ -27,6 +27,7 @@ from .._model import ModelSpec
 from ..batching import BatchEvent, BatchListener
 from ..batching._batcher import Batcher
 from ..batching._limiter import ConcurrencyLimit
+from ..batching._listeners import notify_batch, notify_queue_depth
 from ..wire._codec import RequestDecoder, ResponseEncoder
 from ..wire._schema import MethodSchema, Schema
 from ._calls import CallTracker, read_request
@@ -134,8 +135,7 @@ class _Endpoint:
             context.messages_sent = 1
 
     def _queue_changed(self) -> None:
-        for listener in self.listeners:
-            listener.on_queue_depth(self.model, self.version, self._waiting)
+        notify_queue_depth(self.listeners, self.model, self.version, self._waiting)
 
     async def _run_observed(self, args: list[Any]) -> Any:
         """An unbatched call, reported to the batch listeners as a batch of one row: its
@@ -171,11 +171,7 @@ class _Endpoint:
                     duration=time.monotonic() - started,
                     failed=failed,
                 )
-                for listener in self.listeners:
-                    try:
-                        listener.on_batch(event)
-                    except Exception:  # noqa: BLE001 - a listener must not fail the call
-                        _log.exception("batch listener failed", listener=type(listener).__name__)
+                notify_batch(self.listeners, event)
 
         assert self.limit is not None
         try:
