@@ -111,6 +111,56 @@ def test_one_bad_request_fails_alone_and_the_others_succeed() -> None:
     assert any(len(call) > 2 and -5 in call for call in calls), "the bad request was first tried in a batch"
 
 
+def test_a_failed_batch_and_each_re_run_are_reported_as_model_calls_of_their_own() -> None:
+    calls: list[list[int]] = []
+    events: list[BatchEvent] = []
+    gate = Gate()
+
+    class Listener(BatchListener):
+        def on_batch(self, event: BatchEvent) -> None:
+            events.append(event)
+
+    class Plugin:
+        @hookimpl
+        def blazerpc_batch_listeners(self, app: BlazeApp) -> list[BatchListener]:
+            return [Listener()]
+
+    app = BlazeApp(plugins=[Plugin()])
+
+    @app.model("checked")
+    def checked(x: list[int]) -> list[int]:
+        calls.append(list(x))
+        gate()
+        if any(v < 0 for v in x):
+            raise ValueError("negative")
+        return x
+
+    async def scenario(server: RunningServer) -> list[Any]:
+        first = asyncio.ensure_future(server.call("checked", x=[0]))
+        await wait_until(gate.entered.is_set)
+        rest = [asyncio.ensure_future(server.call("checked", x=x)) for x in ([1], [2, 2], [-3], [4])]
+        await asyncio.sleep(0.1)  # all four queue behind the blocked call: one batch
+        gate.release.set()
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    results = run(app, scenario)
+    assert [getattr(r, "result", None) for r in results] == [[0], [1], [2, 2], None, [4]]
+    assert isinstance(results[3], GRPCError)
+    assert calls == [[0], [1, 2, 2, -3, 4], [1], [2, 2], [-3], [4]]
+    # One event per model call, in order: 1 + 1 + 4, rows as the model saw them.
+    assert [(e.rows, e.requests, e.failed, e.rerun) for e in events] == [
+        (1, 1, False, False),
+        (5, 4, True, False),
+        (1, 1, False, True),
+        (2, 1, False, True),
+        (1, 1, True, True),
+        (1, 1, False, True),
+    ]
+    # A request's queue wait is reported once, with the batch it was dispatched in.
+    assert [len(e.queue_waits) for e in events] == [1, 4, 0, 0, 0, 0]
+    assert all(e.duration > 0 for e in events)
+
+
 def test_wrong_number_of_rows_fails_every_request_of_the_batch() -> None:
     app = BlazeApp()
 

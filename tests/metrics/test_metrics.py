@@ -10,6 +10,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,8 +80,14 @@ EXPECTED_OUTCOMES = {
 METHODS = {"score": "PredictScore", "lookup": "PredictLookup", "tokens": "PredictTokens"}
 
 
-def check_workload_metrics(samples: Samples, times: int = 1) -> None:
-    """The scrape after ``times`` runs of the workload (each against some server)."""
+def score_calls(log: Path) -> list[int]:
+    """The row count of every call of the shop's ``score`` model (``SHOP_SCORE_CALLS``)."""
+    return [int(line) for line in log.read_text().split()] if log.exists() else []
+
+
+def check_workload_metrics(samples: Samples, calls_log: Path, times: int = 1) -> None:
+    """The scrape after ``times`` runs of the workload (each against some server);
+    ``calls_log`` is the servers' ``SHOP_SCORE_CALLS`` file."""
     for (model, status), n in EXPECTED_OUTCOMES.items():
         method = METHODS[model]
         got = samples.value("blazerpc_requests_total", model=model, method=method, code=status.name)
@@ -94,11 +101,14 @@ def check_workload_metrics(samples: Samples, times: int = 1) -> None:
         assert samples.value("blazerpc_request_duration_seconds_sum", model=model, method=method) > 0
         assert samples.value("blazerpc_requests_in_flight", model=model) == 0
         assert samples.value("blazerpc_queue_depth", model=model) == 0
-    # Batched: every row sent by an authenticated call went through exactly one batch.
-    model_calls = samples.value("blazerpc_batch_size_count", model="score")
-    assert samples.value("blazerpc_batch_size_sum", model="score") == _rows_into_score() * times
-    assert 1 <= model_calls <= 69 * times
-    assert samples.value("blazerpc_inference_duration_seconds_count", model="score") == model_calls
+    # Batched: one observation per model call, as the model saw it. Every row sent by an
+    # authenticated call went through one batch; rows of a batch that failed were also
+    # re-run alone, each re-run a model call of its own.
+    calls = score_calls(calls_log)
+    assert sum(calls) >= _rows_into_score() * times
+    assert samples.value("blazerpc_batch_size_count", model="score") == len(calls)
+    assert samples.value("blazerpc_batch_size_sum", model="score") == sum(calls)
+    assert samples.value("blazerpc_inference_duration_seconds_count", model="score") == len(calls)
     assert samples.value("blazerpc_queue_wait_seconds_count", model="score") == 69 * times
     # Unbatched: each call is a model call of one row.
     assert samples.value("blazerpc_batch_size_count", model="lookup") == 37 * times
@@ -111,18 +121,28 @@ def check_workload_metrics(samples: Samples, times: int = 1) -> None:
 
 
 @pytest.fixture(scope="module")
-def shop() -> Iterator[ServeProcess]:
-    with serve_process(app_target("shop"), "--metrics-port", "0") as proc:
+def shop_calls(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``SHOP_SCORE_CALLS`` file of the module's shop server."""
+    return tmp_path_factory.mktemp("shop") / "score-calls"
+
+
+@pytest.fixture(scope="module")
+def shop(shop_calls: Path) -> Iterator[ServeProcess]:
+    with serve_process(
+        app_target("shop"), "--metrics-port", "0", env={"SHOP_SCORE_CALLS": str(shop_calls)}
+    ) as proc:
         yield proc
 
 
-def test_counts_are_exact_after_concurrent_successes_and_failures(shop: ServeProcess) -> None:
+def test_counts_are_exact_after_concurrent_successes_and_failures(
+    shop: ServeProcess, shop_calls: Path
+) -> None:
     before = scrape(metrics_port(shop))
     assert not before.matching("blazerpc_requests_total", code="INTERNAL")  # a fresh server
     assert before.value("blazerpc_requests_total", model="score", method="PredictScore", code="OK") == 0
     outcomes = asyncio.run(_run_workload(shop.host, shop.port))
     assert outcomes == EXPECTED_OUTCOMES
-    check_workload_metrics(scrape(metrics_port(shop)))
+    check_workload_metrics(scrape(metrics_port(shop)), shop_calls)
 
 
 def test_process_metrics_and_only_the_metrics_path(shop: ServeProcess) -> None:
@@ -244,6 +264,46 @@ def test_in_flight_and_queue_depth_while_calls_wait() -> None:
     assert after.value("blazerpc_requests_in_flight", model="slow") == 0
     assert after.value("blazerpc_queue_depth", model="slow") == 0
     assert after.value("blazerpc_requests_total", model="slow", method="PredictSlow", code="OK") == 4
+
+
+def test_a_failed_batch_and_its_re_runs_count_as_separate_model_calls() -> None:
+    from blazerpc_metrics import endpoint_for
+
+    app = BlazeApp()
+    calls: list[list[float]] = []
+    release = asyncio.Event()
+
+    @app.model("checked")
+    async def checked(x: list[float]) -> list[float]:
+        calls.append(list(x))
+        if len(calls) == 1:
+            await release.wait()
+        if any(v < 0 for v in x):
+            raise ValueError("negative")
+        return x
+
+    async def run() -> Samples:
+        async with serve_app(app, options={"metrics_port": 0, "access_log": False}) as server:
+            endpoint = endpoint_for(app)
+            assert endpoint is not None
+            first = asyncio.ensure_future(server.call("checked", x=[0.0]))
+            while not calls:
+                await asyncio.sleep(0.005)
+            rest = [asyncio.ensure_future(server.call("checked", x=x)) for x in ([1.0], [2.0, 2.0], [-3.0])]
+            await asyncio.sleep(0.1)  # the three queue behind the blocked call: one batch
+            release.set()
+            outcomes = await asyncio.gather(first, *rest, return_exceptions=True)
+            assert [isinstance(o, GRPCError) for o in outcomes] == [False, False, False, True]
+            return await asyncio.get_running_loop().run_in_executor(None, scrape, endpoint.port)
+
+    samples = asyncio.run(run())
+    # Model calls: [0], the batch [1, 2, 2, -3] that failed, then its three requests alone.
+    assert calls == [[0.0], [1.0, 2.0, 2.0, -3.0], [1.0], [2.0, 2.0], [-3.0]]
+    assert samples.value("blazerpc_batch_size_count", model="checked") == 5
+    assert samples.value("blazerpc_batch_size_sum", model="checked") == 1 + 4 + 1 + 2 + 1
+    assert samples.value("blazerpc_inference_duration_seconds_count", model="checked") == 5
+    assert samples.value("blazerpc_queue_wait_seconds_count", model="checked") == 4  # once per request
+    assert samples.value("blazerpc_requests_total", model="checked", method="PredictChecked", code="OK") == 3
 
 
 def test_metrics_middleware_is_outer_and_importable_from_the_seed_path() -> None:

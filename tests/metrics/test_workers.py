@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -51,19 +52,21 @@ async def _hang(proc: ServeProcess) -> asyncio.Task[object]:
     return task
 
 
-def test_one_scrape_sums_every_worker(supervisor: SimpleNamespace) -> None:
+def test_one_scrape_sums_every_worker(supervisor: SimpleNamespace, tmp_path: Path) -> None:
     from blazerpc_metrics import hooks
 
+    calls_log = tmp_path / "score-calls"
+    env = {"SHOP_SCORE_CALLS": str(calls_log)}
     with (
-        serve_process(app_target("shop"), "--metrics-port", "0") as one,
-        serve_process(app_target("shop"), "--metrics-port", "0") as two,
+        serve_process(app_target("shop"), "--metrics-port", "0", env=env) as one,
+        serve_process(app_target("shop"), "--metrics-port", "0", env=env) as two,
     ):
         # Workers leave /metrics to the parent: neither opened its own.
         assert not [e for e in one.logs + two.logs if "metrics_port" in e]
         assert asyncio.run(_run_workload(one.host, one.port)) == EXPECTED_OUTCOMES
         assert asyncio.run(_run_workload(two.host, two.port)) == EXPECTED_OUTCOMES
         samples = scrape(supervisor.port)
-        check_workload_metrics(samples, times=2)
+        check_workload_metrics(samples, calls_log, times=2)
         assert samples.value("blazerpc_workers") == 2
         assert samples.value("process_resident_memory_bytes") > 0
         assert os.listdir(supervisor.path)  # the workers write their values there
@@ -86,7 +89,7 @@ def test_one_scrape_sums_every_worker(supervisor: SimpleNamespace) -> None:
         # The dead worker's gauges left the sum; its counters stayed in it.
         assert after.value("blazerpc_requests_in_flight", model="wait") == 0
         assert after.value("blazerpc_workers") == 1
-        check_workload_metrics(after, times=2)
+        check_workload_metrics(after, calls_log, times=2)
 
 
 def test_a_worker_that_died_unannounced_leaves_the_gauges_at_the_next_scrape(
@@ -136,10 +139,13 @@ def test_an_operators_directory_is_emptied_and_kept(tmp_path: os.PathLike[str]) 
 # --- the real `blaze serve --workers 2` ---------------------------------------------------
 
 
-def test_blaze_serve_workers_one_scrape_sums_both() -> None:
+def test_blaze_serve_workers_one_scrape_sums_both(tmp_path: Path) -> None:
     from metrics_support import metrics_port
 
-    with serve_process(app_target("shop"), "--workers", "2", "--metrics-port", "0") as proc:
+    calls_log = tmp_path / "score-calls"
+    with serve_process(
+        app_target("shop"), "--workers", "2", "--metrics-port", "0", env={"SHOP_SCORE_CALLS": str(calls_log)}
+    ) as proc:
         deadline = time.monotonic() + 120
         # The supervisor starts workers one after the other: wait for its line saying
         # the second serves (the log is read by serve_process's thread).
@@ -165,7 +171,7 @@ def test_blaze_serve_workers_one_scrape_sums_both() -> None:
         assert len(served_by) == 2, "the kernel sent every connection to one worker"
         assert asyncio.run(_run_workload(proc.host, proc.port)) == EXPECTED_OUTCOMES
         samples = scrape(port)
-        check_workload_metrics(samples)
+        check_workload_metrics(samples, calls_log)
         assert samples.value("blazerpc_workers") == 2
         pid_calls = samples.value("blazerpc_requests_total", model="pid", method="PredictPid", code="OK")
         assert pid_calls >= 2

@@ -4,6 +4,7 @@ header)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from grpclib.const import Status
@@ -28,7 +29,14 @@ app = BlazeApp(middleware=[AuthMiddleware()], max_batch_size=16)
 
 @app.model("score")
 def score(x: list[float]) -> list[float]:
-    """Batched: one call for many requests. A negative value fails its request."""
+    """Batched: one call for many requests. A negative value fails its request.
+
+    With ``SHOP_SCORE_CALLS`` set, each call appends its row count to that file (one
+    line per model call, from every worker), so tests know every model call made."""
+    log = os.environ.get("SHOP_SCORE_CALLS")
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{len(x)}\n")
     if any(v < 0 for v in x):
         raise ValueError("negative input")
     return [v * 2 for v in x]
@@ -63,6 +71,4 @@ async def wait(x: int) -> int:
 @app.model("pid")
 def pid(x: int) -> int:
     """The serving process: which worker answered."""
-    import os
-
     return os.getpid()

@@ -281,26 +281,41 @@ class Batcher:
     async def _run(self, batch: list[_Pending]) -> None:
         started = time.monotonic()
         waits = tuple(started - p.enqueued for p in batch)
-        failed = False
         try:
-            for p, values in zip(batch, await self._call(batch), strict=True):
-                if not p.future.done():
-                    p.future.set_result(values)
-        except _RowCountError as exc:
-            failed = True
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(exc)
-        except Exception as exc:  # noqa: BLE001 - the error goes to the requests that caused it
-            failed = True
-            if len(batch) == 1:
-                if not batch[0].future.done():
-                    batch[0].future.set_exception(exc)
+            try:
+                outputs = await self._call(batch)
+            except _RowCountError as exc:
+                self._report(batch, waits, started, failed=True)
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(exc)
+            except Exception as exc:  # noqa: BLE001 - the error goes to the requests that caused it
+                self._report(batch, waits, started, failed=True)
+                if len(batch) == 1:
+                    if not batch[0].future.done():
+                        batch[0].future.set_exception(exc)
+                else:
+                    await self._isolate(batch)
             else:
-                await self._isolate(batch)
+                for p, values in zip(batch, outputs, strict=True):
+                    if not p.future.done():
+                        p.future.set_result(values)
+                self._report(batch, waits, started, failed=False)
         finally:
             self._in_flight -= 1
             self._wake.set()
+
+    def _report(
+        self,
+        batch: list[_Pending],
+        waits: tuple[float, ...],
+        started: float,
+        *,
+        failed: bool,
+        rerun: bool = False,
+    ) -> None:
+        """One model call, to the listeners."""
+        if self.listeners:
             event = BatchEvent(
                 model=self.model,
                 version=self.version,
@@ -309,20 +324,25 @@ class Batcher:
                 queue_waits=waits,
                 duration=time.monotonic() - started,
                 failed=failed,
+                rerun=rerun,
             )
             notify_batch(self.listeners, event)
 
     async def _isolate(self, batch: list[_Pending]) -> None:
-        """Re-run each request of a failed batch alone: only the culprits get an error."""
+        """Re-run each request of a failed batch alone: only the culprits get an error.
+        Each re-run is a model call of its own, reported as such."""
         _log.info("batch failed; re-running its requests one by one", model=self.model, requests=len(batch))
         for p in batch:
             if p.future.done():
                 continue
+            started = time.monotonic()
             try:
                 [values] = await self._call([p])
             except Exception as exc:  # noqa: BLE001 - this request's own error
+                self._report([p], (), started, failed=True, rerun=True)
                 if not p.future.done():
                     p.future.set_exception(exc)
             else:
                 if not p.future.done():
                     p.future.set_result(values)
+                self._report([p], (), started, failed=False, rerun=True)

@@ -14,15 +14,20 @@ _log = structlog.get_logger("blazerpc")
 
 @dataclass(frozen=True)
 class BatchEvent:
-    """One call of a model on a batch.
+    """One call of a model: a batch, or the re-run of one request of a failed batch.
 
     Attributes:
         model, version: the model.
-        rows: rows in the batch (the model saw one input of this many rows).
-        requests: requests in the batch.
-        queue_waits: seconds each request waited in the queue before dispatch.
+        rows: rows in the call (the model saw one input of this many rows).
+        requests: requests in the call.
+        queue_waits: seconds each request waited in the queue before dispatch. A
+            request's wait is reported once, with the batch it was dispatched in, so a
+            re-run has none.
         duration: seconds the model call took.
-        failed: the batched call raised (its requests were then run one by one).
+        failed: the call raised, or returned the wrong number of rows. A failed batch of
+            several requests is followed by one event per request re-run alone (see
+            ``rerun``), so that only the requests that cause the failure get an error.
+        rerun: this call re-ran one request of a failed batch on its own.
     """
 
     model: str
@@ -32,6 +37,7 @@ class BatchEvent:
     queue_waits: tuple[float, ...]
     duration: float
     failed: bool
+    rerun: bool = False
 
 
 class BatchListener:
@@ -44,7 +50,8 @@ class BatchListener:
     """
 
     def on_batch(self, event: BatchEvent) -> None:
-        """A batch finished (after its results were handed back)."""
+        """A model call finished (after its results were handed back): a batch, or a
+        re-run of one request of a failed batch. One event per model call."""
 
     def on_queue_depth(self, model: str, version: str, rows: int) -> None:
         """The number of rows waiting for ``model`` changed to ``rows``."""
