@@ -152,12 +152,17 @@ def test_calls_still_running_when_the_grace_period_ends_get_unavailable() -> Non
         code = proc.process.wait(30)
         elapsed = time.monotonic() - started
 
+        # The access log (middleware) records the status the clients got, not CANCELLED.
+        wait_for_log(proc, lambda e: e.get("event") == "Server stopped")
+        statuses = [e["status"] for e in proc.logs if e.get("event") == "call"]
+
     for result in results:
         assert isinstance(result, GRPCError)
         assert result.status is Status.UNAVAILABLE
         assert "shut down before the call completed" in (result.message or "")
     assert code == 0
     assert elapsed < 10
+    assert statuses == ["UNAVAILABLE"] * 3
 
 
 def test_a_second_signal_stops_at_once() -> None:
@@ -662,8 +667,12 @@ def test_max_concurrent_calls() -> None:
                 channel.close()
 
         error = asyncio.run(scenario())
+        refused = wait_for_log(proc, lambda e: e.get("event") == "call" and e.get("model") == "pid")
     assert error.status is Status.RESOURCE_EXHAUSTED
     assert "limit of 2 concurrent calls (max_concurrent_calls)" in (error.message or "")
+    # The refused call reached the access log (an outer middleware) with its status.
+    assert refused["status"] == "RESOURCE_EXHAUSTED"
+    assert "max_concurrent_calls" in refused["message"]
 
 
 def test_default_timeout_applies_when_the_client_sends_no_deadline() -> None:
@@ -682,8 +691,11 @@ def test_default_timeout_applies_when_the_client_sends_no_deadline() -> None:
         started = time.monotonic()
         error = asyncio.run(scenario())
         assert time.monotonic() - started < 10
+        cut = wait_for_log(proc, lambda e: e.get("event") == "call" and e.get("model") == "hang")
     assert error.status is Status.DEADLINE_EXCEEDED
     assert "default timeout of 0.5 s" in (error.message or "")
+    assert cut["status"] == "DEADLINE_EXCEEDED"  # as the client got it, not CANCELLED
+    assert 400 < cut["duration_ms"] < 5000
 
 
 @pytest.mark.parametrize("workers", [1, 2])

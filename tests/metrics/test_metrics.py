@@ -145,6 +145,61 @@ def test_counts_are_exact_after_concurrent_successes_and_failures(
     check_workload_metrics(scrape(metrics_port(shop)), shop_calls)
 
 
+def test_calls_the_server_refuses_or_cuts_off_are_counted_with_their_clients_status() -> None:
+    from grpclib.client import Channel, UnaryUnaryMethod
+
+    module = load_app("limits")
+    [method] = module.app.schema().methods
+    classes = module.app.schema().classes
+
+    with serve_process(
+        app_target("limits"), "--metrics-port", "0", "--max-concurrent-calls", "2", "--default-timeout", "0.5"
+    ) as proc:
+        port = metrics_port(proc)
+
+        async def scenario() -> tuple[list[Status], Status]:
+            channel = Channel(proc.host, proc.port)
+            rpc = UnaryUnaryMethod(channel, method.path, classes[method.request], classes[method.response])
+
+            async def call(seconds: float, timeout: float | None = 30) -> Status:
+                try:
+                    await rpc(classes[method.request](seconds=seconds), timeout=timeout)
+                except GRPCError as exc:
+                    return exc.status
+                return Status.OK
+
+            loop = asyncio.get_running_loop()
+            try:
+                running = [asyncio.ensure_future(call(0.4)) for _ in range(2)]
+                for _ in range(10_000):  # until both run (scraped off the loop)
+                    now = await loop.run_in_executor(None, scrape, port)
+                    if now.value("blazerpc_requests_in_flight", model="slow") == 2:
+                        break
+                else:
+                    raise AssertionError("the two calls never showed as in flight")
+                refused = await asyncio.gather(call(0), call(0))
+                statuses = [*await asyncio.gather(*running), *refused]
+                cut_off = await call(10, timeout=None)  # no client deadline: the server's 0.5 s
+                return statuses, cut_off
+            finally:
+                channel.close()
+
+        statuses, cut_off = asyncio.run(scenario())
+        samples = scrape(port)
+    assert statuses == [Status.OK, Status.OK, Status.RESOURCE_EXHAUSTED, Status.RESOURCE_EXHAUSTED]
+    assert cut_off is Status.DEADLINE_EXCEEDED
+    counts = {
+        labels["code"]: value
+        for labels, value in (
+            (dict(k), v) for k, v in samples.matching("blazerpc_requests_total", model="slow").items()
+        )
+        if value
+    }
+    assert counts == {"OK": 2, "RESOURCE_EXHAUSTED": 2, "DEADLINE_EXCEEDED": 1}
+    assert samples.value("blazerpc_request_duration_seconds_count", model="slow", method="PredictSlow") == 5
+    assert samples.value("blazerpc_requests_in_flight", model="slow") == 0
+
+
 def test_process_metrics_and_only_the_metrics_path(shop: ServeProcess) -> None:
     samples = scrape(metrics_port(shop))
     assert samples.value("process_resident_memory_bytes") > 0

@@ -4,7 +4,6 @@ that a graceful shutdown waits on."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,59 +85,69 @@ async def _receive(h2_stream: Any, size: int) -> bytes:
     return data
 
 
-Handler = Callable[[Stream[Any, Any]], Awaitable[None]]
-
-
 class CallTracker:
-    """Wraps inference handlers: tracks the calls in flight and applies the limits.
+    """Admits inference calls: tracks those in flight and applies the server's limits.
 
-    The tracked object is grpclib's task for the call, which ends only after the
-    trailers are sent, so waiting on it waits for the client to have its answer.
+    The handler of every call (``_service``) asks :meth:`admit` once the outer
+    middleware has seen the call, so the access log and metrics see a refused call with
+    the status its client gets. The tracked object is grpclib's task for the call, which
+    ends only after the trailers are sent, so waiting on it waits for the client to have
+    its answer.
     """
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.in_flight: set[asyncio.Task[Any]] = set()
         self.draining = False
-        self._cancelling: set[asyncio.Task[Any]] = set()
+        self._cancelling: set[asyncio.Task[Any]] = set()  # cancelled at the end of a drain
+        self._expired: set[asyncio.Task[Any]] = set()  # cancelled by the default timeout
+        self._discard = self.in_flight.discard  # one bound method, not one per call
 
-    def wrap(self, handler: Handler, *, streaming: bool) -> Handler:
-        timeout = None if streaming else self.limits.default_timeout
+    def admit(self) -> asyncio.Task[Any]:
+        """Count the running call in and return its task, or refuse it: ``GRPCError``
+        ``UNAVAILABLE`` while draining, ``RESOURCE_EXHAUSTED`` at max_concurrent_calls."""
+        if self.draining:
+            raise GRPCError(Status.UNAVAILABLE, "the server is shutting down; retry on another instance")
+        if len(self.in_flight) >= self.limits.max_concurrent_calls:
+            raise GRPCError(
+                Status.RESOURCE_EXHAUSTED,
+                f"the server is at its limit of {self.limits.max_concurrent_calls} concurrent calls "
+                "(max_concurrent_calls); retry later",
+            )
+        task = asyncio.current_task()
+        assert task is not None
+        self.in_flight.add(task)
+        task.add_done_callback(self._discard)
+        return task
 
-        async def tracked(stream: Stream[Any, Any]) -> None:
-            if self.draining:
-                raise GRPCError(Status.UNAVAILABLE, "the server is shutting down; retry on another instance")
-            if len(self.in_flight) >= self.limits.max_concurrent_calls:
-                raise GRPCError(
-                    Status.RESOURCE_EXHAUSTED,
-                    f"the server is at its limit of {self.limits.max_concurrent_calls} concurrent calls "
-                    "(max_concurrent_calls); retry later",
-                )
-            task = asyncio.current_task()
-            assert task is not None
-            self.in_flight.add(task)
-            task.add_done_callback(self.in_flight.discard)
-            try:
-                if timeout is None or stream.deadline is not None:
-                    await handler(stream)
-                else:
-                    try:
-                        async with asyncio.timeout(timeout):
-                            await handler(stream)
-                    except TimeoutError:
-                        raise GRPCError(
-                            Status.DEADLINE_EXCEEDED,
-                            f"the call took longer than the server's default timeout of {timeout:g} s "
-                            "(the client sent no deadline)",
-                        ) from None
-            except asyncio.CancelledError:
-                if task in self._cancelling:  # shut down at the end of the grace period
-                    raise GRPCError(
-                        Status.UNAVAILABLE, "the server shut down before the call completed; retry"
-                    ) from None
-                raise
+    def timeout_for(self, stream: Stream[Any, Any], *, streaming: bool) -> asyncio.TimerHandle | None:
+        """Start the default timeout of a call whose client sent no deadline (unary calls
+        only); cancel the returned handle when the call is done."""
+        timeout = self.limits.default_timeout
+        if timeout is None or streaming or stream.deadline is not None:
+            return None
+        task = asyncio.current_task()
+        assert task is not None
+        return asyncio.get_running_loop().call_later(timeout, self._expire, task)
 
-        return tracked
+    def _expire(self, task: asyncio.Task[Any]) -> None:
+        self._expired.add(task)
+        task.add_done_callback(self._expired.discard)
+        task.cancel()
+
+    def cancelled(self, task: asyncio.Task[Any]) -> GRPCError | None:
+        """Why this server cancelled ``task``, as the error its client gets; ``None`` if
+        the server did not (the client went away, or its own deadline passed: grpclib
+        cancels those calls itself)."""
+        if task in self._cancelling:  # shut down at the end of the grace period
+            return GRPCError(Status.UNAVAILABLE, "the server shut down before the call completed; retry")
+        if task in self._expired:
+            return GRPCError(
+                Status.DEADLINE_EXCEEDED,
+                f"the call took longer than the server's default timeout of "
+                f"{self.limits.default_timeout:g} s (the client sent no deadline)",
+            )
+        return None
 
     def cancel_all(self) -> None:
         """Cancel every call still in flight; each answers ``UNAVAILABLE``."""

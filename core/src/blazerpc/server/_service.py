@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from grpclib.const import Cardinality, Handler, Status
 from grpclib.encoding.proto import ProtoCodec
-from grpclib.exceptions import GRPCError
+from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.server import Stream
 
 if TYPE_CHECKING:
@@ -206,8 +206,10 @@ class _Endpoint:
             inner = self.server_stream
         else:
             inner = self.unary if self.batcher is None else self.unary_batched
-        func = _with_middleware(self, inner, tuple(middleware)) if middleware else inner
-        func = calls.wrap(func, streaming=self.method.streaming)
+        if middleware:
+            func = _with_middleware(self, inner, tuple(middleware), calls)
+        else:
+            func = _admitted(inner, calls, streaming=self.method.streaming)
         cardinality = Cardinality.UNARY_STREAM if self.method.streaming else Cardinality.UNARY_UNARY
         return Handler(func, cardinality, RawMessage, RawMessage)
 
@@ -236,42 +238,106 @@ def order_middleware(middleware: Sequence[Middleware]) -> tuple[Middleware, ...]
     return (*outer, *(m for m in middleware if not m.outer))
 
 
-def _with_middleware(
-    endpoint: _Endpoint,
-    inner: Callable[[Stream[Any, Any], CallContext], Awaitable[None]],
-    middleware: tuple[Middleware, ...],
+_Inner = Callable[[Stream[Any, Any], CallContext | None], Awaitable[None]]
+
+
+def _admitted(
+    inner: _Inner, calls: CallTracker, *, streaming: bool
 ) -> Callable[[Stream[Any, Any]], Awaitable[None]]:
-    """``inner`` wrapped in the middleware chain, with a fresh context per call."""
+    """``inner`` under the server's admission and default timeout, for an app with no
+    middleware at all."""
+
+    async def handle(stream: Stream[Any, Any]) -> None:
+        task = calls.admit()
+        timer = calls.timeout_for(stream, streaming=streaming)
+        try:
+            await inner(stream, None)
+        except asyncio.CancelledError:
+            error = calls.cancelled(task)
+            if error is None:
+                raise
+            task.uncancel()
+            raise error from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    return handle
+
+
+def _with_middleware(
+    endpoint: _Endpoint, inner: _Inner, middleware: tuple[Middleware, ...], calls: CallTracker
+) -> Callable[[Stream[Any, Any]], Awaitable[None]]:
+    """``inner`` inside the middleware chain, with a fresh context per call.
+
+    The chain: the outer middleware's ``on_request``, the server's admission (limits,
+    draining) and default timeout, the other middleware's ``on_request``, the call, then
+    every ``on_response`` in reverse, with the status the client gets. ``middleware`` is
+    ordered: outer ones first (``order_middleware``).
+    """
+    n_outer = sum(1 for m in middleware if m.outer)
+    streaming = endpoint.method.streaming
 
     async def handle(stream: Stream[Any, Any]) -> None:
         started = time.perf_counter()
         context = _context(endpoint, stream)
-        entered: list[Middleware] = []
+        entered = 0
+        error: GRPCError | None = None
         try:
-            for m in middleware:
-                entered.append(m)
-                await m.on_request(context)
-            await inner(stream, context)
-            context.status = Status.OK
+            while entered < n_outer:
+                entered += 1
+                await middleware[entered - 1].on_request(context)
+            task = calls.admit()
+            timer = calls.timeout_for(stream, streaming=streaming)
+            try:
+                for m in middleware[n_outer:]:
+                    entered += 1
+                    await m.on_request(context)
+                await inner(stream, context)
+            except asyncio.CancelledError:
+                error = calls.cancelled(task)
+                if error is None:
+                    raise
+                task.uncancel()  # the server's own cancellation ends here, as a status
+            finally:
+                if timer is not None:
+                    timer.cancel()
         except GRPCError as exc:
-            context.status, context.message = exc.status, exc.message
-            raise
-        except asyncio.CancelledError:
+            error = exc
+        except (asyncio.CancelledError, StreamTerminatedError):
+            # The client went away or its deadline passed: grpclib ends the call, and
+            # nobody is listening for an answer.
             expired = stream.deadline is not None and stream.deadline.time_remaining() <= 0
             context.status = Status.DEADLINE_EXCEEDED if expired else Status.CANCELLED
+            await _respond(middleware, entered, context, started)
             raise
-        except Exception as exc:
-            context.status, context.message = Status.UNKNOWN, f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            context.elapsed = time.perf_counter() - started
-            for m in reversed(entered):
-                try:
-                    await m.on_response(context)
-                except Exception:  # noqa: BLE001 - one middleware must not break the others
-                    _log.exception("middleware on_response failed", middleware=type(m).__name__)
+        except Exception as exc:  # noqa: BLE001 - a middleware's bug: the client gets UNKNOWN
+            _log.error("call failed", method=endpoint.method.path, exc_info=exc)
+            error = GRPCError(Status.UNKNOWN, "Internal Server Error")
+            context.message = f"{type(exc).__name__}: {exc}"
+        if error is None:
+            context.status = Status.OK
+        else:
+            context.status = error.status
+            if context.message is None:
+                context.message = error.message
+        await _respond(middleware, entered, context, started)
+        if error is not None:
+            raise error  # grpclib sends the trailers
 
     return handle
+
+
+async def _respond(
+    middleware: tuple[Middleware, ...], entered: int, context: CallContext, started: float
+) -> None:
+    """Every ``on_response`` due, innermost first."""
+    context.elapsed = time.perf_counter() - started
+    for i in range(entered - 1, -1, -1):
+        try:
+            await middleware[i].on_response(context)
+        except Exception:  # noqa: BLE001 - one middleware must not break the others
+            _log.exception("middleware on_response failed", middleware=type(middleware[i]).__name__)
 
 
 class MethodTable(dict[str, Handler]):

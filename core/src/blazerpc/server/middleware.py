@@ -17,15 +17,23 @@
 
 ``on_request`` runs before the request is decoded; raising ``GRPCError`` there rejects
 the call with that status. ``on_response`` runs once the call has ended, whatever its
-outcome, with the status, message and elapsed time filled in. Each call has its own
-:class:`CallContext`, passed to both; keep per-call state in ``context.state``.
+outcome, with the status the client gets, the message and the elapsed time filled in.
+Each call has its own :class:`CallContext`, passed to both; keep per-call state in
+``context.state``.
 
 Order: first the *outer* middleware (``outer = True``: observers such as
 :class:`LoggingMiddleware` and the metrics plugin's ``MetricsMiddleware``, which must see
 every call, including those another middleware rejects), by ``order`` and then class
-name; then the app's middleware in the order given; then plugins'
+name; then the server's own admission (``UNAVAILABLE`` while it drains,
+``RESOURCE_EXHAUSTED`` at ``max_concurrent_calls``; the ``default_timeout`` of a call
+starts here); then the app's middleware in the order given; then plugins'
 (``blazerpc_middleware``) by ``order`` and then class name. ``on_request`` runs in that
-order, ``on_response`` in reverse, and only for middleware whose ``on_request`` ran.
+order, ``on_response`` in reverse, and only for middleware whose ``on_request`` ran. So
+outer middleware see every call, with the status its client gets: refused by the
+server, cut off by the default timeout (``DEADLINE_EXCEEDED``) or at the end of a
+drain (``UNAVAILABLE``), or ended by the client (``CANCELLED``, or
+``DEADLINE_EXCEEDED`` when its deadline passed); the app's and plugins' middleware never
+run for a call the server refused.
 
 Built-ins:
     :class:`LoggingMiddleware`: one log line per call. Core's ``access-log`` built-in adds
@@ -59,7 +67,7 @@ class CallContext:
         peer: the client's address, ``host:port``, when known.
         deadline: seconds left until the client's deadline when the call arrived, or None.
         state: scratch space for middleware, private to this call.
-        status: the call's final status (set before ``on_response``).
+        status: the status the client gets (set before ``on_response``).
         message: the status message, if any.
         elapsed: seconds from the call's arrival to its end (set before ``on_response``).
         messages_sent: response messages sent (1 for a unary call that succeeded).
