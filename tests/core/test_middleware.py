@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from grpclib.client import UnaryUnaryMethod
+from grpclib.client import UnaryStreamMethod, UnaryUnaryMethod
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from support import Client, app_target, load_app_module
 
 from blazerpc import BlazeApp, CallContext, Middleware, hookimpl
-from blazerpc.testing import serve_app, serve_process
+from blazerpc.testing import RunningServer, serve_app, serve_process
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +171,165 @@ def test_middleware_must_be_middleware() -> None:
 
     with pytest.raises(ConfigurationError, match="Middleware instances"):
         BlazeApp(middleware=[object()])  # type: ignore[list-item]
+
+
+# --- response metadata ----------------------------------------------------------------
+
+
+class Tagging(Middleware):
+    """Initial metadata from on_request; trailing metadata from both, with the status."""
+
+    def __init__(self, outer: bool = False) -> None:
+        self.late: list[Exception] = []
+        self.outer = outer  # type: ignore[misc]
+
+    async def on_request(self, context: CallContext) -> None:
+        context.add_initial_metadata("x-request-id", f"id-{context.model}")
+        context.add_trailing_metadata("x-seen-bin", b"\x00\xffraw")
+
+    async def on_response(self, context: CallContext) -> None:
+        assert context.status is not None
+        context.add_trailing_metadata("x-status", context.status.name)
+        context.add_trailing_metadata("x-sent", str(context.messages_sent))
+        try:
+            context.add_initial_metadata("x-too-late", "1")
+        except RuntimeError as exc:
+            self.late.append(exc)
+
+
+class RejectOdd(Middleware):
+    async def on_request(self, context: CallContext) -> None:
+        if "odd" in dict(context.metadata):
+            raise GRPCError(Status.PERMISSION_DENIED, "odd calls are refused")
+
+
+def _metadata_app(middleware: list[Middleware], **settings: Any) -> BlazeApp:
+    app = BlazeApp(middleware=middleware, **settings)
+
+    @app.model("double")
+    async def double(x: int) -> int:
+        if x < 0:
+            raise ValueError("negative")
+        if x == 99:
+            await asyncio.sleep(30)  # holds the server's one call slot
+        return 2 * x
+
+    @app.model("count", streaming=True)
+    def count(n: int) -> Iterator[int]:
+        yield from range(min(n, 2))
+        if n > 2:
+            raise ValueError("at most 2")
+
+    return app
+
+
+async def _call_reading_metadata(
+    server: RunningServer, model: str, metadata: dict[str, str] | None = None, **fields: Any
+) -> tuple[dict[str, Any], dict[str, Any], Status, list[Any]]:
+    """(initial metadata, trailing metadata, status, replies) as a grpclib client sees them."""
+    method = server.method(model)
+    kind = UnaryStreamMethod if method.streaming else UnaryUnaryMethod
+    classes = server.schema.classes
+    rpc = kind(server.channel, method.path, classes[method.request], classes[method.response])
+    replies: list[Any] = []
+    status = Status.OK
+    async with rpc.open(timeout=10, metadata=metadata) as stream:
+        await stream.send_message(server.request(model, **fields), end=True)
+        try:
+            await stream.recv_initial_metadata()
+            async for reply in stream:
+                replies.append(reply)
+            await stream.recv_trailing_metadata()
+        except GRPCError as exc:
+            status = exc.status
+        return dict(stream.initial_metadata or {}), dict(stream.trailing_metadata or {}), status, replies
+
+
+def test_middleware_adds_initial_and_trailing_metadata_for_ok_and_errors_unary_and_streaming() -> None:
+    tagging = Tagging()
+    app = _metadata_app([tagging, RejectOdd()])
+
+    async def run() -> list[tuple[dict[str, Any], dict[str, Any], Status, list[Any]]]:
+        async with serve_app(app, options={"access_log": False}) as server:
+            return [
+                await _call_reading_metadata(server, "double", x=21),
+                await _call_reading_metadata(server, "double", x=-1),
+                await _call_reading_metadata(server, "double", {"odd": "1"}, x=1),
+                await _call_reading_metadata(server, "count", n=2),
+                await _call_reading_metadata(server, "count", n=5),
+            ]
+
+    ok, failed, rejected, streamed, stream_failed = asyncio.run(run())
+    assert ok[2] is Status.OK
+    assert [r.result for r in ok[3]] == [42]
+    assert ok[0] == {"x-request-id": "id-double"}
+    assert ok[1] == {"x-seen-bin": b"\x00\xffraw", "x-status": "OK", "x-sent": "1"}
+    assert failed[2] is Status.INTERNAL
+    assert failed[0] == {"x-request-id": "id-double"}
+    assert failed[1] == {"x-seen-bin": b"\x00\xffraw", "x-status": "INTERNAL", "x-sent": "0"}
+    # Rejected by a later middleware's on_request: the earlier one's metadata still goes out.
+    assert rejected[2] is Status.PERMISSION_DENIED
+    assert rejected[0] == {"x-request-id": "id-double"}
+    assert rejected[1]["x-status"] == "PERMISSION_DENIED"
+    assert streamed[2] is Status.OK
+    assert [r.result for r in streamed[3]] == [0, 1]
+    assert streamed[0] == {"x-request-id": "id-count"}
+    assert streamed[1] == {"x-seen-bin": b"\x00\xffraw", "x-status": "OK", "x-sent": "2"}
+    assert stream_failed[2] is Status.INTERNAL
+    assert [r.result for r in stream_failed[3]] == [0, 1]
+    assert stream_failed[0] == {"x-request-id": "id-count"}
+    assert stream_failed[1] == {"x-seen-bin": b"\x00\xffraw", "x-status": "INTERNAL", "x-sent": "2"}
+    # Initial metadata after the headers went out is refused, saying what to do instead.
+    assert len(tagging.late) == 5
+    assert "add it in on_request, or use add_trailing_metadata" in str(tagging.late[0])
+
+
+def test_an_outer_middleware_adds_metadata_to_a_call_the_server_refuses() -> None:
+    app = _metadata_app([Tagging(outer=True)], max_concurrent_calls=1)
+
+    async def run() -> tuple[dict[str, Any], dict[str, Any], Status, list[Any]]:
+        async with serve_app(app, options={"access_log": False}) as server:
+            holding = asyncio.ensure_future(server.call("double", x=99))
+            await asyncio.sleep(0.2)
+            try:
+                return await _call_reading_metadata(server, "double", x=1)
+            finally:
+                holding.cancel()
+
+    initial, trailing, status, replies = asyncio.run(run())
+    assert status is Status.RESOURCE_EXHAUSTED
+    assert replies == []
+    assert initial == {"x-request-id": "id-double"}
+    assert trailing == {"x-seen-bin": b"\x00\xffraw", "x-status": "RESOURCE_EXHAUSTED", "x-sent": "0"}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("X-Upper", "v", "a key is lowercase ASCII"),
+        ("grpc-status", "0", "not 'grpc-...'"),
+        ("x-bin", "text", "bytes when the key ends in '-bin'"),
+        ("x-text", b"raw", "printable ASCII text"),
+        ("x-text", "line\nbreak", "printable ASCII text"),
+    ],
+)
+def test_invalid_response_metadata_is_refused_where_it_is_added(key: str, value: Any, message: str) -> None:
+    errors: list[Exception] = []
+
+    class Bad(Middleware):
+        async def on_request(self, context: CallContext) -> None:
+            try:
+                context.add_trailing_metadata(key, value)
+            except ValueError as exc:
+                errors.append(exc)
+
+    app = _metadata_app([Bad()])
+
+    async def run() -> None:
+        async with serve_app(app, options={"access_log": False}) as server:
+            assert (await server.call("double", x=1)).result == 2  # the call goes on
+
+    asyncio.run(run())
+    [error] = errors
+    assert f"invalid response metadata {key!r}" in str(error)
+    assert message in str(error)

@@ -33,7 +33,7 @@ from ..wire._schema import MethodSchema, Schema
 from ._calls import CallTracker, read_request
 from ._errors import ErrorMapper
 from ._executor import make_stream, make_unary
-from .middleware import CallContext, Middleware
+from .middleware import _ANSWERED, _RUNNING, CallContext, Middleware
 
 __all__ = ["BlazeCodec", "InferenceService", "RawMessage"]
 
@@ -271,9 +271,10 @@ def _with_middleware(
     """``inner`` inside the middleware chain, with a fresh context per call.
 
     The chain: the outer middleware's ``on_request``, the server's admission (limits,
-    draining) and default timeout, the other middleware's ``on_request``, the call, then
-    every ``on_response`` in reverse, with the status the client gets. ``middleware`` is
-    ordered: outer ones first (``order_middleware``).
+    draining) and default timeout, the other middleware's ``on_request``, the response
+    headers (with the initial metadata, if any), the call, then every ``on_response`` in
+    reverse, with the status the client gets, and then the trailers (with the trailing
+    metadata). ``middleware`` is ordered: outer ones first (``order_middleware``).
     """
     n_outer = sum(1 for m in middleware if m.outer)
     streaming = endpoint.method.streaming
@@ -282,6 +283,7 @@ def _with_middleware(
         started = time.perf_counter()
         context = _context(endpoint, stream)
         entered = 0
+        headers_sent = False
         error: GRPCError | None = None
         try:
             while entered < n_outer:
@@ -293,6 +295,10 @@ def _with_middleware(
                 for m in middleware[n_outer:]:
                     entered += 1
                     await m.on_request(context)
+                context._phase = _RUNNING
+                if context.initial_metadata:
+                    headers_sent = True
+                    await stream.send_initial_metadata(metadata=context.initial_metadata)
                 await inner(stream, context)
             except asyncio.CancelledError:
                 error = calls.cancelled(task)
@@ -322,7 +328,16 @@ def _with_middleware(
             if context.message is None:
                 context.message = error.message
         await _respond(middleware, entered, context, started)
-        if error is not None:
+        if context.initial_metadata and not headers_sent:
+            await stream.send_initial_metadata(metadata=context.initial_metadata)
+        if context.trailing_metadata:
+            await stream.send_trailing_metadata(
+                status=context.status,
+                status_message=error.message if error is not None else None,
+                status_details=error.details if error is not None else None,
+                metadata=context.trailing_metadata,
+            )
+        elif error is not None:
             raise error  # grpclib sends the trailers
 
     return handle
@@ -331,13 +346,15 @@ def _with_middleware(
 async def _respond(
     middleware: tuple[Middleware, ...], entered: int, context: CallContext, started: float
 ) -> None:
-    """Every ``on_response`` due, innermost first."""
+    """Every ``on_response`` due, innermost first; then no more metadata may be added."""
     context.elapsed = time.perf_counter() - started
+    context._phase = _RUNNING
     for i in range(entered - 1, -1, -1):
         try:
             await middleware[i].on_response(context)
         except Exception:  # noqa: BLE001 - one middleware must not break the others
             _log.exception("middleware on_response failed", middleware=type(middleware[i]).__name__)
+    context._phase = _ANSWERED
 
 
 class MethodTable(dict[str, Handler]):

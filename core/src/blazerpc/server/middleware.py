@@ -17,9 +17,23 @@
 
 ``on_request`` runs before the request is decoded; raising ``GRPCError`` there rejects
 the call with that status. ``on_response`` runs once the call has ended, whatever its
-outcome, with the status the client gets, the message and the elapsed time filled in.
-Each call has its own :class:`CallContext`, passed to both; keep per-call state in
-``context.state``.
+outcome, with the status the client gets, the message and the elapsed time filled in,
+before the trailers go out. Each call has its own :class:`CallContext`, passed to
+both; keep per-call state in ``context.state``.
+
+Response metadata: ``context.add_initial_metadata(key, value)`` from ``on_request``
+(sent with the response headers, before the first message), and
+``context.add_trailing_metadata(key, value)`` from ``on_request`` or ``on_response``
+(sent with the trailers, after the status is known). Both go with every answer the
+server gives, an error status included, for unary and streaming calls::
+
+    class RequestId(Middleware):
+        async def on_request(self, context):
+            context.state["id"] = request_id = uuid.uuid4().hex
+            context.add_initial_metadata("x-request-id", request_id)
+
+        async def on_response(self, context):
+            context.add_trailing_metadata("x-elapsed-ms", f"{context.elapsed * 1000:.1f}")
 
 Order: first the *outer* middleware (``outer = True``: observers such as
 :class:`LoggingMiddleware` and the metrics plugin's ``MetricsMiddleware``, which must see
@@ -52,8 +66,25 @@ from typing import Any, ClassVar
 import structlog
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
+from grpclib.metadata import encode_metadata
 
 __all__ = ["CallContext", "ExceptionMiddleware", "LoggingMiddleware", "Middleware"]
+
+
+#: Where a call is, for what response metadata may still be added.
+_REQUEST, _RUNNING, _ANSWERED = 0, 1, 2
+
+
+def _checked(key: str, value: str | bytes) -> tuple[str, str | bytes]:
+    try:
+        encode_metadata(((key, value),))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"invalid response metadata {key!r}: {value!r} ({exc}); a key is lowercase ASCII "
+            "letters, digits, '-', '_' and '.' (not 'grpc-...', 'te', 'content-type' or "
+            "'user-agent'), and its value printable ASCII text, or bytes when the key ends in '-bin'"
+        ) from None
+    return key, value
 
 
 @dataclass
@@ -72,6 +103,10 @@ class CallContext:
         elapsed: seconds from the call's arrival to its end (set before ``on_response``).
         messages_sent: response messages sent (1 for a unary call that succeeded).
         streaming: the model is server-streaming.
+        initial_metadata: the ``(key, value)`` pairs sent with the response headers, as
+            added by :meth:`add_initial_metadata`; ``None`` when there are none.
+        trailing_metadata: the pairs sent with the trailers, as added by
+            :meth:`add_trailing_metadata`; ``None`` when there are none.
     """
 
     method: str
@@ -86,6 +121,43 @@ class CallContext:
     elapsed: float = 0.0
     messages_sent: int = 0
     streaming: bool = False
+    initial_metadata: list[tuple[str, str | bytes]] | None = None
+    trailing_metadata: list[tuple[str, str | bytes]] | None = None
+    _phase: int = field(default=_REQUEST, init=False, repr=False, compare=False)
+
+    def add_initial_metadata(self, key: str, value: str | bytes) -> None:
+        """Send ``key: value`` in the response headers, which go out before the model
+        runs (or with the error that ended the call first). Call it from ``on_request``;
+        later it raises ``RuntimeError`` (use :meth:`add_trailing_metadata` then).
+
+        A key is lowercase (``x-request-id``); its value ``str``, or ``bytes`` for a key
+        ending in ``-bin``. An invalid one raises ``ValueError`` here. Adding a key twice
+        sends it twice.
+        """
+        if self._phase != _REQUEST:
+            raise RuntimeError(
+                f"initial metadata {key!r} is too late: the response headers go out when every "
+                "on_request has run; add it in on_request, or use add_trailing_metadata"
+            )
+        pair = _checked(key, value)
+        if self.initial_metadata is None:
+            self.initial_metadata = [pair]
+        else:
+            self.initial_metadata.append(pair)
+
+    def add_trailing_metadata(self, key: str, value: str | bytes) -> None:
+        """Send ``key: value`` in the trailers, with the call's status: from
+        ``on_request`` or ``on_response`` (the trailers go out after every
+        ``on_response`` has run). Same rules for keys and values as
+        :meth:`add_initial_metadata`; after the trailers went out it raises
+        ``RuntimeError``."""
+        if self._phase == _ANSWERED:
+            raise RuntimeError(f"trailing metadata {key!r} is too late: the call's trailers were sent")
+        pair = _checked(key, value)
+        if self.trailing_metadata is None:
+            self.trailing_metadata = [pair]
+        else:
+            self.trailing_metadata.append(pair)
 
 
 class Middleware:
@@ -101,10 +173,13 @@ class Middleware:
     outer: ClassVar[bool] = False
 
     async def on_request(self, context: CallContext) -> None:
-        """Before the call runs. Raise ``GRPCError`` to reject it."""
+        """Before the call runs. Raise ``GRPCError`` to reject it. May add initial and
+        trailing response metadata (``context.add_initial_metadata``,
+        ``context.add_trailing_metadata``)."""
 
     async def on_response(self, context: CallContext) -> None:
-        """After the call ended (successfully or not)."""
+        """After the call ended (successfully or not), before its trailers go out: may
+        add trailing metadata (``context.add_trailing_metadata``)."""
 
 
 class LoggingMiddleware(Middleware):
