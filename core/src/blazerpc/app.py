@@ -50,6 +50,7 @@ class BlazeApp:
             before any other plugin's.
         enable_batching: join concurrent requests into one model call, for every model
             whose inputs and outputs all have a batch axis (see ``blazerpc.batching``).
+            A model's own ``batching=True`` or ``False`` on :meth:`model` overrides it.
         max_batch_size: the most rows in one batch. A request with more runs alone.
         batch_timeout_ms: the longest a request waits for others to join its batch.
         batch_policy: when a batch leaves the queue: ``"adaptive"`` (dispatch at once
@@ -152,8 +153,11 @@ class BlazeApp:
                 several versions of a model can be served side by side.
             streaming: the function is a generator; each value it yields is one message
                 of a server-streaming RPC.
-            batching: ``False`` never batches this model; ``True``/``None`` batches it
-                when the app has batching on and its signature allows.
+            batching: ``None`` (the default) follows the app's ``enable_batching``: the
+                model is batched if batching is on and every input and output has a
+                batch axis. ``True`` batches this model even when the app has batching
+                off (start-up fails if it has no batch axis); ``False`` never batches
+                it.
             max_batch_size, batch_timeout_ms, batch_policy, max_concurrency,
                 max_queue_size: this model's own values for the app's settings.
 
@@ -211,7 +215,7 @@ class BlazeApp:
             middleware=(*self._middleware, *self._plugin_middleware(pm)),
             to_array=to_array,
             plans=tuple(
-                plan_model(spec.batching.over(self._batching), method, policies)
+                plan_model(spec.batching, self._batching, method, policies)
                 for spec, method in zip(self._models, methods, strict=True)
             ),
             batch_listeners=tuple(

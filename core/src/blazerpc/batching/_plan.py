@@ -111,11 +111,19 @@ class ModelPlan:
 
 
 def plan_model(
-    settings: BatchSettings,
+    model: BatchSettings,
+    app: BatchSettings,
     method: MethodSchema,
     policies: Mapping[str, Callable[[BatchConfig], BatchPolicy]],
 ) -> ModelPlan:
-    """Batch ``method`` with ``settings`` if it can be batched, else say why not."""
+    """How ``method`` is scheduled: the ``model``'s own settings over the ``app``'s.
+
+    A model's ``batching=True`` batches it even when the app has batching off (a
+    per-model setting overrides the app's, as every other one does), and is a
+    :class:`ConfigurationError` if the model cannot be batched; ``batching=False`` never
+    batches it; ``None`` follows the app. An unbatched model's plan says why.
+    """
+    settings = model.over(app)
     config = settings.config()
     factory = policies.get(config.policy)
     if factory is None:
@@ -123,9 +131,20 @@ def plan_model(
             f"model {method.model!r}: unknown batch_policy {config.policy!r}; "
             f"available: {', '.join(sorted(policies))}"
         )
+    if model.enabled is False:
+        return ModelPlan(config, why_not="it is registered with batching=False")
     if not settings.enabled:
-        return ModelPlan(config, why_not="batching is off")
+        return ModelPlan(
+            config,
+            why_not="the app has enable_batching=False (batching=True on @app.model batches one model)",
+        )
     axes = batch_axes(method)
     if isinstance(axes, str):
+        if model.enabled:
+            raise ConfigurationError(
+                f"model {method.model!r} is registered with batching=True but cannot be batched: "
+                f"{axes}; give every input and output a batch axis (a list[...], or a tensor whose "
+                'first dimension is "batch"), or drop batching=True'
+            )
         return ModelPlan(config, why_not=axes)
     return ModelPlan(config, policy=factory(config), inputs=tuple(axes))
