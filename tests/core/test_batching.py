@@ -417,6 +417,123 @@ def test_fixed_policy_waits_for_a_full_batch() -> None:
     assert [sorted(call) for call in calls] == [[0, 1, 2, 3]]
 
 
+def test_fixed_policy_sends_a_partial_batch_when_the_timeout_passes() -> None:
+    calls: list[list[int]] = []
+    called_at: list[float] = []
+    app = BlazeApp(batch_policy="fixed", max_batch_size=8, batch_timeout_ms=300)
+
+    @app.model("double")
+    def double(x: list[int]) -> list[int]:
+        calls.append(list(x))
+        called_at.append(time.monotonic())
+        return [2 * v for v in x]
+
+    async def scenario(server: RunningServer) -> tuple[float, list[Any]]:
+        sent = time.monotonic()
+        replies = await asyncio.gather(*[server.call("double", x=[i]) for i in range(3)])
+        return sent, replies
+
+    sent, replies = run(app, scenario)
+    assert [list(r.result) for r in replies] == [[0], [2], [4]]
+    assert [sorted(call) for call in calls] == [[0, 1, 2]]  # 3 of 8 rows: sent at the timeout
+    assert 0.25 <= called_at[0] - sent < 5
+
+
+def test_wrong_row_count_fails_every_request_of_a_real_batch_without_re_runs() -> None:
+    calls: list[list[int]] = []
+    gate = Gate()
+    app = BlazeApp()
+
+    @app.model("short")
+    def short(x: list[int]) -> list[int]:
+        calls.append(list(x))
+        gate()
+        return x[:-1] if len(x) > 1 else x  # one row short, for a batch
+
+    async def scenario(server: RunningServer) -> list[Any]:
+        first = asyncio.ensure_future(server.call("short", x=[0]))
+        await wait_until(gate.entered.is_set)
+        batch = [asyncio.ensure_future(server.call("short", x=[i])) for i in range(1, 5)]
+        await asyncio.sleep(0.1)  # the four queue up behind the blocked call
+        gate.release.set()
+        return await asyncio.gather(first, *batch, return_exceptions=True)
+
+    first, *batched = run(app, scenario)
+    assert list(first.result) == [0]
+    # One model call for the four requests, and no re-run of each alone (which would
+    # have returned one row each and "succeeded").
+    assert [sorted(call) for call in calls] == [[0], [1, 2, 3, 4]]
+    for result in batched:
+        assert isinstance(result, GRPCError)
+        assert result.status is Status.INTERNAL
+        assert result.message == (
+            "model 'short' returned 3 rows in 'result' for a batch of 4 rows; "
+            "a batched model must return one row per input row"
+        )
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_a_sync_model_runs_off_the_event_loop_thread(batched: bool) -> None:
+    threads: list[threading.Thread] = []
+    app = BlazeApp(enable_batching=batched)
+
+    @app.model("slow")
+    def slow(x: list[int]) -> list[int]:
+        threads.append(threading.current_thread())
+        time.sleep(0.5)  # would stall every other call if it ran on the loop
+        return x
+
+    @app.model("quick")
+    async def quick(x: int) -> int:
+        return x
+
+    async def scenario(server: RunningServer) -> tuple[threading.Thread, float]:
+        loop_thread = threading.current_thread()
+        slow_call = asyncio.ensure_future(server.call("slow", x=[1]))
+        await wait_until(lambda: bool(threads))
+        started = time.monotonic()
+        assert (await server.call("quick", x=7)).result == 7
+        answered_in = time.monotonic() - started
+        assert not slow_call.done()
+        assert list((await slow_call).result) == [1]
+        return loop_thread, answered_in
+
+    loop_thread, answered_in = run(app, scenario)
+    [thread] = threads
+    assert thread is not loop_thread
+    assert thread.name.startswith("blazerpc-model")
+    assert answered_in < 0.4  # the loop answered while the model slept
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3])
+def test_a_batched_model_runs_at_most_max_concurrency_batches_at_once(limit: int) -> None:
+    lock = threading.Lock()
+    running = [0]
+    peak = [0]
+    calls: list[list[int]] = []
+    app = BlazeApp(max_concurrency=limit, max_batch_size=2)
+
+    @app.model("slow")
+    def slow(x: list[int]) -> list[int]:
+        with lock:
+            calls.append(list(x))
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return x
+
+    async def scenario(server: RunningServer) -> list[list[int]]:
+        replies = await asyncio.gather(*[server.call("slow", x=[i]) for i in range(16)])
+        return [list(r.result) for r in replies]
+
+    assert run(app, scenario) == [[i] for i in range(16)]
+    assert peak[0] == limit  # never more, and the limit was reached
+    assert all(len(call) <= 2 for call in calls)
+    assert len(calls) < 16  # batched all the same
+
+
 def test_requests_with_different_trailing_dimensions_never_share_a_batch() -> None:
     shapes: list[tuple[int, ...]] = []
     gate = Gate()
