@@ -411,6 +411,7 @@ def test_unbatched_calls_reach_batch_listeners_as_batches_of_one() -> None:
             others = [asyncio.ensure_future(server.call("slow", x=i)) for i in (1, 2, -3)]
             while max(listener.depths) < 3:  # three calls wait behind the first
                 await asyncio.sleep(0)
+            await asyncio.sleep(0.05)  # so they wait measurably longer than the first did
             release.set()
             results = await asyncio.gather(first, *others, return_exceptions=True)
             assert [getattr(r, "result", None) for r in results[:3]] == [0, 1, 2]
