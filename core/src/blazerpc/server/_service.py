@@ -277,6 +277,7 @@ def _with_middleware(
     metadata). ``middleware`` is ordered: outer ones first (``order_middleware``).
     """
     n_outer = sum(1 for m in middleware if m.outer)
+    outer, rest = middleware[:n_outer], middleware[n_outer:]  # sliced once, not per call
     streaming = endpoint.method.streaming
 
     async def handle(stream: Stream[Any, Any]) -> None:
@@ -286,13 +287,13 @@ def _with_middleware(
         headers_sent = False
         error: GRPCError | None = None
         try:
-            while entered < n_outer:
+            for m in outer:
                 entered += 1
-                await middleware[entered - 1].on_request(context)
+                await m.on_request(context)
             task = calls.admit()
             timer = calls.timeout_for(stream, streaming=streaming)
             try:
-                for m in middleware[n_outer:]:
+                for m in rest:
                     entered += 1
                     await m.on_request(context)
                 context._phase = _RUNNING
