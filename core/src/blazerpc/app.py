@@ -200,8 +200,9 @@ class BlazeApp:
 
     # --- schema ----------------------------------------------------------------------
 
-    def _build(self) -> _Runtime:
-        """Map every model through the current plugins and build the schema."""
+    def _build(self, options: Mapping[str, Any] | None = None) -> _Runtime:
+        """Map every model through the current plugins and build the schema; ``options``
+        are the server's option values, for the plugins' middleware."""
         if not self._models:
             raise ConfigurationError("the app has no models: register one with @app.model(...)")
         pm = self.plugin_manager()
@@ -212,7 +213,7 @@ class BlazeApp:
             pm=pm,
             schema=build_schema(methods),
             models=tuple(zip(self._models, methods, strict=True)),
-            middleware=(*self._middleware, *self._plugin_middleware(pm)),
+            middleware=(*self._middleware, *self._plugin_middleware(pm, options or {})),
             to_array=to_array,
             plans=tuple(
                 plan_model(spec.batching, self._batching, method, policies)
@@ -232,8 +233,8 @@ class BlazeApp:
                 policies[name] = factory
         return policies
 
-    def _plugin_middleware(self, pm: pluggy.PluginManager) -> list[Middleware]:
-        found = [m for group in pm.hook.blazerpc_middleware(app=self) for m in group]
+    def _plugin_middleware(self, pm: pluggy.PluginManager, options: Mapping[str, Any]) -> list[Middleware]:
+        found = [m for group in pm.hook.blazerpc_middleware(app=self, options=options) for m in group]
         for m in found:
             if not isinstance(m, Middleware):
                 raise ConfigurationError(f"a plugin's blazerpc_middleware returned {m!r}, not a Middleware")

@@ -9,9 +9,8 @@ want that.
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..cli._options import ServeOption
 from ..hookspecs import hookimpl
@@ -19,12 +18,8 @@ from ..server.middleware import LoggingMiddleware, Middleware
 
 if TYPE_CHECKING:
     from ..app import BlazeApp
-    from ..server import ServerInfo
 
 OPTION = "access_log"
-
-#: One access log per app, so the server's start-up can switch the one its calls use.
-_middleware: weakref.WeakKeyDictionary[BlazeApp, LoggingMiddleware] = weakref.WeakKeyDictionary()
 
 
 @hookimpl(trylast=True)
@@ -40,17 +35,6 @@ def blazerpc_serve_options() -> Sequence[ServeOption]:
 
 
 @hookimpl(trylast=True)
-def blazerpc_middleware(app: BlazeApp) -> Sequence[Middleware]:
-    middleware = _middleware.get(app)
-    if middleware is None:
-        middleware = _middleware[app] = LoggingMiddleware()
-    return [middleware]
-
-
-@hookimpl
-def blazerpc_startup(app: BlazeApp, server: ServerInfo) -> None:
-    middleware = _middleware.get(app)
-    if middleware is not None:
-        # Serve options reach only the lifecycle hooks: switch the app's access log
-        # here, before the server reports SERVING.
-        middleware.enabled = bool(server.options.get(OPTION, True))
+def blazerpc_middleware(app: BlazeApp, options: Mapping[str, Any]) -> Sequence[Middleware]:
+    # Off, it is not in the chain at all: its calls pay nothing for it.
+    return [LoggingMiddleware()] if options.get(OPTION, True) else []

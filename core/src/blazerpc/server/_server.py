@@ -102,7 +102,7 @@ class BlazeServer:
     ) -> None:
         self.app = app
         self.options = dict(options or {})
-        self._runtime = runtime = app._build()
+        self._runtime = runtime = app._build(self.options)
         self.limits = limits or app.limits
         self._calls = CallTracker(self.limits)
         self._executor = ModelThreads(max_workers=32)
