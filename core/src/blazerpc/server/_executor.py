@@ -7,7 +7,7 @@ import concurrent.futures
 import functools
 import queue
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from .._model import ModelSpec
@@ -159,23 +159,23 @@ def make_unary(
 
 def make_stream(
     spec: ModelSpec, n_inputs: int, executor: concurrent.futures.Executor
-) -> Callable[[Sequence[Any]], AsyncIterator[Any]]:
-    """An async iterator over what a streaming model yields."""
+) -> Callable[[Sequence[Any]], AsyncGenerator[Any, None]]:
+    """An async generator over what a streaming model yields; the caller ``aclose()``s it.
+
+    An async generator model's own generator is returned as it is: wrapping it in
+    another would cost a generator step per message.
+    """
     func, bind = spec.func, _binder(spec, n_inputs)
     if spec.kind == "async_generator":
 
-        async def iterate_async(args: Sequence[Any]) -> AsyncIterator[Any]:
+        def iterate_async(args: Sequence[Any]) -> AsyncGenerator[Any, None]:
             positional, keywords = bind(args)
-            agen = func(*positional, **keywords)
-            try:
-                async for item in agen:
-                    yield item
-            finally:
-                await agen.aclose()
+            agen: AsyncGenerator[Any, None] = func(*positional, **keywords)
+            return agen
 
         return iterate_async
 
-    async def iterate_in_thread(args: Sequence[Any]) -> AsyncIterator[Any]:
+    async def iterate_in_thread(args: Sequence[Any]) -> AsyncGenerator[Any, None]:
         positional, keywords = bind(args)
         gen = func(*positional, **keywords)  # creating a generator runs none of its code
         pending: concurrent.futures.Future[Any] | None = None

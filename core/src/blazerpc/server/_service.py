@@ -194,10 +194,14 @@ class _Endpoint:
     async def server_stream(self, stream: Stream[Any, Any], context: CallContext | None = None) -> None:
         data = await read_request(stream, self.max_message_size)
         try:
-            async for item in self.iterate(self.decode(data)):
-                await stream.send_message(self.encode(item))
-                if context is not None:
-                    context.messages_sent += 1
+            items = self.iterate(self.decode(data))
+            try:
+                async for item in items:
+                    await stream.send_message(self.encode(item))
+                    if context is not None:
+                        context.messages_sent += 1
+            finally:
+                await items.aclose()  # the model's own cleanup, however the stream ended
         except Exception as exc:  # noqa: BLE001 - every model error becomes a status
             raise self._error(exc, stream, context) from None
 

@@ -175,6 +175,7 @@ class ResponseEncoder:
         self._method = method
         self._new = response_class
         self._fields = [(f, self._writer(f)) for f in method.outputs]
+        self._single = self._single_value(method, response_class)
 
     @staticmethod
     def _writer(f: FieldSchema) -> Callable[[Message, Any, list[bytes]], None]:
@@ -203,8 +204,50 @@ class ResponseEncoder:
 
         return write
 
+    def _single_value(
+        self, method: MethodSchema, response_class: type[Message]
+    ) -> Callable[[Any], bytes] | None:
+        """For the commonest response, one plain field holding the result: an encoder
+        without the general path's steps. Anything unusual (None, a value it refuses)
+        goes the general way, for the same result or the same error."""
+        if method.result_kind != "value":
+            return None
+        (f,) = method.outputs
+        wire = f.wire
+        if wire.encode_bytes is not None or wire.proto_type == _MESSAGE:
+            return None
+        new, name, convert, serialize = response_class, f.name, wire.encode, response_class.SerializeToString
+        general = self.fields
+        errors = (InferenceError, TypeError, ValueError, OverflowError)
+
+        if wire.repeated:
+
+            def encode_list(result: Any) -> bytes:
+                msg = new()
+                try:
+                    getattr(msg, name).extend(result if convert is None else convert(result))
+                except errors:
+                    return general([result])
+                return serialize(msg)
+
+            return encode_list
+
+        def encode_scalar(result: Any) -> bytes:
+            if result is None:
+                return general([result])
+            msg = new()
+            try:
+                setattr(msg, name, result if convert is None else convert(result))
+            except errors:
+                return general([result])
+            return serialize(msg)
+
+        return encode_scalar
+
     def __call__(self, result: Any) -> bytes:
         """Encode what the model returned."""
+        if self._single is not None:
+            return self._single(result)
         return self.fields(split_result(self._method, result))
 
     def split(self, result: Any) -> list[Any]:
