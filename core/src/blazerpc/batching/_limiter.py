@@ -52,7 +52,7 @@ class ConcurrencyLimit:
                 return await call(args)
             finally:
                 self._slots.release()
-        task = asyncio.ensure_future(call(args))
+        task = asyncio.ensure_future(call(args))  # a sync model's call is already a future
         task.add_done_callback(lambda _: self._slots.release())
         try:
             return await asyncio.shield(task)

@@ -149,10 +149,12 @@ def make_unary(
 
         return call_async
 
-    async def call_in_thread(args: Sequence[Any]) -> Any:
+    def call_in_thread(args: Sequence[Any]) -> asyncio.Future[Any]:
+        # A future, not a coroutine: awaited as it is, with no task of its own, and it
+        # completes only when the thread returns (what a concurrency limit waits for).
         positional, keywords = bind(args)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, functools.partial(func, *positional, **keywords))
+        return loop.run_in_executor(executor, functools.partial(func, *positional, **keywords))
 
     return call_in_thread
 
