@@ -72,22 +72,21 @@ class ErrorMapper:
         self.mappers = tuple(reversed([m for m in middleware if isinstance(m, ExceptionMiddleware)]))
 
     def __call__(self, exc: Exception, context: CallContext) -> GRPCError:
-        model = context.model
+        where = {"model": context.model, "method": context.method}
         if isinstance(exc, GRPCError):
-            code = exc.status.name
-            _log.info("model returned an error status", model=model, code=code, message=exc.message)
+            _log.info("model returned an error status", **where, status=exc.status.name, message=exc.message)
             return _clipped(exc)
         for mapper in self.mappers:
             try:
                 error = mapper.map_exception(exc, context)
             except Exception:  # noqa: BLE001 - a broken mapper must not lose the call's error
-                _log.exception("ExceptionMiddleware failed", middleware=type(mapper).__name__, model=model)
+                _log.exception("ExceptionMiddleware failed", middleware=type(mapper).__name__, **where)
                 continue
             if error is not None:
                 _log.info(
                     f"model raised {type(exc).__name__}",
-                    model=model,
-                    code=error.status.name,
+                    **where,
+                    status=error.status.name,
                     message=error.message,
                     mapped_by=type(mapper).__name__,
                 )
@@ -95,7 +94,9 @@ class ErrorMapper:
         error = CORE_EXCEPTIONS.map_exception(exc, context)
         if isinstance(exc, RequestError):
             level = _log.warning if exc.status is Status.INTERNAL else _log.info
-            level("request failed", model=model, code=exc.status.name, message=exc.message)
+            level("request failed", **where, status=exc.status.name, message=exc.message)
         else:
-            _log.error("model raised", model=model, exc_info=exc)
+            # The traceback names each frame's file, line, function and code, never its
+            # locals (see blazerpc._logging): those hold the request and its metadata.
+            _log.error("model raised", **where, status=error.status.name, message=error.message, exc_info=exc)
         return _clipped(error)
