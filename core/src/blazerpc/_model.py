@@ -16,7 +16,7 @@ import pluggy
 
 from .batching._plan import BatchSettings
 from .exceptions import InferenceError, ModelRegistrationError, TypeMappingError
-from .plugins import entry_point_failures
+from .plugins import entry_point_failures, failed_plugin_for_module
 from .wire import ArrayConverter, FieldContext, WireType
 from .wire._schema import FieldSchema, MethodSchema
 
@@ -143,6 +143,13 @@ def _describe_annotation(annotation: Any) -> str:
 def _plugin_hint(annotation: Any) -> str:
     modules = {getattr(annotation, "__module__", "") or ""}
     modules.update(getattr(arg, "__module__", "") or "" for arg in typing.get_args(annotation))
+    for module in sorted(modules):
+        owner = failed_plugin_for_module(module) if module else None
+        if owner is not None:  # the type comes from an installed plugin that failed
+            return (
+                f" The plugin {owner.name} ({owner.distribution}) is installed but failed to load: "
+                f"{owner.error}; see 'blaze plugins list'."
+            )
     for module in modules:
         distribution = _PLUGIN_FOR_MODULE.get(module.split(".")[0])
         if distribution is None:

@@ -15,7 +15,7 @@ from ._model import ModelSpec, build_method, make_to_array
 from .batching import BatchConfig, BatchListener, BatchPolicy
 from .batching._plan import BatchSettings, ModelPlan, plan_model
 from .exceptions import ConfigurationError, ModelRegistrationError
-from .plugins import new_plugin_manager
+from .plugins import check_plugin, new_plugin_manager
 from .server._calls import Limits
 from .server.middleware import Middleware
 from .wire._proto_text import render_proto
@@ -108,7 +108,9 @@ class BlazeApp:
 
     def register_plugin(self, plugin: object) -> None:
         """Register a plugin (an object or module with ``@blazerpc.hookimpl`` functions)
-        on this app only."""
+        on this app only. Raises :class:`~blazerpc.PluginError` if its hooks do not match
+        the hook specs."""
+        check_plugin(plugin)
         self._plugins.append(plugin)
 
     def plugin_manager(self) -> pluggy.PluginManager:

@@ -2,8 +2,13 @@
 
 Plugins are entry points in the ``blazerpc`` group. Core's own features are registered
 the same way from core's ``pyproject.toml``; they are the *built-ins*, always loaded.
-Each entry point is loaded on its own: one that fails to import is recorded with its
-error (``blaze plugins list`` shows it) and the others load regardless.
+Each entry point is loaded on its own, and isolated from the others: one that fails to
+import, whose hook implementations do not match the hook specs (an unknown hook name, an
+argument the spec does not have), or whose ``blazerpc_cli`` or ``blazerpc_serve_options``
+hook raises is recorded with its error (``blaze plugins list`` shows it FAILED, ``blaze
+serve`` warns about it), is left out of every plugin manager, and the others load
+regardless. A plugin registered explicitly (:func:`register`, ``BlazeApp(plugins=...)``)
+whose hooks do not match the specs raises :class:`~blazerpc.PluginError` instead.
 
 Environment:
     ``BLAZERPC_DISABLE_PLUGIN_AUTOLOAD=1``: load no third-party entry points (built-ins
@@ -13,7 +18,10 @@ Environment:
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import functools
+import inspect
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,13 +31,17 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .exceptions import PluginError
 
 __all__ = [
     "DISABLE_AUTOLOAD_ENV",
     "ENTRY_POINT_GROUP",
     "PLUGINS_ENV",
     "PluginRecord",
+    "check_plugin",
     "entry_point_failures",
+    "failed_plugin_for_module",
+    "mark_failed",
     "new_plugin_manager",
     "plugin_records",
     "register",
@@ -46,12 +58,23 @@ _CORE_DISTRIBUTION = "blazerpc"
 _registered: list[object] = []
 
 
+def check_plugin(plugin: object) -> None:
+    """Raise :class:`~blazerpc.PluginError` if ``plugin``'s hook implementations do not
+    match the hook specs (an unknown hook, an argument the spec does not have)."""
+    problem = _hook_problem(plugin)
+    if problem is not None:
+        name = getattr(plugin, "__name__", None) or type(plugin).__qualname__
+        raise PluginError(f"plugin {name} cannot be registered: {problem}")
+
+
 def register(plugin: object) -> None:
     """Register ``plugin`` for every app created or built from now on in this process.
 
     For scripts and tests; installed plugins need no registration. To add a plugin to
-    one app only, use ``BlazeApp(plugins=[...])``.
+    one app only, use ``BlazeApp(plugins=[...])``. Raises :class:`~blazerpc.PluginError`
+    if its hooks do not match the hook specs.
     """
+    check_plugin(plugin)
     if plugin not in _registered:
         _registered.append(plugin)
 
@@ -84,8 +107,77 @@ class _EntryPointResult:
     distribution: str | None
     version: str | None
     builtin: bool
+    module: str
     plugin: Any = None
     error: str | None = None
+
+
+def _spec_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("blazerpc")
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def _required_arguments(function: Any) -> list[str]:
+    """The arguments pluggy passes a hook implementation by name (those without a default)."""
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    parameters = inspect.signature(function).parameters.values()
+    return [p.name for p in parameters if p.kind in kinds and p.default is inspect.Parameter.empty]
+
+
+def _explain_hooks(plugin: object) -> list[str]:
+    """What is wrong with ``plugin``'s hook implementations, in words."""
+    pm = _spec_manager()
+    specs = {
+        name: list(caller.spec.argnames)
+        for name, caller in vars(pm.hook).items()
+        if not name.startswith("_") and caller.spec is not None
+    }
+    problems = []
+    for attribute in dir(plugin):
+        opts = pm.parse_hookimpl_opts(plugin, attribute)
+        if opts is None:
+            continue
+        hook = opts.get("specname") or attribute
+        if hook not in specs:
+            if not opts.get("optionalhook"):
+                close = difflib.get_close_matches(hook, specs, n=1)
+                hint = f"did you mean {close[0]}?" if close else "the hooks are listed in blazerpc.hookspecs"
+                problems.append(f"unknown hook {hook!r} ({hint})")
+            continue
+        arguments = _required_arguments(getattr(plugin, attribute))
+        extra = [a for a in arguments if a not in specs[hook]]
+        if extra:
+            problems.append(
+                f"{attribute}({', '.join(arguments)}) takes {', '.join(map(repr, extra))}, which the hook "
+                f"spec {hook}({', '.join(specs[hook])}) does not pass; use the spec's argument names"
+            )
+    return problems
+
+
+def _hook_problem(plugin: object) -> str | None:
+    """Why ``plugin`` cannot be registered against core's hook specs, or None."""
+    pm = _spec_manager()
+    try:
+        pm.register(plugin)
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        # Our own words when we can tell what is wrong; pluggy's otherwise.
+        return "; ".join(_explain_hooks(plugin)) or " ".join(str(exc).split())
+    except Exception as exc:  # noqa: BLE001 - e.g. an attribute that raises when pluggy reads it
+        return f"{type(exc).__name__} while reading its hooks: {exc}"
+    return None
+
+
+#: Entry points that loaded but failed later, in a hook run while building the command
+#: line: name -> error. They are treated like entry points that failed to import.
+_failed_later: dict[str, str] = {}
+
+
+def mark_failed(name: str, error: str) -> None:
+    """Record that the installed plugin ``name`` failed (``error`` says how): from now on
+    it is left out of new plugin managers and reported with its error."""
+    _failed_later.setdefault(name, error)
 
 
 def _wanted(builtin: bool, name: str, only: frozenset[str] | None, disabled: bool) -> bool:
@@ -110,18 +202,22 @@ def _load_entry_points(only: frozenset[str] | None, disabled: bool) -> tuple[_En
         builtin = dist == _CORE_DISTRIBUTION
         if not _wanted(builtin, ep.name, only, disabled):
             continue
+        found = functools.partial(_EntryPointResult, ep.name, dist, version, builtin, ep.module)
         owner = next((r for r in results if r.name == ep.name), None)
         if owner is not None:
             error = f"the plugin name {ep.name!r} is already taken by {owner.distribution}; rename one"
-            results.append(_EntryPointResult(ep.name, dist, version, builtin, error=error))
+            results.append(found(error=error))
             continue
         try:
             plugin = ep.load()
         except Exception as exc:  # noqa: BLE001 - any import failure is recorded, not raised
-            error = f"{type(exc).__name__}: {exc}"
-            results.append(_EntryPointResult(ep.name, dist, version, builtin, error=error))
+            results.append(found(error=f"{type(exc).__name__}: {exc}"))
+            continue
+        problem = _hook_problem(plugin)
+        if problem is not None:
+            results.append(found(error=f"invalid hook implementation: {problem}"))
         else:
-            results.append(_EntryPointResult(ep.name, dist, version, builtin, plugin=plugin))
+            results.append(found(plugin=plugin))
     return tuple(sorted(results, key=lambda r: (not r.builtin, r.name)))
 
 
@@ -133,7 +229,15 @@ def _environment() -> tuple[frozenset[str] | None, bool]:
 
 
 def _entry_points() -> tuple[_EntryPointResult, ...]:
-    return _load_entry_points(*_environment())
+    results = _load_entry_points(*_environment())
+    if not _failed_later:
+        return results
+    return tuple(
+        dataclasses.replace(r, plugin=None, error=_failed_later[r.name])
+        if r.error is None and r.name in _failed_later
+        else r
+        for r in results
+    )
 
 
 def entry_point_failures() -> list[PluginRecord]:
@@ -145,6 +249,19 @@ def entry_point_failures() -> list[PluginRecord]:
     ]
 
 
+def failed_plugin_for_module(module: str) -> PluginRecord | None:
+    """The installed plugin that failed and whose package ``module`` is in (an app using
+    a type from it needs it), or None."""
+    for r in _entry_points():
+        if r.error is None:
+            continue
+        # A plugin inside core's own package owns its module, not all of blazerpc.
+        home = r.module if r.module.split(".")[0] == _CORE_DISTRIBUTION else r.module.split(".")[0]
+        if module == home or module.startswith(home + "."):
+            return PluginRecord(r.name, r.distribution, r.version, r.builtin, (), r.error)
+    return None
+
+
 def new_plugin_manager(extra: Iterable[object] = ()) -> pluggy.PluginManager:
     """A plugin manager with the hook specs, every loadable entry point, the plugins
     given to :func:`register`, then ``extra``.
@@ -152,15 +269,14 @@ def new_plugin_manager(extra: Iterable[object] = ()) -> pluggy.PluginManager:
     Entry points are imported once per process; each call returns a fresh manager, so
     registering a plugin on one app never affects another.
     """
-    pm = pluggy.PluginManager("blazerpc")
-    pm.add_hookspecs(hookspecs)
+    pm = _spec_manager()
     for result in _entry_points():
         if result.plugin is not None and not pm.is_registered(result.plugin):
             pm.register(result.plugin, name=result.name)
     for plugin in (*_registered, *extra):
         if not pm.is_registered(plugin):
+            check_plugin(plugin)
             pm.register(plugin, name=plugin_name(plugin, pm))
-    pm.check_pending()
     return pm
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..exceptions import ConfigurationError
+from ..plugins import entry_point_failures
 from ..wire import BatchAxis
 from ..wire._schema import MethodSchema
 from ._policies import BatchConfig, BatchPolicy
@@ -127,9 +128,10 @@ def plan_model(
     config = settings.config()
     factory = policies.get(config.policy)
     if factory is None:
+        failed = "".join(f"; plugin {f.name} failed to load: {f.error}" for f in entry_point_failures())
         raise ConfigurationError(
             f"model {method.model!r}: unknown batch_policy {config.policy!r}; "
-            f"available: {', '.join(sorted(policies))}"
+            f"available: {', '.join(sorted(policies))}{failed}"
         )
     if model.enabled is False:
         return ModelPlan(config, why_not="it is registered with batching=False")

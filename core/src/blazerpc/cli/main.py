@@ -7,16 +7,18 @@ import enum
 import inspect
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
+import pluggy
 import structlog
 import typer
 
 from .. import __version__
 from .._logging import LogFormat, configure_logging
 from ..exceptions import ConfigurationError
-from ..plugins import entry_point_failures, new_plugin_manager, plugin_records
+from ..plugins import entry_point_failures, mark_failed, new_plugin_manager, plugin_records
 from ._bench import bench_model
 from ._call import ConnectOptions, call_model, list_models, parse_metadata
 from ._loader import load_app
@@ -374,11 +376,40 @@ def _add_serve_options(options: list[ServeOption]) -> None:
     serve.__annotations__ = annotations
 
 
+def _plugin_failed(pm: pluggy.PluginManager, name: str, hook: str, exc: Exception) -> None:
+    mark_failed(name, f"its {hook} hook raised {type(exc).__name__}: {exc}")
+    pm.unregister(name=name)
+
+
+def _plugin_cli(pm: pluggy.PluginManager) -> list[ServeOption]:
+    """Run each plugin's ``blazerpc_serve_options`` and ``blazerpc_cli`` hooks on their own;
+    returns the serve options. A plugin whose hook raises is marked failed (``blaze
+    plugins list`` and ``blaze serve`` report it), its commands and options are left out,
+    and every command still works."""
+    options: dict[str, list[ServeOption]] = {}
+    for impl in reversed(pm.hook.blazerpc_serve_options.get_hookimpls()):
+        try:
+            offered = impl.function()
+            if not isinstance(offered, Sequence) or not all(isinstance(o, ServeOption) for o in offered):
+                raise TypeError(f"it must return a list of blazerpc.cli.ServeOption, not {offered!r}")
+            options[impl.plugin_name] = list(offered)
+        except Exception as exc:  # noqa: BLE001 - one plugin must not break the command line
+            _plugin_failed(pm, impl.plugin_name, "blazerpc_serve_options", exc)
+    for impl in reversed(pm.hook.blazerpc_cli.get_hookimpls()):
+        commands, groups = len(cli.registered_commands), len(cli.registered_groups)
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:  # noqa: BLE001 - one plugin must not break the command line
+            del cli.registered_commands[commands:]
+            del cli.registered_groups[groups:]
+            options.pop(impl.plugin_name, None)
+            _plugin_failed(pm, impl.plugin_name, "blazerpc_cli", exc)
+    return [option for group in options.values() for option in group]
+
+
 def build_command() -> Any:
     """The ``blaze`` command with every installed plugin's commands and options."""
-    pm = new_plugin_manager()
-    pm.hook.blazerpc_cli(cli=cli)
-    _add_serve_options([option for group in pm.hook.blazerpc_serve_options() for option in group])
+    _add_serve_options(_plugin_cli(new_plugin_manager()))
     return typer.main.get_command(cli)
 
 
