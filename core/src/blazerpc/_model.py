@@ -18,7 +18,7 @@ from .batching._plan import BatchSettings
 from .exceptions import InferenceError, ModelRegistrationError, TypeMappingError
 from .plugins import entry_point_failures, failed_plugin_for_module
 from .wire import ArrayConverter, FieldContext, WireType
-from .wire._schema import FieldSchema, MethodSchema
+from .wire._schema import FieldSchema, MethodSchema, field_name_problems
 
 __all__ = ["ModelSpec", "build_method", "make_to_array"]
 
@@ -232,12 +232,19 @@ def _result_fields(
     return "value", [("result", annotation)]
 
 
+def _check_names(spec: ModelSpec, what: str, names: Sequence[str]) -> None:
+    """Names protobuf would reject, caught here rather than when the schema is built."""
+    for name, why in field_name_problems(names):
+        raise ModelRegistrationError(f"model {spec.name!r}: {what} {name!r} {why}")
+
+
 def build_method(
     spec: ModelSpec, pm: pluggy.PluginManager, to_array: Callable[[Any], np.ndarray]
 ) -> MethodSchema:
     """Map ``spec``'s parameters and result to request and response fields."""
     signature = _signature(spec)
     mapper = _Mapper(pm, spec.name, to_array)
+    _check_names(spec, "parameter", list(signature.parameters))
 
     inputs = []
     for number, param in enumerate(signature.parameters.values(), start=1):
@@ -276,6 +283,7 @@ def build_method(
     result_kind, result_fields = _result_fields(spec, returns)
     if not result_fields:
         raise ModelRegistrationError(f"model {spec.name!r}: the result type {returns!r} has no fields")
+    _check_names(spec, "result field", [name for name, _ in result_fields])
     outputs = [
         FieldSchema(name, number, mapper(annotation, name, "output"))
         for number, (name, annotation) in enumerate(result_fields, start=1)

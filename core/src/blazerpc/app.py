@@ -180,7 +180,8 @@ class BlazeApp:
             )
             spec = ModelSpec.create(name, version, func, streaming, overrides)
             self._check_unique(spec)
-            build_method(spec, pm, self._to_array(pm))  # map every annotation now: fail early
+            # Map every annotation and build the model's messages now: fail early.
+            build_schema([build_method(spec, pm, self._to_array(pm))])
             self._models.append(spec)
             return obj
 

@@ -6,6 +6,7 @@ descriptors served by reflection and the text written by ``blaze proto`` all com
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,6 +26,7 @@ __all__ = [
     "MethodSchema",
     "Schema",
     "build_schema",
+    "field_name_problems",
     "method_comment",
     "tensor_comment",
 ]
@@ -103,8 +105,41 @@ def _field_proto(msg: DescriptorProto, f: FieldSchema) -> None:
 
 
 def _json_name(name: str) -> str:
+    """protobuf's JSON name of a field: ``a_b`` -> ``aB`` (``ToJsonName`` in protoc)."""
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def field_name_problems(names: Sequence[str]) -> list[tuple[str, str]]:
+    """``(name, why)`` for each of one message's field names that protobuf rejects: not
+    an ASCII identifier, or the same JSON name (``a_b`` and ``aB`` are both ``aB``) as
+    an earlier field. Protobuf's keywords (``message``, ``optional``...) are fine."""
+    problems = []
+    seen: dict[str, str] = {}
+    for name in names:
+        if not _IDENTIFIER.fullmatch(name):
+            problems.append(
+                (
+                    name,
+                    "is not a protobuf field name: use ASCII letters, digits and '_', "
+                    "not starting with a digit",
+                )
+            )
+            continue
+        json_name = _json_name(name)
+        other = seen.setdefault(json_name, name)
+        if other != name:
+            problems.append(
+                (
+                    name,
+                    f"has the JSON name {json_name!r} of {other!r} (JSON names drop '_' and capitalize the "
+                    "letter after it); rename one of them",
+                )
+            )
+    return problems
 
 
 def _message(name: str, fields: Sequence[FieldSchema]) -> DescriptorProto:
@@ -215,8 +250,13 @@ def build_schema(methods: Sequence[MethodSchema]) -> Schema:
     """Build the file, add it to a fresh pool and make its message classes."""
     file = build_file(methods)
     pool = descriptor_pool.DescriptorPool()
-    for proto in (*_standard_files(), file):
+    for proto in _standard_files():
         pool.Add(proto)
+    try:
+        pool.Add(file)
+    except TypeError as exc:  # what the checks at registration did not foresee
+        models = ", ".join(repr(m.model) for m in methods)
+        raise ModelRegistrationError(f"the schema of models {models} cannot be built: {exc}") from None
     classes = {
         name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.{name}"))
         for name in (m.name for m in file.message_type)
