@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import functools
 import inspect
 import re
 import typing
@@ -53,15 +54,44 @@ def _camel(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_.]", name) if part)
 
 
+def _code_of_call(func: Any) -> Any:
+    """The function whose code runs when ``func`` is called: through
+    ``functools.partial``, bound methods and a callable object's ``__call__``.
+
+    Not through ``__wrapped__``: a wrapper made with ``functools.wraps`` runs its own
+    code, and that code (``def`` or ``async def``) says whether calling it returns a
+    coroutine.
+    """
+    for _ in range(100):  # each step peels one layer; a cycle would be a broken object
+        if isinstance(func, functools.partial):
+            func = func.func
+        elif inspect.ismethod(func):
+            func = func.__func__
+        elif inspect.isfunction(func) or inspect.isbuiltin(func) or isinstance(func, type):
+            return func
+        else:
+            call = getattr(func, "__call__", None)  # noqa: B004 - the bound __call__, not callable()
+            if (
+                call is None
+                or call is func
+                or not (inspect.ismethod(call) or isinstance(call, functools.partial))
+            ):
+                return func  # implemented in C (a method-wrapper): plain sync code
+            func = call
+    return func
+
+
 def _kind(func: Callable[..., Any]) -> Kind:
-    target = func if inspect.isroutine(func) else getattr(func, "__call__", func)  # noqa: B004
-    target = inspect.unwrap(target)
-    if inspect.isasyncgenfunction(target):
-        return "async_generator"
-    if inspect.isgeneratorfunction(target):
-        return "generator"
+    target = _code_of_call(func)
     if inspect.iscoroutinefunction(target):
         return "coroutine"
+    # A generator wrapped by a plain decorator (functools.wraps) still yields: the
+    # wrapper returns the generator it made.
+    wrapped = inspect.unwrap(target) if inspect.isfunction(target) else target
+    if inspect.isasyncgenfunction(target) or inspect.isasyncgenfunction(wrapped):
+        return "async_generator"
+    if inspect.isgeneratorfunction(target) or inspect.isgeneratorfunction(wrapped):
+        return "generator"
     return "function"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import inspect
 import queue
 import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
@@ -126,8 +127,6 @@ def _binder(
     spec: ModelSpec, n_inputs: int
 ) -> Callable[[Sequence[Any]], tuple[tuple[Any, ...], dict[str, Any]]]:
     """Splits decoded arguments into positional and keyword-only ones, as the function wants."""
-    import inspect
-
     params = list(inspect.signature(spec.func).parameters.values())[:n_inputs]
     keyword_only = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
     if not keyword_only:
@@ -149,12 +148,21 @@ def make_unary(
 
         return call_async
 
+    def run(loop: asyncio.AbstractEventLoop, positional: tuple[Any, ...], keywords: dict[str, Any]) -> Any:
+        result = func(*positional, **keywords)
+        if inspect.iscoroutine(result):
+            # A sync wrapper that passes its async function's coroutine through (a
+            # decorator written with def and functools.wraps): run it on the loop, and
+            # hold this thread (and the call's slot) until it is done.
+            return asyncio.run_coroutine_threadsafe(result, loop).result()
+        return result
+
     def call_in_thread(args: Sequence[Any]) -> asyncio.Future[Any]:
         # A future, not a coroutine: awaited as it is, with no task of its own, and it
         # completes only when the thread returns (what a concurrency limit waits for).
         positional, keywords = bind(args)
         loop = asyncio.get_running_loop()
-        return loop.run_in_executor(executor, functools.partial(func, *positional, **keywords))
+        return loop.run_in_executor(executor, functools.partial(run, loop, positional, keywords))
 
     return call_in_thread
 
