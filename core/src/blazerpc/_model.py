@@ -19,9 +19,10 @@ from .batching._plan import BatchSettings
 from .exceptions import InferenceError, ModelRegistrationError, TypeMappingError
 from .plugins import entry_point_failures, failed_plugin_for_module
 from .wire import ArrayConverter, FieldContext, WireType
-from .wire._schema import FieldSchema, MethodSchema, field_name_problems
+from .wire._codec import default_problem
+from .wire._schema import FieldSchema, MethodSchema, Schema, field_name_problems
 
-__all__ = ["ModelSpec", "build_method", "make_to_array"]
+__all__ = ["ModelSpec", "build_method", "check_defaults", "make_to_array"]
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*")
@@ -331,6 +332,21 @@ def build_method(
         result_kind=result_kind,
         doc=_summary(spec.func),
     )
+
+
+def check_defaults(method: MethodSchema, schema: Schema) -> None:
+    """Each parameter's default is a value of its field's type: a wrong one (``x: int =
+    "a"``) would otherwise reach the model whenever a client leaves the field out."""
+    request_class = schema.classes[method.request]
+    for f in method.inputs:
+        if not f.has_default:
+            continue
+        problem = default_problem(f, request_class)
+        if problem is not None:
+            raise ModelRegistrationError(
+                f"model {method.model!r}: parameter {f.name!r} defaults to {f.default!r}, which is not "
+                f"a valid {f.wire.describe} ({problem}); give it a default of its type, or None"
+            )
 
 
 def _summary(func: Callable[..., Any]) -> str:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pluggy
 
-from ._model import ModelSpec, build_method, make_to_array
+from ._model import ModelSpec, build_method, check_defaults, make_to_array
 from .batching import BatchConfig, BatchListener, BatchPolicy
 from .batching._plan import BatchSettings, ModelPlan, plan_model
 from .exceptions import ConfigurationError, ModelRegistrationError
@@ -180,8 +180,10 @@ class BlazeApp:
             )
             spec = ModelSpec.create(name, version, func, streaming, overrides)
             self._check_unique(spec)
-            # Map every annotation and build the model's messages now: fail early.
-            build_schema([build_method(spec, pm, self._to_array(pm))])
+            # Map every annotation, build the model's messages and check its defaults
+            # now: fail early.
+            method = build_method(spec, pm, self._to_array(pm))
+            check_defaults(method, build_schema([method]))
             self._models.append(spec)
             return obj
 

@@ -16,12 +16,12 @@ import numpy as np
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto
 from google.protobuf.message import DecodeError, Message
 
-from ..exceptions import InferenceError, InvalidInputError
+from ..exceptions import InferenceError, InvalidInputError, RequestError
 from ._scan import RawTensor, split_fields
 from ._schema import FieldSchema, MethodSchema
 from ._tensor import TENSOR_MESSAGE, field_header
 
-__all__ = ["RequestDecoder", "ResponseEncoder", "split_result"]
+__all__ = ["RequestDecoder", "ResponseEncoder", "default_problem", "split_result"]
 
 _MESSAGE = FieldDescriptorProto.TYPE_MESSAGE
 
@@ -291,3 +291,42 @@ def _write_0d_as_scalar(
     except (InferenceError, TypeError, ValueError, OverflowError):
         return False
     return True
+
+
+def _plain_value_fits(default: Any, decoded: Any) -> bool:
+    """A default of a field without converters is what the model gets from protobuf: a
+    ``str``, ``bytes``, ``int``, ``bool`` or ``float`` (which an ``int`` may stand for)."""
+    if type(decoded) is float:
+        return isinstance(default, (int, float)) and not isinstance(default, bool)
+    return isinstance(default, type(decoded))
+
+
+def default_problem(f: FieldSchema, request_class: type[Message]) -> str | None:
+    """Why request field ``f``'s default is not a value of the field's type, or None.
+
+    The default goes through the field's own converters, as a value of that type would:
+    encoded into the field (the converter's and protobuf's checks), then read back as
+    the model would receive it. A field whose converter only decodes (a plugin type
+    with no encoder) cannot be checked this way and is accepted.
+    """
+    wire = f.wire
+    if f.default is None or (wire.decode is not None and wire.encode is None and wire.encode_bytes is None):
+        return None
+    msg = request_class()
+    raw: list[bytes] = []
+    try:
+        ResponseEncoder._writer(f)(msg, f.default, raw)
+        data = b"".join([msg.SerializeToString(), *raw])
+        tensors: dict[int, RawTensor] = {}
+        if wire.message == TENSOR_MESSAGE and wire.decode is not None:
+            data, tensors = split_fields(data, {f.number: f.name})
+        decoded = _reader(f)(request_class.FromString(data), tensors)
+    except RequestError as exc:
+        # Encoders word their errors for a model's results ("model returned 300, out of
+        # range for int8"); here the value is the default.
+        return exc.message.replace("model returned", "it is", 1)
+    except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if wire.decode is None and not wire.repeated and not _plain_value_fits(f.default, decoded):
+        return f"it is {type(f.default).__name__}, but the field gives the model {type(decoded).__name__}"
+    return None
