@@ -221,6 +221,18 @@ TENSOR_CASES: list[Any] = [
         id="unknown-dtype-for-any-dtype",
     ),
     pytest.param(
+        "mask",
+        lambda c: {"m": tensor(c, [4], "bool", b"\x01\x00\x02\x01")},
+        ["field 'm'", "bool tensor data must be bytes 0 or 1, got 0x02"],
+        id="bool-byte-2",
+    ),
+    pytest.param(
+        "any_tensor",
+        lambda c: {"x": tensor(c, [2, 2], "bool", b"\x00\xff\x01\x00")},
+        ["field 'x'", "bool tensor data must be bytes 0 or 1, got 0xff"],
+        id="bool-byte-255-for-any-dtype",
+    ),
+    pytest.param(
         "scale",
         lambda c: {},
         ["field 'x'", "is required but was not set"],
@@ -255,6 +267,14 @@ def test_tensor_that_does_not_match_its_declaration(
     assert status is Status.INVALID_ARGUMENT, message
     for part in expected:
         assert part in message
+
+
+def test_bool_tensor_of_zeros_and_ones_round_trips(errors: Client) -> None:
+    data = b"\x01\x00\x00\x01\x01"
+    reply = asyncio.run(errors.call("mask", m=tensor(errors, [5], "bool", data)))
+    assert (list(reply.result.shape), reply.result.dtype, reply.result.data) == ([5], "bool", data)
+    empty = asyncio.run(errors.call("mask", m=tensor(errors, [0], "bool", b"")))
+    assert (list(empty.result.shape), empty.result.data) == ([0], b"")
 
 
 # --- scalars out of range ---------------------------------------------------------------

@@ -19,6 +19,11 @@ def scale(x: TensorInput[np.float32, "rows", 3]) -> TensorOutput[np.float32, "ro
     return x * 2
 
 
+@app.model("mask")
+def mask(m: TensorInput[np.bool_, "n"]) -> TensorOutput[np.bool_, "n"]:
+    return m
+
+
 @app.model("any_tensor")
 def any_tensor(x: np.ndarray) -> str:
     return f"{x.dtype.name}{list(x.shape)}"

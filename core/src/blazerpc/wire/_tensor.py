@@ -66,6 +66,9 @@ def decode_tensor(tensor: Any, spec: TensorSpec) -> np.ndarray:
             f"shape {list(shape)} of {dtype_name} needs {count * dtype.itemsize} bytes of data, "
             f"got {len(data)}"
         )
+    if dtype.kind == "b" and count and (top := int(np.frombuffer(data, dtype=np.uint8).max())) > 1:
+        # Any other byte would be a bool numpy cannot hold; checked on a view, no copy.
+        raise InvalidInputError(f"bool tensor data must be bytes 0 or 1, got {top:#04x}")
     try:
         return np.frombuffer(data, dtype=dtype).reshape(shape)
     except ValueError as exc:  # e.g. [2**40, 2**40, 0]: no data, but no such array either
