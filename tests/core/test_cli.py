@@ -89,8 +89,80 @@ def test_missing_dependency_of_the_app_is_not_blamed_on_the_app(command: str, tm
     write(tmp_path / "needs_dep.py", "import no_such_dependency_xyz  # noqa\n")
     result = load(command, "needs_dep:app", tmp_path, cwd=tmp_path)
     assert result.returncode == 1
-    assert "No module named 'no_such_dependency_xyz'" in result.stderr
-    assert "cannot import module 'needs_dep'" not in result.stderr
+    # The app's own import failed, at its own line: not "run blaze from its directory".
+    assert (
+        "cannot import module 'needs_dep': ModuleNotFoundError: No module named 'no_such_dependency_xyz'"
+        in result.stderr
+    )
+    assert "Run blaze from the directory" not in result.stderr
+    assert traceback_frames(result.stderr) == [f'File "{tmp_path / "needs_dep.py"}", line 1, in <module>']
+
+
+CRASHING_APP = """\
+from blazerpc import BlazeApp
+from helpers import compute
+
+app = BlazeApp()
+
+VALUE = compute()
+"""
+
+CRASHING_HELPER = """\
+def compute():
+    return 1 / 0
+"""
+
+
+def traceback_frames(stderr: str) -> list[str]:
+    return [line.strip() for line in stderr.splitlines() if line.lstrip().startswith('File "')]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("form", ["module", "file"])
+def test_app_that_raises_at_import_shows_only_its_own_frames(command: str, form: str, tmp_path: Path) -> None:
+    app = write(tmp_path / "crashing.py", CRASHING_APP)
+    helper = write(tmp_path / "helpers.py", CRASHING_HELPER)
+    target, what = ("crashing:app", "module 'crashing'") if form == "module" else (f"{app}:app", str(app))
+    result = load(command, target, tmp_path, cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"cannot import {what}: ZeroDivisionError: division by zero" in result.stderr
+    assert traceback_frames(result.stderr) == [
+        f'File "{app}", line 6, in <module>',
+        f'File "{helper}", line 2, in compute',
+    ]
+    assert "VALUE = compute()" in result.stderr
+    assert "return 1 / 0" in result.stderr
+    assert result.stderr.rstrip().endswith("ZeroDivisionError: division by zero")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_app_that_raises_from_another_error_shows_both(command: str, tmp_path: Path) -> None:
+    write(
+        tmp_path / "chained.py",
+        "def settings():\n"
+        "    try:\n"
+        "        return {}['model_path']\n"
+        "    except KeyError as exc:\n"
+        "        raise RuntimeError('model_path is not configured') from exc\n\n\n"
+        "SETTINGS = settings()\n",
+    )
+    result = load(command, "chained:app", tmp_path, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "cannot import module 'chained': RuntimeError: model_path is not configured" in result.stderr
+    assert "KeyError: 'model_path'" in result.stderr
+    assert "The above exception was the direct cause of the following exception" in result.stderr
+    frames = traceback_frames(result.stderr)
+    assert all(str(tmp_path / "chained.py") in frame for frame in frames), frames
+    assert len(frames) == 3  # the KeyError's frame, then the RuntimeError's two
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_app_with_a_syntax_error(command: str, tmp_path: Path) -> None:
+    write(tmp_path / "broken.py", "from blazerpc import BlazeApp\n\napp = BlazeApp(\n")
+    result = load(command, "broken:app", tmp_path, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "cannot import module 'broken': SyntaxError: " in result.stderr
+    assert traceback_frames(result.stderr) == [f'File "{tmp_path / "broken.py"}", line 3']
 
 
 @pytest.mark.parametrize("command", COMMANDS)

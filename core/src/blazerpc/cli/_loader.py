@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import traceback
 from pathlib import Path
 from types import ModuleType
 
@@ -13,6 +14,45 @@ from ..app import BlazeApp
 from ..exceptions import ConfigurationError
 
 __all__ = ["load_app"]
+
+
+def _package_dirs(*files: str | None) -> set[str]:
+    dirs = set()
+    for file in filter(None, files):
+        for directory in (Path(file).parent, Path(file).resolve().parent):
+            dirs.add(str(directory) + os.sep)
+    return dirs
+
+
+#: Frames that are not the app's: blazerpc's (the CLI's way in) and the import machinery's.
+_NOT_THE_APP = (
+    *_package_dirs(str(Path(__file__).parent), importlib.__file__),
+    "<frozen importlib.",
+)
+
+
+def _is_app_frame(frame: traceback.FrameSummary) -> bool:
+    return not frame.filename.startswith(_NOT_THE_APP)
+
+
+def _app_frames(error: traceback.TracebackException) -> None:
+    """Keep the app's own frames (and what it called), for ``error`` and its causes."""
+    stack = list(error.stack)
+    # Everything before the app's first frame is the CLI's way into the import.
+    first = next((i for i, frame in enumerate(stack) if _is_app_frame(frame)), len(stack))
+    kept = [frame for frame in stack[first:] if _is_app_frame(frame)]
+    error.stack = traceback.StackSummary.from_list(kept)
+    for chained in (error.__cause__, error.__context__):
+        if chained is not None:
+            _app_frames(chained)
+
+
+def _import_failed(what: str, exc: Exception) -> ConfigurationError:
+    """``cannot import app.py: ZeroDivisionError: ...`` with the app's part of the traceback."""
+    error = traceback.TracebackException.from_exception(exc)
+    _app_frames(error)
+    summary = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
+    return ConfigurationError(f"cannot import {what}: {summary}\n{''.join(error.format()).rstrip()}")
 
 
 def _import_file(path: Path) -> ModuleType:
@@ -27,7 +67,12 @@ def _import_file(path: Path) -> ModuleType:
         raise ConfigurationError(f"cannot import {path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except ConfigurationError:
+        raise  # raised by BlazeRPC while the app set itself up: it says what is wrong
+    except Exception as exc:  # noqa: BLE001 - the app's own error, shown as such
+        raise _import_failed(str(path), exc) from None
     return module
 
 
@@ -36,13 +81,17 @@ def _import_module(name: str) -> ModuleType:
         sys.path.insert(0, os.getcwd())  # like `python -m`: the current directory first
     try:
         return importlib.import_module(name)
+    except ConfigurationError:
+        raise  # raised by BlazeRPC while the app set itself up: it says what is wrong
     except ModuleNotFoundError as exc:
         if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
             raise ConfigurationError(
                 f"cannot import module {name!r}: {exc}. Run blaze from the directory that "
                 "contains it, or give a file path (path/to/app.py:app)"
             ) from None
-        raise
+        raise _import_failed(f"module {name!r}", exc) from None
+    except Exception as exc:  # noqa: BLE001 - the app's own error, shown as such
+        raise _import_failed(f"module {name!r}", exc) from None
 
 
 def load_app(target: str) -> BlazeApp:
