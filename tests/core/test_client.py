@@ -353,7 +353,7 @@ def test_tls_and_mutual_tls(tmp_path: Path) -> None:
     server_tls = ("--ssl-certfile", str(certs["server"]), "--ssl-keyfile", str(certs["server-key"]))
     with serve_process(f"{QUICKSTART}:app", *server_tls) as proc:
         with SyncClient(proc.address, ca_file=str(certs["ca"]), timeout=10) as client:
-            assert client.predict("sentiment", text=["x" * 50]) == [0.5]
+            assert client.predict("sentiment", text=["good"]) == [0.95]
         with SyncClient(proc.address, timeout=10) as plaintext:  # TLS server, plaintext client
             assert _error(plaintext.predict, "sentiment", text=["x"]).status is Status.UNAVAILABLE
     mutual = (*server_tls, "--ssl-ca-certs", str(certs["ca"]))
@@ -365,6 +365,6 @@ def test_tls_and_mutual_tls(tmp_path: Path) -> None:
             key_file=str(certs["client-key"]),
             timeout=10,
         ) as client:
-            assert client.predict("sentiment", text=["x" * 50]) == [0.5]
+            assert client.predict("sentiment", text=["good"]) == [0.95]
         with SyncClient(proc.address, ca_file=str(certs["ca"]), timeout=10) as anonymous:
             assert _error(anonymous.predict, "sentiment", text=["x"]).status is Status.UNAVAILABLE

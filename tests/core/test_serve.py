@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import importlib.util
 
@@ -11,7 +12,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
-from support import QUICKSTART, Client
+from support import QUICKSTART, ROOT, Client
 
 from blazerpc.testing import ServeProcess
 
@@ -25,10 +26,21 @@ def _quickstart_module():
     return module
 
 
+def test_the_example_is_the_readme_quick_start() -> None:
+    """What the README's fresh-machine command serves is the code the README shows."""
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split("`app.py`:\n\n```python\n", 1)[1].split("```", 1)[0]
+    example = QUICKSTART.read_text()
+    assert example.endswith(shown)
+    docstring = example[: len(example) - len(shown)]
+    assert isinstance(ast.literal_eval(docstring.strip()), str), docstring  # and nothing else
+    assert "return [0.95] * len(text)" in shown
+
+
 def test_quickstart_unary(quickstart_server: ServeProcess) -> None:
     client = Client(_quickstart_module(), quickstart_server)
-    reply = asyncio.run(client.call("sentiment", text=["good", "x" * 50, "y" * 500]))
-    assert list(reply.result) == pytest.approx([0.04, 0.5, 1.0])
+    reply = asyncio.run(client.call("sentiment", text=["good", "bad", "meh"]))
+    assert list(reply.result) == pytest.approx([0.95, 0.95, 0.95])  # one score per text
 
 
 def test_startup_log_names_models_and_address(quickstart_server: ServeProcess) -> None:
