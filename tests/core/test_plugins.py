@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pluggy
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto
@@ -147,6 +148,63 @@ def test_register_fixture_unregisters_after_the_test(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+class Fahrenheit(float):
+    """A type only FahrenheitPlugin maps."""
+
+
+class FahrenheitPlugin:
+    @hookimpl
+    def blazerpc_map_type(self, annotation: Any, context: FieldContext) -> WireType | None:
+        if annotation is not Fahrenheit:
+            return None
+        return scalar_wire_type(
+            FieldDescriptorProto.TYPE_FLOAT, "Fahrenheit", decode=Fahrenheit, encode=float
+        )
+
+
+def test_plugin_manager_fixture_lets_an_author_call_hooks_directly(
+    blazerpc_plugin_manager: pluggy.PluginManager,
+) -> None:
+    """What `blazerpc_plugin_manager` gives a plugin author: the real hook specs, the
+    installed plugins and core's built-ins, in a manager of the test's own, so a hook
+    implementation can be called through pluggy exactly as core calls it."""
+    pm = blazerpc_plugin_manager
+    assert {name for name, _ in pm.list_name_plugin()} >= BUILTINS
+
+    def map_type(annotation: Any) -> WireType | None:
+        context = FieldContext("m", "t", "input", resolve=map_type, to_array=np.asarray)
+        wire: WireType | None = pm.hook.blazerpc_map_type(annotation=annotation, context=context)
+        return wire
+
+    # The built-ins answer; nothing maps the author's type yet.
+    assert getattr(map_type(int), "proto_type", None) == FieldDescriptor.TYPE_INT64
+    assert map_type(Fahrenheit) is None
+
+    plugin = FahrenheitPlugin()
+    pm.register(plugin)
+    wire = map_type(Fahrenheit)
+    assert wire is not None
+    assert (wire.proto_type, wire.describe) == (FieldDescriptor.TYPE_FLOAT, "Fahrenheit")
+    assert wire.decode is not None
+    assert type(wire.decode(98.6)) is Fahrenheit
+    # A built-in that delegates (list[T]) resolves the item through the author's plugin.
+    listed = map_type(list[Fahrenheit])
+    assert listed is not None
+    assert (listed.repeated, listed.describe) == (True, "list[Fahrenheit]")
+    # The specs check the author's hooks as they are registered.
+    with pytest.raises(pluggy.PluginValidationError, match="ctx"):
+        pm.register(WrongArgument())
+
+    # The manager is the test's own: apps (and other managers) do not see the plugin.
+    assert not new_plugin_manager().is_registered(plugin)
+    with pytest.raises(TypeMappingError, match="Fahrenheit"):
+        BlazeApp().model("m")(model_with_fahrenheit)
+
+
+def model_with_fahrenheit(t: Fahrenheit) -> float:
+    return float(t)
 
 
 class StrAsBytes:
