@@ -413,7 +413,11 @@ def tensor_fields(draw: st.DrawFn, spec: TensorSpec, sizes: dict[str, int], *, w
                 sizes[dim] = draw(st.integers(0, 4))
             shape.append(dim if isinstance(dim, int) else sizes[dim])
     size = math.prod(shape) * TENSOR_DTYPES[dtype].itemsize
-    return {"shape": shape, "dtype": dtype, "data": draw(st.binary(min_size=size, max_size=size))}
+    if dtype == "bool":  # a bool's byte is 0 or 1; any other is bad input
+        data = bytes(draw(st.lists(st.integers(0, 1), min_size=size, max_size=size)))
+    else:
+        data = draw(st.binary(min_size=size, max_size=size))
+    return {"shape": shape, "dtype": dtype, "data": data}
 
 
 @st.composite
