@@ -12,6 +12,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from base64 import b64encode
 from pathlib import Path
 
@@ -42,30 +44,41 @@ def _grpcurl(
     return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
 
 
-def _serve_and_call_explode(grpcurl: str, log_format: str) -> str:
-    """Serve failing_app with ``--log-format log_format``, call `explode` once with a
-    bearer token and a payload, stop the server; returns everything it logged."""
+def _blaze_serve(log_format: str) -> list[str]:
     command = [*blaze_command(), "serve", app_target("failing_app"), "--host", "127.0.0.1", "--port", "0"]
-    process = subprocess.Popen([*command, "--log-format", log_format], stderr=subprocess.PIPE, text=True)
-    assert process.stderr is not None
-    seen: list[str] = []
+    return [*command, "--log-format", log_format]
+
+
+def _serve_and_call_explode(grpcurl: str, command: list[str]) -> str:
+    """Run ``command`` (a server of failing_app), call `explode` once with a bearer token
+    and a payload, stop the server; returns everything it wrote (stdout and stderr)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or ()), daemon=True)
+    reader.start()
     try:
+        deadline = time.monotonic() + 60
         port = None
-        for line in process.stderr:  # blocks until the server says where it listens
-            seen.append(line)
-            found = re.search(r"Server listening on 127\.0\.0\.1:(\d+)", line)
+        while port is None and time.monotonic() < deadline and process.poll() is None:
+            found = re.search(r"Server listening on 127\.0\.0\.1:(\d+)", "".join(lines))
             if found:
                 port = int(found.group(1))
-                break
-        assert port is not None, f"blaze serve did not start:\n{''.join(seen)}"
+            else:
+                time.sleep(0.05)
+        assert port is not None, f"{command} did not start:\n{''.join(lines)}"
         data = {"text": f"{PAYLOAD} more words", "blob": b64encode(BLOB).decode()}
         done = _grpcurl(grpcurl, port, "PredictExplode", data)
         assert "Internal" in done.stderr, done.stderr
         assert "model 'explode' raised ValueError: cannot score 3 words" in done.stderr
     finally:
         process.send_signal(signal.SIGTERM)
-        _, rest = process.communicate(timeout=60)
-    return "".join(seen) + rest
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        reader.join(timeout=10)
+    return "".join(lines)
 
 
 def _assert_nothing_leaked(log: str) -> None:
@@ -76,7 +89,7 @@ def _assert_nothing_leaked(log: str) -> None:
 
 
 def test_json_error_log_has_the_traceback_and_no_locals(grpcurl: str) -> None:
-    log = _serve_and_call_explode(grpcurl, "json")
+    log = _serve_and_call_explode(grpcurl, _blaze_serve("json"))
     _assert_nothing_leaked(log)
     entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     (error,) = [e for e in entries if e["event"] == "model raised"]
@@ -93,8 +106,14 @@ def test_json_error_log_has_the_traceback_and_no_locals(grpcurl: str) -> None:
     assert source[model_frame["lineno"] - 1].strip() == model_frame["line"]
 
 
-def test_console_error_log_has_the_traceback_and_no_locals(grpcurl: str) -> None:
-    log = _serve_and_call_explode(grpcurl, "console")
+@pytest.mark.parametrize("how", ["blaze serve", "app.serve()"])
+def test_console_error_log_has_the_traceback_and_no_locals(grpcurl: str, how: str) -> None:
+    if how == "blaze serve":
+        command = _blaze_serve("console")
+    else:  # a script of its own, structlog left unconfigured
+        script = f"import sys; sys.path.insert(0, {str(APPS)!r}); import failing_app; "
+        command = [sys.executable, "-c", script + "failing_app.app.serve(host='127.0.0.1', port=0)"]
+    log = _serve_and_call_explode(grpcurl, command)
     _assert_nothing_leaked(log)
     assert re.search(r"\[error\s*\] model raised\s+message=.*model=explode", log), log
     lines = log.splitlines()

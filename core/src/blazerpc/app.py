@@ -272,9 +272,18 @@ class BlazeApp:
         TLS: pass ``ssl_certfile`` and ``ssl_keyfile`` (and ``ssl_ca_certs`` to require
         client certificates signed by those CAs), or a ready ``ssl`` context.
         ``blaze serve`` runs exactly this (one worker) or one per worker process.
+
+        Unless structlog is configured already, logs go to stderr as ``blaze serve``'s
+        console lines (tracebacks without local variables).
         """
+        import structlog
+
+        from ._logging import configure_logging
         from .server import run
         from .server._tls import server_ssl_context
+
+        if not structlog.is_configured():
+            configure_logging("console")
 
         if ssl is None and ssl_certfile is not None:
             ssl = server_ssl_context(ssl_certfile, ssl_keyfile, ssl_ca_certs)
