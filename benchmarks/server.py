@@ -20,12 +20,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import socket
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from _harness import (
@@ -84,9 +87,11 @@ SCENARIOS = [
     Scenario("stream of 100, 4 in flight", "PredictCount", b"\x08\x64", 4, streaming=True),
 ]
 
-#: name -> how to start it; BlazeRPC with batching on serves the unary scenarios only.
+#: BlazeRPC with batching on, or serving a sync model, serves the unary scenarios only.
 SERVERS = ["baseline", "blazerpc", "blazerpc, batching on", "blazerpc, sync model"]
 UNARY_ONLY = {"blazerpc, batching on", "blazerpc, sync model"}
+#: With --before DIR: BlazeRPC as an earlier checkout in DIR serves it (DIR/.venv/bin/blaze).
+BEFORE = "blazerpc, before"
 
 
 def _free_port() -> int:
@@ -96,20 +101,45 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def start_server(name: str, loop: str) -> Iterator[tuple[int, int]]:
-    """Start server ``name``; yields (pid, port)."""
-    if name == "baseline":
-        port = _free_port()
-        args = [sys.executable, str(HERE / "baseline_server.py"), str(port), loop]
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == f"listening on {port}"
+def _subprocess_server(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[int]:
+    """A server process listening on ``port`` once it accepts connections; yields its pid."""
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{args[0]} did not start") from None
+                time.sleep(0.05)
         pin_server(proc.pid)
-        try:
-            yield proc.pid, port
-        finally:
-            proc.terminate()
-            proc.wait()
+        yield proc.pid
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def start_server(name: str, loop: str, before: Path | None) -> Iterator[tuple[int, int]]:
+    """Start server ``name``; yields (pid, port)."""
+    port = _free_port()
+    if name == "baseline":
+        with _subprocess_server(
+            [sys.executable, str(HERE / "baseline_server.py"), str(port), loop], port
+        ) as pid:
+            yield pid, port
+        return
+    if name == BEFORE:
+        assert before is not None
+        command = [
+            str(before / ".venv" / "bin" / "blaze"), "serve", f"{HERE / 'apps' / 'server_app.py'}:app",
+            "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--loop", loop,
+            "--log-level", "warning",
+        ]  # fmt: skip
+        with _subprocess_server(command, port, {"BLAZERPC_DISABLE_PLUGIN_AUTOLOAD": "1"}) as pid:
+            yield pid, port
         return
     env = {
         "BENCH_BATCHING": "on" if name == "blazerpc, batching on" else "off",
@@ -122,9 +152,9 @@ def start_server(name: str, loop: str) -> Iterator[tuple[int, int]]:
         yield served.process.pid, served.port
 
 
-def run_server(name: str, loop: str, seconds: float, warmup: float) -> dict[str, dict]:
+def run_server(name: str, loop: str, seconds: float, warmup: float, before: Path | None) -> dict[str, dict]:
     results = {}
-    with start_server(name, loop) as (pid, port):
+    with start_server(name, loop, before) as (pid, port):
         for scenario in SCENARIOS:
             if name in UNARY_ONLY and scenario.rpc != "PredictScore":
                 continue
@@ -145,14 +175,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--warmup", type=float, default=1)
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
-    parser.add_argument("--servers", nargs="+", default=SERVERS, choices=SERVERS)
+    parser.add_argument("--servers", nargs="+", default=SERVERS, choices=[*SERVERS, BEFORE])
+    parser.add_argument(
+        "--before", type=Path, help="also serve with the BlazeRPC of this earlier checkout (DIR/.venv)"
+    )
     args = parser.parse_args()
+    if args.before is not None and BEFORE not in args.servers:
+        args.servers = [*args.servers, BEFORE]
     pin_load_generator()
     rounds: list[dict[tuple[str, str], dict]] = []
     for r in range(args.rounds):
         this_round = {}
         for name in rotated(args.servers, r):
-            for scenario, result in run_server(name, args.loop, args.seconds, args.warmup).items():
+            for scenario, result in run_server(
+                name, args.loop, args.seconds, args.warmup, args.before
+            ).items():
                 this_round[name, scenario] = result
                 print(f"round {r + 1} {name:<22} {scenario:<32} {json.dumps(result)}", file=sys.stderr)
         rounds.append(this_round)
@@ -198,6 +235,8 @@ def report(rounds: list[dict[tuple[str, str], dict]], args: argparse.Namespace) 
                 str(errors),
             ]
             print("| " + " | ".join(cells) + " |")
+    if BEFORE in args.servers:
+        print(f"\n'{BEFORE}': the same server from {args.before}.")
     print("\nPer round, BlazeRPC (batching off) / baseline:")
     for scenario in SCENARIOS:
         key = "mb_per_s" if scenario.megabytes else "messages_per_s" if scenario.streaming else "rps"
