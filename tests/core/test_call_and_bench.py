@@ -173,6 +173,15 @@ def test_bad_tensor_objects_are_explained(served: ServeProcess, tensor: dict, me
     assert done.stderr.startswith(f"Error: input 'x' (float32[batch, 3]): {message}"), done.stderr
 
 
+def test_a_tensor_object_whose_values_its_dtype_cannot_hold(types_server: ServeProcess) -> None:
+    done = call(types_server, "double", "-d", '{"x": {"dtype": "int8", "data": [1, 300]}}')
+    assert done.returncode == 1
+    assert done.stderr == (
+        "Error: input 'x' (tensor[...]): int64 values out of range for int8: "
+        "300 is outside int8's [-128, 127]\n"
+    )
+
+
 def test_metadata_goes_with_the_call(served: ServeProcess) -> None:
     done = call(served, "sentiment", "-H", "X-Deny: go away", "-d", '{"text": ["a"]}')
     assert done.returncode == 1

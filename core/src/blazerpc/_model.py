@@ -20,7 +20,7 @@ from .exceptions import InferenceError, ModelRegistrationError, TypeMappingError
 from .plugins import entry_point_failures, failed_plugin_for_module
 from .wire import ArrayConverter, FieldContext, WireType
 from .wire._codec import default_problem
-from .wire._schema import FieldSchema, MethodSchema, Schema, field_name_problems
+from .wire._schema import FieldSchema, MethodSchema, Schema, base_name, field_name_problems
 
 __all__ = ["ModelSpec", "build_method", "check_defaults", "make_to_array"]
 
@@ -49,10 +49,6 @@ _STREAM_ORIGINS = {
 _NO_OVERRIDES = BatchSettings()
 
 Kind = Literal["function", "coroutine", "generator", "async_generator"]
-
-
-def _camel(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_.]", name) if part)
 
 
 def _code_of_call(func: Any) -> Any:
@@ -152,10 +148,7 @@ class ModelSpec:
     @property
     def base_name(self) -> str:
         """``Sentiment``, or ``SentimentV2`` for an explicit version ``"2"``."""
-        base = _camel(self.name)
-        if self.explicit_version:
-            base += "V" + self.version.replace(".", "_")
-        return base
+        return base_name(self.name, self.version if self.explicit_version else None)
 
 
 def _qualname(obj: Any) -> str:

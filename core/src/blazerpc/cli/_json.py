@@ -22,6 +22,7 @@ import numpy as np
 
 from ..client import FieldInfo, ModelInfo
 from ..types import TENSOR_DTYPES
+from ..wire._tensor import cast_exactly
 
 __all__ = ["InputError", "TensorFormat", "read_data", "request_inputs", "response_json"]
 
@@ -63,7 +64,7 @@ def request_inputs(model: ModelInfo, data: Any) -> dict[str, Any]:
             raise InputError(f"model {model.name!r} has no input {name!r} (its inputs: {known})")
         try:
             inputs[name] = _input(field, value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InputError(f"input {name!r} ({field.describe}): {exc}") from None
     return inputs
 
@@ -119,7 +120,7 @@ def _tensor_object(value: Mapping[str, Any]) -> np.ndarray:
         return np.frombuffer(raw, dtype=dtype).reshape(shape)
     if "data" not in value:
         raise ValueError("a tensor object needs data (nested lists) or data_base64")
-    array = np.asarray(value["data"], dtype=dtype)
+    array = cast_exactly(np.asarray(value["data"]), dtype)
     return array if shape is None else array.reshape(shape)
 
 

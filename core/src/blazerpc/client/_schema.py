@@ -21,6 +21,16 @@ from grpclib.reflection.v1 import reflection_pb2 as reflection_v1
 from grpclib.reflection.v1alpha import reflection_pb2 as reflection_v1alpha
 
 from ..types import TENSOR_DTYPES
+from ..wire._proto_text import SCALAR_TYPE_NAMES
+from ..wire._schema import (
+    base_name,
+    field_path,
+    leading_comments,
+    method_path,
+    parse_method_comment,
+    parse_tensor_comment,
+)
+from ..wire._tensor import cast_exactly
 from ._errors import CallError
 
 __all__ = [
@@ -37,24 +47,9 @@ __all__ = [
 SERVICE = "blazerpc.InferenceService"
 
 _FD = FieldDescriptor
-_TYPE_NAMES = {
-    _FD.TYPE_DOUBLE: "double",
-    _FD.TYPE_FLOAT: "float",
-    _FD.TYPE_INT64: "int64",
-    _FD.TYPE_UINT64: "uint64",
-    _FD.TYPE_INT32: "int32",
-    _FD.TYPE_FIXED64: "fixed64",
-    _FD.TYPE_FIXED32: "fixed32",
-    _FD.TYPE_BOOL: "bool",
-    _FD.TYPE_STRING: "string",
-    _FD.TYPE_BYTES: "bytes",
-    _FD.TYPE_UINT32: "uint32",
-    _FD.TYPE_SFIXED32: "sfixed32",
-    _FD.TYPE_SFIXED64: "sfixed64",
-    _FD.TYPE_SINT32: "sint32",
-    _FD.TYPE_SINT64: "sint64",
-    _FD.TYPE_ENUM: "enum",
-}
+#: The .proto names of field types, as the server's schema text uses them.
+_TYPE_NAMES: dict[int, str] = {int(kind): name for kind, name in SCALAR_TYPE_NAMES.items()}
+_TYPE_NAMES[_FD.TYPE_ENUM] = "enum"
 
 
 # --- reflection --------------------------------------------------------------------------
@@ -168,10 +163,15 @@ class ModelInfo:
     doc: str = ""
 
     @property
+    def single_result(self) -> bool:
+        """The response is one field, ``result``: calls return its value (else a dict)."""
+        return len(self.outputs) == 1 and self.outputs[0].name == "result"
+
+    @property
     def signature(self) -> str:
         """``(text: list[string]) -> list[double]``."""
         params = ", ".join(f"{f.name}: {f.describe}" for f in self.inputs)
-        if len(self.outputs) == 1 and self.outputs[0].name == "result":
+        if self.single_result:
             result = self.outputs[0].describe
         else:
             result = "{" + ", ".join(f"{f.name}: {f.describe}" for f in self.outputs) + "}"
@@ -203,21 +203,16 @@ def _is_tensor(message: Descriptor | None) -> bool:
     )
 
 
-_TENSOR_COMMENT = re.compile(r"(?P<dtype>\w+|any dtype), (?:any shape|shape \[(?P<dims>[^\]]*)\])")
-_MODEL_COMMENT = re.compile(r'Model "(?P<name>[^"]+)", version "(?P<version>[^"]+)"\.')
-
-
 def _field_info(field: FieldDescriptor, comment: str) -> FieldInfo:
     dtype: str | None = None
     dims: tuple[int | str, ...] | None = None
     if field.type == _FD.TYPE_MESSAGE:
         message = field.message_type
         kind = "tensor" if _is_tensor(message) else message.full_name if message else "message"
-        found = _TENSOR_COMMENT.fullmatch(comment.strip()) if kind == "tensor" else None
-        if found is not None:
-            dtype = found["dtype"] if found["dtype"] in TENSOR_DTYPES else None
-            if found["dims"] is not None:
-                dims = tuple(int(d) if d.isdigit() else d for d in found["dims"].split(", ") if d)
+        declared = parse_tensor_comment(comment) if kind == "tensor" else None
+        if declared is not None:
+            dtype, dims = declared
+            dtype = dtype if dtype in TENSOR_DTYPES else None
     else:
         kind = _TYPE_NAMES.get(field.type, str(field.type))
     repeated = _repeated(field)
@@ -229,17 +224,9 @@ def _snake(base: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", base).lower()
 
 
-def _camel(name: str) -> str:
-    """The server's rule (``blazerpc._model._camel``): ``text-embed`` -> ``TextEmbed``."""
-    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_.]", name) if part)
-
-
 def rpc_for(model: str, version: str | None) -> str:
     """The RPC a model is served as: ``Predict<Name>``, or ``Predict<Name>V<version>``."""
-    rpc = "Predict" + _camel(model)
-    if version is not None:
-        rpc += "V" + version.replace(".", "_")
-    return rpc
+    return "Predict" + base_name(model, version)
 
 
 class _Converter:
@@ -349,14 +336,12 @@ def encode_array(value: Any, dtype: str | None = None) -> tuple[tuple[int, ...],
 
     With ``dtype`` (the field's declared one), nested lists and arrays of another dtype
     of a compatible kind are converted to it (``[[1, 2]]`` to ``float32``; ``float64``
-    to ``float32``); a value that would change kind (``1.5`` to ``int32``) is refused.
+    to ``float32``); a value that would change kind (``1.5`` to ``int32``) or would not
+    survive the cast (``300`` to ``int8``, ``1e40`` to ``float32``) is refused.
     """
     array = np.asarray(value)
-    if dtype is not None and array.dtype.name != dtype:
-        target = TENSOR_DTYPES[dtype]
-        if array.size and not np.can_cast(array.dtype, target, casting="same_kind"):
-            raise TypeError(f"expected {dtype} values, got {array.dtype}")
-        array = array.astype(target)
+    if dtype is not None:
+        array = cast_exactly(array, TENSOR_DTYPES[dtype])
     name = array.dtype.name
     if name not in TENSOR_DTYPES or array.dtype.kind not in "biufc":
         raise TypeError(f"a tensor cannot hold dtype {array.dtype} (supported: {', '.join(TENSOR_DTYPES)})")
@@ -409,13 +394,13 @@ class ServiceSchema:
         except KeyError:
             raise CallError(Status.UNIMPLEMENTED, f"the server does not serve {service}") from None
         file = next(f for f in files if f.name == descriptor.file.name)
-        comments = _comments(file)
+        comments = leading_comments(file)
         # Comments are found by position: the index of each message and of the service.
         self._message_index = {f"{file.package}.{m.name}": i for i, m in enumerate(file.message_type)}
         service_index = [f"{file.package}.{s.name}" for s in file.service].index(service)
         self.methods: dict[str, _Method] = {}
         for index, method in enumerate(descriptor.methods):
-            self._add(method, service, comments, (6, service_index, 2, index))
+            self._add(method, service, comments, method_path(service_index, index))
 
     def _add(
         self,
@@ -428,16 +413,16 @@ class ServiceSchema:
             index = self._message_index.get(message.full_name)
             if index is None:  # defined in another file: no comments of ours
                 return {}
-            return {i: comments.get((4, index, 2, i), "") for i in range(len(message.fields))}
+            return {i: comments.get(field_path(index, i), "") for i in range(len(message.fields))}
 
         request = _Converter(method.input_type, fields_of(method.input_type))
         response = _Converter(method.output_type, fields_of(method.output_type))
-        name, version, doc = _snake(method.name.removeprefix("Predict")), None, ""
-        comment = comments.get(path, "").strip()
-        found = _MODEL_COMMENT.match(comment)
-        if found is not None:
-            name, version = found["name"], found["version"]
-            doc = "\n".join(line.strip() for line in comment[found.end() :].strip().splitlines())
+        name: str = _snake(method.name.removeprefix("Predict"))
+        version: str | None = None
+        doc = ""
+        documented = parse_method_comment(comments.get(path, ""))
+        if documented is not None:
+            name, version, doc = documented
         info = ModelInfo(
             name=name,
             version=version,
@@ -487,10 +472,6 @@ class ServiceSchema:
 
 def _label(info: ModelInfo) -> str:
     return info.name if info.version in (None, "1") else f"{info.name} v{info.version}"
-
-
-def _comments(file: FileDescriptorProto) -> dict[tuple[int, ...], str]:
-    return {tuple(loc.path): loc.leading_comments for loc in file.source_code_info.location}
 
 
 def _dependency_order(files: Iterable[FileDescriptorProto]) -> list[FileDescriptorProto]:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from google.protobuf.descriptor_pb2 import DescriptorProto, FieldDescriptorProto, FileDescriptorProto
 
-__all__ = ["render_proto"]
+from ._schema import field_path, leading_comments, method_path
+
+__all__ = ["SCALAR_TYPE_NAMES", "render_proto"]
 
 _F = FieldDescriptorProto
-_SCALARS = {
+#: The .proto name of every scalar field type.
+SCALAR_TYPE_NAMES = {
     _F.TYPE_DOUBLE: "double",
     _F.TYPE_FLOAT: "float",
     _F.TYPE_INT64: "int64",
@@ -31,12 +34,7 @@ def _type_name(field: FieldDescriptorProto, package: str) -> str:
         name = field.type_name.lstrip(".")
         prefix = package + "."
         return name[len(prefix) :] if name.startswith(prefix) else name
-    return _SCALARS[field.type]
-
-
-def _comments(file: FileDescriptorProto) -> dict[tuple[int, ...], str]:
-    """Leading comments by source location path."""
-    return {tuple(loc.path): loc.leading_comments for loc in file.source_code_info.location}
+    return SCALAR_TYPE_NAMES[field.type]
 
 
 def _comment_lines(text: str, indent: str) -> list[str]:
@@ -54,7 +52,7 @@ def _render_message(
             label = "optional "
         else:
             label = ""
-        comment = comments.get((4, index, 2, number))
+        comment = comments.get(field_path(index, number))
         if comment:
             lines += _comment_lines(comment, "  ")
         lines.append(f"  {label}{_type_name(field, package)} {field.name} = {field.number};")
@@ -69,14 +67,14 @@ def render_proto(file: FileDescriptorProto, header: str | None = None) -> str:
         lines += [f"// {line}" if line else "//" for line in header.splitlines()]
         lines.append("")
     lines += [f'syntax = "{file.syntax or "proto2"}";', "", f"package {file.package};", ""]
-    comments = _comments(file)
+    comments = leading_comments(file)
     for index, msg in enumerate(file.message_type):
         lines += _render_message(msg, file.package, comments, index)
         lines.append("")
     for service_index, service in enumerate(file.service):
         lines.append(f"service {service.name} {{")
         for number, method in enumerate(service.method):
-            comment = comments.get((6, service_index, 2, number))
+            comment = comments.get(method_path(service_index, number))
             if comment:
                 if number:
                     lines.append("")

@@ -25,9 +25,15 @@ __all__ = [
     "FieldSchema",
     "MethodSchema",
     "Schema",
+    "base_name",
     "build_schema",
     "field_name_problems",
+    "field_path",
+    "leading_comments",
     "method_comment",
+    "method_path",
+    "parse_method_comment",
+    "parse_tensor_comment",
     "tensor_comment",
 ]
 
@@ -40,6 +46,28 @@ _NO_DEFAULT: Any = object()
 # Field numbers of FileDescriptorProto.message_type / .service, DescriptorProto.field and
 # ServiceDescriptorProto.method: the steps of a SourceCodeInfo location's path.
 _MESSAGE_TYPE, _SERVICE, _FIELD, _METHOD = 4, 6, 2, 2
+
+
+def field_path(message: int, field: int) -> tuple[int, ...]:
+    """The source location path of field ``field`` of the file's message ``message``."""
+    return (_MESSAGE_TYPE, message, _FIELD, field)
+
+
+def method_path(service: int, method: int) -> tuple[int, ...]:
+    """The source location path of method ``method`` of the file's service ``service``."""
+    return (_SERVICE, service, _METHOD, method)
+
+
+def leading_comments(file: FileDescriptorProto) -> dict[tuple[int, ...], str]:
+    """A file's leading comments by source location path."""
+    return {tuple(loc.path): loc.leading_comments for loc in file.source_code_info.location}
+
+
+def base_name(model: str, version: str | None) -> str:
+    """The name a model's RPC and messages are built on: ``text-embed`` is ``TextEmbed``,
+    version ``"1.5"`` of it ``TextEmbedV1_5`` (``None``: no version in the name)."""
+    base = "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_.]", model) if part)
+    return base if version is None else f"{base}V{version.replace('.', '_')}"
 
 
 @dataclass(frozen=True)
@@ -188,6 +216,32 @@ def tensor_comment(wire: WireType) -> str | None:
     return f"{dtype}, {shape}"
 
 
+_MODEL_COMMENT = re.compile(r'Model "(?P<name>[^"]+)", version "(?P<version>[^"]+)"\.')
+_TENSOR_COMMENT = re.compile(r"(?P<dtype>\w+|any dtype), (?:any shape|shape \[(?P<dims>[^\]]*)\])")
+
+
+def parse_method_comment(comment: str) -> tuple[str, str, str] | None:
+    """(model, version, docstring) from an RPC's comment (:func:`method_comment`)."""
+    text = comment.strip()
+    found = _MODEL_COMMENT.match(text)
+    if found is None:
+        return None
+    doc = "\n".join(line.strip() for line in text[found.end() :].strip().splitlines())
+    return found["name"], found["version"], doc
+
+
+def parse_tensor_comment(comment: str) -> tuple[str | None, tuple[int | str, ...] | None] | None:
+    """(dtype or None for any, dims or None for any) from a tensor field's comment
+    (:func:`tensor_comment`)."""
+    found = _TENSOR_COMMENT.fullmatch(comment.strip())
+    if found is None:
+        return None
+    dtype = None if found["dtype"] == "any dtype" else found["dtype"]
+    if found["dims"] is None:
+        return dtype, None
+    return dtype, tuple(int(d) if d.isdigit() else d for d in found["dims"].split(", ") if d)
+
+
 def _comment(text: str) -> str:
     # Protobuf keeps a comment's text after "//" as it is: one leading space per line.
     return "".join(f" {line}\n" if line else "\n" for line in text.splitlines())
@@ -206,7 +260,7 @@ def build_file(methods: Sequence[MethodSchema]) -> FileDescriptorProto:
     info = file.source_code_info
     line = 0
 
-    def comment(path: list[int], text: str) -> None:
+    def comment(path: tuple[int, ...], text: str) -> None:
         # grpcurl shows leading comments only. Spans just order the locations: the
         # text is rendered from the descriptors, not from a source file.
         nonlocal line
@@ -220,7 +274,7 @@ def build_file(methods: Sequence[MethodSchema]) -> FileDescriptorProto:
             for number, f in enumerate(fields):
                 text = tensor_comment(f.wire)
                 if text is not None:
-                    comment([_MESSAGE_TYPE, index, _FIELD, number], text)
+                    comment(field_path(index, number), text)
         rpc = service.method.add(
             name=m.rpc,
             input_type=f".{PACKAGE}.{m.request}",
@@ -228,7 +282,7 @@ def build_file(methods: Sequence[MethodSchema]) -> FileDescriptorProto:
         )
         if m.streaming:
             rpc.server_streaming = True
-        comment([_SERVICE, 0, _METHOD, len(service.method) - 1], method_comment(m))
+        comment(method_path(0, len(service.method) - 1), method_comment(m))
     return file
 
 

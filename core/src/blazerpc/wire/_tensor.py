@@ -75,38 +75,47 @@ def decode_tensor(tensor: Any, spec: TensorSpec) -> np.ndarray:
         raise InvalidInputError(f"shape {list(shape)} cannot be used: {exc}") from None
 
 
-def _narrow(array: np.ndarray, target: np.dtype[Any], spec: TensorSpec) -> np.ndarray:
-    """``array`` cast to the narrower ``target``, or an :class:`InferenceError` if a value
-    would not survive: an integer out of ``target``'s range (numpy would wrap it around),
-    or a finite number too large for a float ``target`` (it would become inf).
+def narrowing_problem(array: np.ndarray, target: np.dtype[Any]) -> tuple[str, str] | None:
+    """Why casting ``array`` to the narrower ``target`` would change its values, or None.
 
-    Only narrowing casts get here; the checks cost one pass over the data.
+    An integer out of ``target``'s range (numpy would wrap it around), or a finite
+    number too large for a float ``target`` (it would become inf): returns what is
+    wrong ("out of range", "too large") and the detail ("300 is outside int8's
+    [-128, 127]"). One pass over the data; only narrowing casts need it.
     """
-    got = array.dtype.name
-    fix = f"return values that fit, or declare a wider dtype than {target.name}"
     if array.dtype.kind in "iu" and target.kind in "iu":
         info = np.iinfo(target)
         low, high = int(array.min()), int(array.max())
         if low < info.min or high > info.max:
             bad = low if low < info.min else high
-            raise InferenceError(
-                f"model returned {got} values out of range for the declared {spec.describe()}: {bad} "
-                f"is outside {target.name}'s [{info.min}, {info.max}]; {fix}"
-            )
-        return array.astype(target)
-    with np.errstate(over="ignore"):  # an overflow is found below and reported as the error
-        cast = array.astype(target)
-    overflow = np.isinf(cast)
+            return "out of range", f"{bad} is outside {target.name}'s [{info.min}, {info.max}]"
+        return None
+    with np.errstate(over="ignore"):  # an overflow is what this looks for
+        overflow = np.isinf(array.astype(target))
     if overflow.any():
         source = array[overflow]
         finite = source[~np.isinf(source)]
         if finite.size:
-            raise InferenceError(
-                f"model returned {got} values too large for the declared {spec.describe()}: "
-                f"{finite[0].item()!r} would become inf in {target.name} (largest finite: "
-                f"{np.finfo(target).max.item():g}); {fix}"
+            largest = np.finfo(target).max.item()
+            return "too large", (
+                f"{finite[0].item()!r} would become inf in {target.name} (largest finite: {largest:g})"
             )
-    return cast
+    return None
+
+
+def cast_exactly(array: np.ndarray, target: np.dtype[Any]) -> np.ndarray:
+    """``array`` as ``target``, if that keeps the kind of number and every value; else a
+    ``ValueError`` saying what would be lost (for a client's inputs)."""
+    if array.dtype == target:
+        return array
+    if array.size and not np.can_cast(array.dtype, target, casting="same_kind"):
+        raise ValueError(f"expected {target.name} values, got {array.dtype}")
+    if array.size and not np.can_cast(array.dtype, target, casting="safe"):
+        problem = narrowing_problem(array, target)
+        if problem is not None:
+            raise ValueError(f"{array.dtype.name} values {problem[0]} for {target.name}: {problem[1]}")
+    with np.errstate(over="ignore"):
+        return array.astype(target)
 
 
 def _varint(value: int) -> bytes:
@@ -123,7 +132,7 @@ def encode_tensor(value: Any, spec: TensorSpec, to_array: Callable[[Any], np.nda
 
     A dtype that differs from the declared one is converted when numpy can do so
     without changing the kind of number (float64 -> float32, int32 -> int64), and, for
-    a narrowing conversion, only if every value survives it (see :func:`_narrow`);
+    a narrowing conversion, only if every value survives it (see :func:`narrowing_problem`);
     anything else is the model's error.
     """
     array = to_array(value)
@@ -135,10 +144,16 @@ def encode_tensor(value: Any, spec: TensorSpec, to_array: Callable[[Any], np.nda
             raise InferenceError(
                 f"model returned a {array.dtype.name} tensor where {spec.describe()} was declared"
             )
-        if np.can_cast(array.dtype, target, casting="safe"):
+        if not np.can_cast(array.dtype, target, casting="safe"):
+            problem = narrowing_problem(array, target)
+            if problem is not None:
+                raise InferenceError(
+                    f"model returned {array.dtype.name} values {problem[0]} for the declared "
+                    f"{spec.describe()}: {problem[1]}; return values that fit, or declare a wider "
+                    f"dtype than {target.name}"
+                )
+        with np.errstate(over="ignore"):  # checked above: only inf from inf, nan from nan
             array = array.astype(target)
-        else:
-            array = _narrow(array, target, spec)
     dtype = TENSOR_DTYPES.get(array.dtype.name)
     if dtype is None:
         raise InferenceError(f"model returned a tensor of dtype {array.dtype.name}, which has no wire form")
