@@ -200,6 +200,8 @@ class ResponseEncoder:
             )
 
         def write(msg: Message, value: Any, raw: list[bytes]) -> None:
+            if type(value) is np.ndarray and value.ndim == 0:
+                value = value[()]  # a framework's 0-d result is the scalar it holds
             setattr(msg, name, value if convert is None else convert(value))
 
         return write
@@ -207,42 +209,29 @@ class ResponseEncoder:
     def _single_value(
         self, method: MethodSchema, response_class: type[Message]
     ) -> Callable[[Any], bytes] | None:
-        """For the commonest response, one plain field holding the result: an encoder
-        without the general path's steps. Anything unusual (None, a value it refuses)
-        goes the general way, for the same result or the same error."""
+        """For the commonest response, one plain field holding the result: its writer
+        alone, without splitting the result and walking the fields. Anything unusual
+        (None, a value it refuses) goes the general way, for the same errors."""
         if method.result_kind != "value":
             return None
-        (f,) = method.outputs
-        wire = f.wire
-        if wire.encode_bytes is not None or wire.proto_type == _MESSAGE:
+        ((f, write),) = self._fields
+        if f.wire.encode_bytes is not None or f.wire.proto_type == _MESSAGE:
             return None
-        new, name, convert, serialize = response_class, f.name, wire.encode, response_class.SerializeToString
-        general = self.fields
+        new, serialize, general = response_class, response_class.SerializeToString, self.fields
+        unused: list[bytes] = []  # plain fields write no raw bytes
         errors = (InferenceError, TypeError, ValueError, OverflowError)
 
-        if wire.repeated:
-
-            def encode_list(result: Any) -> bytes:
-                msg = new()
-                try:
-                    getattr(msg, name).extend(result if convert is None else convert(result))
-                except errors:
-                    return general([result])
-                return serialize(msg)
-
-            return encode_list
-
-        def encode_scalar(result: Any) -> bytes:
+        def encode(result: Any) -> bytes:
             if result is None:
                 return general([result])
             msg = new()
             try:
-                setattr(msg, name, result if convert is None else convert(result))
+                write(msg, result, unused)
             except errors:
                 return general([result])
             return serialize(msg)
 
-        return encode_scalar
+        return encode
 
     def __call__(self, result: Any) -> bytes:
         """Encode what the model returned."""
@@ -268,29 +257,13 @@ class ResponseEncoder:
             except InferenceError as exc:
                 raise InferenceError(f"field '{f.name}': {exc.message}") from None
             except (TypeError, ValueError, OverflowError) as exc:
-                if not _write_0d_as_scalar(write, msg, value, raw):
-                    raise InferenceError(
-                        f"model returned {type(value).__name__} for field '{f.name}', "
-                        f"expected {f.wire.describe}: {exc}"
-                    ) from None
+                raise InferenceError(
+                    f"model returned {type(value).__name__} for field '{f.name}', "
+                    f"expected {f.wire.describe}: {exc}"
+                ) from None
         if not raw:
             return msg.SerializeToString()
         return b"".join([msg.SerializeToString(), *raw])
-
-
-def _write_0d_as_scalar(
-    write: Callable[[Message, Any, list[bytes]], None], msg: Message, value: Any, raw: list[bytes]
-) -> bool:
-    """Write a 0-d array (what a framework's 0-d result becomes) as the scalar it holds;
-    whether it could. Only tried after the value itself was refused, so an ordinary
-    value pays nothing for it."""
-    if not isinstance(value, np.ndarray) or value.ndim != 0:
-        return False
-    try:
-        write(msg, value[()], raw)
-    except (InferenceError, TypeError, ValueError, OverflowError):
-        return False
-    return True
 
 
 def _plain_value_fits(default: Any, decoded: Any) -> bool:
