@@ -4,14 +4,17 @@ that a graceful shutdown waits on."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
 
 from ..exceptions import ConfigurationError
+
+T = TypeVar("T")
 
 __all__ = ["CallTracker", "Limits", "read_request"]
 
@@ -119,6 +122,30 @@ class CallTracker:
         self.in_flight.add(task)
         task.add_done_callback(self._discard)
         return task
+
+    async def run(
+        self,
+        call: Callable[[Stream[Any, Any], Any], Awaitable[T]],
+        streaming: bool,
+        stream: Stream[Any, Any],
+        context: Any = None,
+    ) -> T:
+        """``call(stream, context)``, admitted (:meth:`admit`) and under the default
+        timeout; the server's own cancellation of it (the timeout, the end of a drain)
+        ends as the ``GRPCError`` its client gets."""
+        task = self.admit()
+        timer = self.timeout_for(stream, streaming=streaming)
+        try:
+            return await call(stream, context)
+        except asyncio.CancelledError:
+            error = self.cancelled(task)
+            if error is None:
+                raise
+            task.uncancel()  # the server's own cancellation ends here, as a status
+            raise error from None
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def timeout_for(self, stream: Stream[Any, Any], *, streaming: bool) -> asyncio.TimerHandle | None:
         """Start the default timeout of a call whose client sent no deadline (unary calls

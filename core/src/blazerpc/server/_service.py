@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -249,24 +250,8 @@ def _admitted(
     inner: _Inner, calls: CallTracker, *, streaming: bool
 ) -> Callable[[Stream[Any, Any]], Awaitable[None]]:
     """``inner`` under the server's admission and default timeout, for an app with no
-    middleware at all."""
-
-    async def handle(stream: Stream[Any, Any]) -> None:
-        task = calls.admit()
-        timer = calls.timeout_for(stream, streaming=streaming)
-        try:
-            await inner(stream, None)
-        except asyncio.CancelledError:
-            error = calls.cancelled(task)
-            if error is None:
-                raise
-            task.uncancel()
-            raise error from None
-        finally:
-            if timer is not None:
-                timer.cancel()
-
-    return handle
+    middleware at all: grpclib calls ``calls.run(inner, streaming, stream)``."""
+    return functools.partial(calls.run, inner, streaming)
 
 
 def _with_middleware(
@@ -284,35 +269,25 @@ def _with_middleware(
     outer, rest = middleware[:n_outer], middleware[n_outer:]  # sliced once, not per call
     streaming = endpoint.method.streaming
 
+    async def admitted(stream: Stream[Any, Any], context: CallContext) -> None:
+        for m in rest:
+            context._entered += 1
+            await m.on_request(context)
+        context._phase = _RUNNING
+        if context.initial_metadata:
+            context._headers_sent = True
+            await stream.send_initial_metadata(metadata=context.initial_metadata)
+        await inner(stream, context)
+
     async def handle(stream: Stream[Any, Any]) -> None:
         started = time.perf_counter()
         context = _context(endpoint, stream)
-        entered = 0
-        headers_sent = False
         error: GRPCError | None = None
         try:
             for m in outer:
-                entered += 1
+                context._entered += 1
                 await m.on_request(context)
-            task = calls.admit()
-            timer = calls.timeout_for(stream, streaming=streaming)
-            try:
-                for m in rest:
-                    entered += 1
-                    await m.on_request(context)
-                context._phase = _RUNNING
-                if context.initial_metadata:
-                    headers_sent = True
-                    await stream.send_initial_metadata(metadata=context.initial_metadata)
-                await inner(stream, context)
-            except asyncio.CancelledError:
-                error = calls.cancelled(task)
-                if error is None:
-                    raise
-                task.uncancel()  # the server's own cancellation ends here, as a status
-            finally:
-                if timer is not None:
-                    timer.cancel()
+            await calls.run(admitted, streaming, stream, context)
         except GRPCError as exc:
             error = exc
         except (asyncio.CancelledError, StreamTerminatedError):
@@ -320,7 +295,7 @@ def _with_middleware(
             # nobody is listening for an answer.
             expired = stream.deadline is not None and stream.deadline.time_remaining() <= 0
             context.status = Status.DEADLINE_EXCEEDED if expired else Status.CANCELLED
-            await _respond(middleware, entered, context, started)
+            await _respond(middleware, context, started)
             raise
         except Exception as exc:  # noqa: BLE001 - a middleware's bug: the client gets UNKNOWN
             _log.error("call failed", method=endpoint.method.path, exc_info=exc)
@@ -332,8 +307,8 @@ def _with_middleware(
             context.status = error.status
             if context.message is None:
                 context.message = error.message
-        await _respond(middleware, entered, context, started)
-        if context.initial_metadata and not headers_sent:
+        await _respond(middleware, context, started)
+        if context.initial_metadata and not context._headers_sent:
             await stream.send_initial_metadata(metadata=context.initial_metadata)
         if context.trailing_metadata:
             await stream.send_trailing_metadata(
@@ -348,13 +323,11 @@ def _with_middleware(
     return handle
 
 
-async def _respond(
-    middleware: tuple[Middleware, ...], entered: int, context: CallContext, started: float
-) -> None:
+async def _respond(middleware: tuple[Middleware, ...], context: CallContext, started: float) -> None:
     """Every ``on_response`` due, innermost first; then no more metadata may be added."""
     context.elapsed = time.perf_counter() - started
     context._phase = _RUNNING
-    for i in range(entered - 1, -1, -1):
+    for i in range(context._entered - 1, -1, -1):
         try:
             await middleware[i].on_response(context)
         except Exception:  # noqa: BLE001 - one middleware must not break the others

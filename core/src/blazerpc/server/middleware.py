@@ -124,6 +124,10 @@ class CallContext:
     initial_metadata: list[tuple[str, str | bytes]] | None = None
     trailing_metadata: list[tuple[str, str | bytes]] | None = None
     _phase: int = field(default=_REQUEST, init=False, repr=False, compare=False)
+    #: How many middleware's on_request ran (theirs are the on_response due).
+    _entered: int = field(default=0, init=False, repr=False, compare=False)
+    #: The response headers went out (with the initial metadata) before the call ran.
+    _headers_sent: bool = field(default=False, init=False, repr=False, compare=False)
 
     def add_initial_metadata(self, key: str, value: str | bytes) -> None:
         """Send ``key: value`` in the response headers, which go out before the model
@@ -190,20 +194,16 @@ class LoggingMiddleware(Middleware):
     streaming call; ``message`` when the call failed. Logged at ``info``.
 
     Core's ``access-log`` built-in adds one to every app (``blaze serve
-    --no-access-log``, or ``options={"access_log": False}``, turns it off); set
-    ``enabled`` to turn an instance off or on while serving.
+    --no-access-log``, or ``options={"access_log": False}``, leaves it out).
     """
 
     outer = True
 
-    def __init__(self, logger: Any = None, *, event: str = "call", enabled: bool = True) -> None:
+    def __init__(self, logger: Any = None, *, event: str = "call") -> None:
         self.log = logger if logger is not None else structlog.get_logger("blazerpc.access")
         self.event = event
-        self.enabled = enabled
 
     async def on_response(self, context: CallContext) -> None:
-        if not self.enabled:
-            return
         status = context.status.name if context.status is not None else "UNKNOWN"
         fields: dict[str, Any] = {
             "method": context.method,
