@@ -17,6 +17,7 @@ from .batching._plan import BatchSettings, ModelPlan, plan_model
 from .exceptions import ConfigurationError, ModelRegistrationError
 from .plugins import check_plugin, new_plugin_manager
 from .server._calls import Limits
+from .server._loop import LoopName
 from .server.middleware import Middleware
 from .wire._proto_text import render_proto
 from .wire._schema import MethodSchema, Schema, build_schema
@@ -266,12 +267,19 @@ class BlazeApp:
         ssl_ca_certs: str | None = None,
         grace_period: float = 30.0,
         options: Mapping[str, Any] | None = None,
-    ) -> None:
+        loop: LoopName = "auto",
+    ) -> int:
         """Serve until SIGINT or SIGTERM, then drain for up to ``grace_period`` seconds.
 
         TLS: pass ``ssl_certfile`` and ``ssl_keyfile`` (and ``ssl_ca_certs`` to require
-        client certificates signed by those CAs), or a ready ``ssl`` context.
-        ``blaze serve`` runs exactly this (one worker) or one per worker process.
+        client certificates signed by those CAs), or a ready ``ssl`` context. ``loop``:
+        ``uvloop`` or ``asyncio``'s own (``auto``: uvloop when installed). ``blaze serve``
+        serves through the same code (in one process, or one per worker).
+
+        Returns how many sync model calls were still running in their threads when the
+        server stopped, abandoned (their threads do not keep the process alive). ``blaze
+        serve`` then ends its process at once, so that nothing waits on such a call; a
+        script may do the same (``os._exit``).
 
         Unless structlog is configured already, logs go to stderr as ``blaze serve``'s
         console lines (tracebacks without local variables).
@@ -289,4 +297,4 @@ class BlazeApp:
             ssl = server_ssl_context(ssl_certfile, ssl_keyfile, ssl_ca_certs)
         elif ssl_keyfile is not None or ssl_ca_certs is not None:
             raise ConfigurationError("ssl_keyfile and ssl_ca_certs need ssl_certfile")
-        run(self, host, port, ssl=ssl, options=options, grace_period=grace_period)
+        return run(self, host, port, ssl=ssl, options=options, grace_period=grace_period, loop=loop)

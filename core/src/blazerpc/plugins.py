@@ -273,9 +273,8 @@ def new_plugin_manager(extra: Iterable[object] = ()) -> pluggy.PluginManager:
     for result in _entry_points():
         if result.plugin is not None and not pm.is_registered(result.plugin):
             pm.register(result.plugin, name=result.name)
-    for plugin in (*_registered, *extra):
+    for plugin in (*_registered, *extra):  # checked when they were given: register(), BlazeApp
         if not pm.is_registered(plugin):
-            check_plugin(plugin)
             pm.register(plugin, name=plugin_name(plugin, pm))
     return pm
 

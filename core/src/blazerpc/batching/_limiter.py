@@ -52,11 +52,9 @@ class ConcurrencyLimit:
                 return await call(args)
             finally:
                 self._slots.release()
-        task = asyncio.ensure_future(call(args))  # a sync model's call is already a future
-        task.add_done_callback(lambda _: self._slots.release())
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if self._cancel_with_call:
-                task.cancel()
-            raise
+        # A sync model runs on in its thread if the call is cancelled: the slot is held
+        # until it returns. Its call is the executor's future, which ensure_future keeps
+        # as it is (a coroutine, from a batch listener's wrapper, becomes a task).
+        running = asyncio.ensure_future(call(args))
+        running.add_done_callback(lambda _: self._slots.release())
+        return await asyncio.shield(running)

@@ -13,10 +13,11 @@ from typing import Any
 
 from grpclib.client import Channel
 from grpclib.const import Cardinality
-from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
+from grpclib.exceptions import GRPCError
 
 from .._h2 import install as install_h2_repr
 from ..client._client import RawCodec, client_ssl_context
+from ..client._errors import TRANSPORT_ERRORS, status_of
 
 __all__ = ["Sample", "Target", "open_channel", "run_level"]
 
@@ -75,14 +76,6 @@ async def _call(channel: Channel, target: Target, cardinality: Cardinality) -> i
     return received
 
 
-def _status(exc: BaseException) -> str:
-    if isinstance(exc, GRPCError):
-        return exc.status.name
-    if isinstance(exc, TimeoutError):
-        return "DEADLINE_EXCEEDED"
-    return "UNAVAILABLE"
-
-
 async def run_level(
     channel: Channel,
     target: Target,
@@ -110,8 +103,8 @@ async def run_level(
             received = 0
             try:
                 received = await _call(channel, target, cardinality)
-            except (GRPCError, TimeoutError, StreamTerminatedError, ProtocolError, OSError) as exc:
-                status = _status(exc)
+            except (GRPCError, *TRANSPORT_ERRORS) as exc:
+                status = status_of(exc).name
             done = clock()
             if start <= done <= end:
                 if status is None:

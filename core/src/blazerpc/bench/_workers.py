@@ -15,6 +15,7 @@ from typing import Any
 
 from grpclib.client import Channel
 
+from ..server._loop import loop_factory
 from ._loop import Sample, Target, open_channel, run_level
 
 __all__ = ["LoadProcesses", "shares"]
@@ -26,17 +27,9 @@ def shares(concurrency: int, processes: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(processes)]
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
 def _process_main(target: Target, conn: multiprocessing.connection.Connection, progress: Any) -> None:
     """A load process: connect, then run each level the parent asks for."""
-    loop = _new_loop()
+    loop = loop_factory("auto")()  # uvloop when installed, as the server
     asyncio.set_event_loop(loop)
 
     async def connect() -> Channel:

@@ -52,7 +52,7 @@ def bench_model(
         typer.echo(f"The first call failed, so nothing was measured: {exc.code}: {exc.message}", err=True)
         raise typer.Exit(code=1) from None
     host, port = parse_address(options.address)
-    tls = (options.ca_file, options.cert_file, options.key_file) if options.ssl_context() else None
+    tls = (options.ca_file, options.cert_file, options.key_file) if options.uses_tls else None
     target = Target(host, port, info.path, request, info.streaming, timeout, options.metadata, tls)
     if metrics_url is None:
         metrics_url = f"http://{host}:{METRICS_PORT}/metrics"
@@ -71,8 +71,9 @@ def bench_model(
         typer.echo(json.dumps([r.to_json() for r in results], indent=2))
         return
     version_note = f" v{info.version}" if info.version else ""
+    used = max(r.processes for r in results)  # never more than the calls in flight
     title = (
         f"{info.name}{version_note} at {options.address} ({info.rpc}): {duration:g} s per level "
-        f"after {warmup:g} s of warm-up, {processes} load process{'es' if processes > 1 else ''}"
+        f"after {warmup:g} s of warm-up, {used} load process{'es' if used > 1 else ''}"
     )
     typer.echo(table(results, title=title))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import ssl as _ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import typer
 
 from ..client import CallError, ModelInfo, SyncClient
+from ..client._client import uses_tls
 from ._json import InputError, TensorFormat, read_data, request_inputs, response_json
 
 __all__ = ["ConnectOptions", "call_model", "list_models", "parse_metadata"]
@@ -38,13 +38,10 @@ class ConnectOptions:
             metadata=list(self.metadata),
         )
 
-    def ssl_context(self) -> _ssl.SSLContext | None:
-        """The TLS context a client of these options uses, or ``None`` for plaintext."""
-        from ..client._client import client_ssl_context
-
-        if not (self.tls or self.ca_file or self.cert_file):
-            return None
-        return client_ssl_context(self.ca_file, self.cert_file, self.key_file)
+    @property
+    def uses_tls(self) -> bool:
+        """Whether a client of these options connects with TLS (the client's own rule)."""
+        return uses_tls(self.tls, self.ca_file, self.cert_file)
 
 
 def parse_metadata(pairs: Sequence[str]) -> tuple[tuple[str, str], ...]:

@@ -17,7 +17,7 @@ from .._h2 import install as install_h2_repr
 from ._errors import CallError, translate_errors
 from ._schema import SERVICE, ModelInfo, ServiceSchema, _Method, fetch_files
 
-__all__ = ["Client", "Metadata", "RawCodec", "client_ssl_context", "parse_address"]
+__all__ = ["Client", "Metadata", "RawCodec", "client_ssl_context", "parse_address", "uses_tls"]
 
 Metadata = Mapping[str, str | bytes] | Sequence[tuple[str, str | bytes]]
 
@@ -56,6 +56,11 @@ def parse_address(address: str) -> tuple[str, int]:
     except ValueError:
         raise ValueError(f"bad port in address {address!r}") from None
     return host, number
+
+
+def uses_tls(ssl: bool | None, ca_file: str | None, cert_file: str | None) -> bool:
+    """TLS is on when asked for, or when a CA file or a client certificate is given."""
+    return bool(ssl or ca_file or cert_file)
 
 
 def client_ssl_context(
@@ -108,7 +113,7 @@ class Client:
         self.host, self.port = parse_address(address)
         if isinstance(ssl, _ssl.SSLContext):
             self._ssl: _ssl.SSLContext | None = ssl
-        elif ssl or ca_file or cert_file:
+        elif uses_tls(ssl, ca_file, cert_file):
             self._ssl = client_ssl_context(ca_file, cert_file, key_file)
         else:
             self._ssl = None

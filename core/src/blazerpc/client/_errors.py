@@ -11,7 +11,7 @@ from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 
 from ..exceptions import BlazeRPCError
 
-__all__ = ["CallError", "translate_errors"]
+__all__ = ["TRANSPORT_ERRORS", "CallError", "status_of", "translate_errors"]
 
 
 class CallError(GRPCError, BlazeRPCError):
@@ -40,6 +40,20 @@ class CallError(GRPCError, BlazeRPCError):
         return (type(self), (self.status, self.message, self.details))
 
 
+#: What a failed call can raise on the client's side, besides GRPCError.
+TRANSPORT_ERRORS = (TimeoutError, StreamTerminatedError, ProtocolError, OSError)
+
+
+def status_of(exc: BaseException) -> Status:
+    """The status a gRPC client reports for ``exc``: a ``GRPCError``'s own,
+    ``DEADLINE_EXCEEDED`` for a timeout, ``UNAVAILABLE`` for the connection failing."""
+    if isinstance(exc, GRPCError):
+        return exc.status
+    if isinstance(exc, TimeoutError):  # asyncio.TimeoutError is TimeoutError since 3.11
+        return Status.DEADLINE_EXCEEDED
+    return Status.UNAVAILABLE
+
+
 @contextlib.contextmanager
 def translate_errors(target: str) -> Iterator[None]:
     """Turn grpclib's and the network's exceptions into :class:`CallError`."""
@@ -49,7 +63,8 @@ def translate_errors(target: str) -> Iterator[None]:
         raise
     except GRPCError as exc:
         raise CallError(exc.status, exc.message, exc.details) from None
-    except TimeoutError:  # asyncio.TimeoutError is TimeoutError since 3.11
-        raise CallError(Status.DEADLINE_EXCEEDED, "deadline exceeded") from None
-    except (StreamTerminatedError, ProtocolError, OSError) as exc:
-        raise CallError(Status.UNAVAILABLE, f"cannot reach {target}: {exc or type(exc).__name__}") from None
+    except TRANSPORT_ERRORS as exc:
+        status = status_of(exc)
+        if status is Status.DEADLINE_EXCEEDED:
+            raise CallError(status, "deadline exceeded") from None
+        raise CallError(status, f"cannot reach {target}: {exc or type(exc).__name__}") from None

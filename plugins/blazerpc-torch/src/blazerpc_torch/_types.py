@@ -57,7 +57,7 @@ class _TorchTensorAnnotation:
     ``torch.Tensor``, the schema a checked ``TensorProto`` field. The dtype may be a
     torch dtype, a numpy dtype, its name, or ``Any``; dimensions are ints (fixed) or
     names (free; ``"batch"`` first makes the field batchable); ``()`` alone is rank 0,
-    no dimensions at all any shape.
+    and no dimensions at all is any shape.
     """
 
     def __getitem__(self, args: Any) -> Any:
