@@ -17,9 +17,9 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from support import QUICKSTART, app_target, certificates
 
-from blazerpc import CallError, Client, SyncClient
+from blazerpc import BlazeApp, CallError, Client, SyncClient
 from blazerpc.client._schema import ServiceSchema
-from blazerpc.testing import ServeProcess, serve_process
+from blazerpc.testing import ServeProcess, serve_app, serve_process
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def types_server() -> Iterator[ServeProcess]:
 
 @pytest.fixture(scope="module")
 def client(served: ServeProcess) -> Iterator[SyncClient]:
-    with SyncClient(served.address, timeout=10) as c:
+    with served.client(timeout=10) as c:  # blazerpc.testing's way to a SyncClient
         yield c
 
 
@@ -129,6 +129,30 @@ def test_a_value_that_would_change_kind_is_refused_before_sending(types: SyncCli
     error = _error(types.predict, "fixed", x=[[1.5, 2, 3], [4, 5, 6]])  # declared int32
     assert error.status is Status.INVALID_ARGUMENT
     assert error.message == "input 'x' of model 'fixed': expected int32 values, got float64"
+
+
+@pytest.mark.parametrize(
+    ("model", "inputs", "message"),
+    [
+        (
+            "fixed",
+            {"x": [[2**40, 0, 0], [0, 0, 0]]},
+            "input 'x' of model 'fixed': int64 values out of range for int32: "
+            "1099511627776 is outside int32's [-2147483648, 2147483647]",
+        ),
+        (
+            "affine",
+            {"x": [[1e40, 0, 0]], "w": [[1], [1], [1]]},
+            "input 'x' of model 'affine': float64 values too large for float32: "
+            "1e+40 would become inf in float32 (largest finite: 3.40282e+38)",
+        ),
+    ],
+)
+def test_a_value_the_declared_dtype_cannot_hold_is_refused_before_sending(
+    types: SyncClient, model: str, inputs: dict, message: str
+) -> None:
+    error = _error(types.predict, model, inputs)
+    assert (error.status, error.message) == (Status.INVALID_ARGUMENT, message)
 
 
 def test_inputs_as_a_mapping_for_names_that_clash_with_arguments(client: SyncClient) -> None:
@@ -343,6 +367,20 @@ def test_a_closed_sync_client_refuses_calls(served: ServeProcess) -> None:
     client.close()  # twice is fine
     with pytest.raises(RuntimeError, match="closed"):
         client.predict("sentiment", text=["x"])
+
+
+def test_serve_app_gives_a_client_to_the_server_it_started() -> None:
+    app = BlazeApp()
+
+    @app.model("double")
+    async def double(x: int) -> int:
+        return 2 * x
+
+    async def run() -> int:
+        async with serve_app(app) as server, server.client(timeout=5) as client:
+            return await client.predict("double", x=21)  # type: ignore[no-any-return]
+
+    assert asyncio.run(run()) == 42
 
 
 # --- TLS ---------------------------------------------------------------------------------

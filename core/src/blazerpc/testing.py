@@ -8,10 +8,12 @@ Fixtures:
 Servers:
     ``async with serve_app(app) as server:`` serves an app in this process, through the
     same start-up code as ``blaze serve``, on a free loopback port; ``server.call(...)``
-    and ``server.stream(...)`` call its models with a grpclib client.
+    and ``server.stream(...)`` call its models with a grpclib client (and return the
+    protobuf messages), ``server.client()`` gives a :class:`blazerpc.Client` for it.
 
     ``with serve_process("app.py:app") as proc:`` runs the real ``blaze serve`` command in
-    a subprocess on a free port and stops it (SIGTERM) afterwards.
+    a subprocess on a free port and stops it (SIGTERM) afterwards; ``proc.client()`` gives
+    a :class:`blazerpc.SyncClient` for it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from google.protobuf.message import Message
 from grpclib.client import Channel, UnaryStreamMethod, UnaryUnaryMethod
 
 from .app import BlazeApp
+from .client import Client, SyncClient
 from .plugins import new_plugin_manager, register, unregister
 from .server import BlazeServer, ServerInfo
 from .wire._schema import MethodSchema, Schema
@@ -63,6 +66,12 @@ class RunningServer:
     @property
     def port(self) -> int:
         return self.info.port
+
+    def client(self, **options: Any) -> Client:
+        """A :class:`blazerpc.Client` for this server (``async with server.client() as c``),
+        which returns Python values and arrays instead of messages; ``options`` are the
+        client's (``timeout``, ``metadata``...)."""
+        return Client(self.info.address, **options)
 
     def method(self, model: str, version: str | None = None) -> MethodSchema:
         for method in self.schema.methods:
@@ -133,6 +142,11 @@ class ServeProcess:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def client(self, **options: Any) -> SyncClient:
+        """A :class:`blazerpc.SyncClient` for this server (``with proc.client() as c``);
+        ``options`` are the client's (``timeout``, ``metadata``...)."""
+        return SyncClient(self.address, **options)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         """Signal the server and wait for it to exit; returns its exit code."""
