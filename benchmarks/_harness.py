@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -17,11 +18,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "core" / "src"))
 
 from blazerpc.bench._loop import Target  # noqa: E402
+from blazerpc.bench._stats import summarize  # noqa: E402
 from blazerpc.bench._workers import LoadProcesses  # noqa: E402
 
 TWO_CPUS = (os.cpu_count() or 1) > 1
+#: ScoreRequest{x: [1.0]} (packed doubles), for the apps' `score` models.
+SCORE_REQUEST = bytes([0x0A, 8]) + struct.pack("<d", 1.0)
 
 __all__ = [
+    "SCORE_REQUEST",
     "TWO_CPUS",
     "Target",
     "cpu_seconds",
@@ -68,16 +73,18 @@ def measure(
         time.sleep(max(0.0, end - time.perf_counter()))
         cpu_after = cpu_seconds(server_pid) if server_pid else 0.0
         (sample,) = load.results()
+    level = summarize([sample], concurrency=concurrency, processes=1, seconds=seconds, streaming=True)
     calls = len(sample.latencies)
-    latencies = sorted(sample.latencies) or [float("nan")]
+    nan = float("nan")
     result = {
         "calls": calls,
-        "rps": calls / seconds,
-        "p50_ms": latencies[len(latencies) // 2] * 1000,
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-        "messages_per_s": sample.messages / seconds,
+        "rps": level.requests_per_second,
+        # blaze bench's own percentiles (nearest rank), so the figures read the same
+        "p50_ms": nan if level.p50_ms is None else level.p50_ms,
+        "p99_ms": nan if level.p99_ms is None else level.p99_ms,
+        "messages_per_s": level.messages_per_second,
         "mb_per_s": calls * megabytes_per_call / seconds,
-        "errors": dict(sample.errors),
+        "errors": level.errors,
     }
     if server_pid:
         result["cpu_us_per_call"] = (cpu_after - cpu_before) / calls * 1e6 if calls else float("nan")

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import struct
 import sys
 
 from _harness import (
     HERE,
+    SCORE_REQUEST,
     Target,
     measure,
     median,
@@ -32,7 +32,6 @@ from blazerpc.testing import serve_process
 
 MODES = ["off", "adaptive", "fixed"]
 CONCURRENCY = [1, 64]
-REQUEST = bytes([0x0A, 8]) + struct.pack("<d", 1.0)  # ScoreRequest{x: [1.0]}: packed doubles
 
 
 def run(mode: str, seconds: float) -> dict[int, dict]:
@@ -41,7 +40,9 @@ def run(mode: str, seconds: float) -> dict[int, dict]:
     env = {"BENCH_BATCHING": mode, "BLAZERPC_DISABLE_PLUGIN_AUTOLOAD": "1"}
     with serve_process(target, "--no-access-log", env=env, cwd=HERE) as proc:
         pin_server(proc.process.pid)
-        load = Target(proc.host, proc.port, "/blazerpc.InferenceService/PredictScore", REQUEST, False, 60)
+        load = Target(
+            proc.host, proc.port, "/blazerpc.InferenceService/PredictScore", SCORE_REQUEST, False, 60
+        )
         return {c: measure(load, c, seconds, server_pid=proc.process.pid) for c in CONCURRENCY}
 
 

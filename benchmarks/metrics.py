@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import struct
 import sys
 import urllib.request
 
 from _harness import (
     HERE,
+    SCORE_REQUEST,
     Target,
     measure,
     median,
@@ -43,7 +43,6 @@ CONFIGS: dict[str, tuple[dict[str, str], list[str]]] = {
     "access log, no metrics": ({"BLAZERPC_DISABLE_PLUGIN_AUTOLOAD": "1"}, []),
 }
 BASELINE = "no metrics"
-REQUEST = bytes([0x0A, 8]) + struct.pack("<d", 1.0)  # ScoreRequest{x: [1.0]}: packed doubles
 
 
 def _requests_counted(proc: ServeProcess) -> float | None:
@@ -63,7 +62,9 @@ def run(config: str, concurrency: int, seconds: float) -> dict:
     target = f"{HERE / 'apps' / 'metrics_app.py'}:app"
     with serve_process(target, *args, env=env, cwd=HERE) as proc:
         pin_server(proc.process.pid)
-        load = Target(proc.host, proc.port, "/blazerpc.InferenceService/PredictScore", REQUEST, False, 60)
+        load = Target(
+            proc.host, proc.port, "/blazerpc.InferenceService/PredictScore", SCORE_REQUEST, False, 60
+        )
         result = measure(load, concurrency, seconds, server_pid=proc.process.pid)
         # The plugin is really there (and counting) exactly when it should be.
         counted = _requests_counted(proc)
