@@ -6,9 +6,10 @@ work (baseline_server.py), in the same run.
 Scenarios: small unary calls at 1 and 64 in flight (BlazeRPC with batching off and on),
 a 4 MiB float32 tensor echo, and a streaming model (100 messages per call). Each
 server runs pinned to CPU 0 and the load generator (blazerpc.bench's closed loop, one
-process) to CPU 1 when the machine has two. Per round, every server serves every
-scenario, in an order rotated from round to round; each figure is reported as the
-median over rounds of its same-round ratio to the baseline. Besides requests per
+process) to CPU 1 when the machine has two. Per round, every server is started (fresh
+processes each round) and each scenario loads them one after the other, in an order
+rotated by round and scenario; each figure is reported as the median over rounds of
+its same-round ratio to the baseline. Besides requests per
 second, the server's CPU time per call (user + system, every thread, over the
 measured window) is reported: the load generator is one Python process and can be the
 bottleneck, while CPU per call measures the server's own work whatever limits the
@@ -152,20 +153,29 @@ def start_server(name: str, loop: str, before: Path | None) -> Iterator[tuple[in
         yield served.process.pid, served.port
 
 
-def run_server(name: str, loop: str, seconds: float, warmup: float, before: Path | None) -> dict[str, dict]:
+def run_round(servers: list[str], round_index: int, args: argparse.Namespace) -> dict[tuple[str, str], dict]:
+    """Every server up at once (idle but for the one being loaded); each scenario measures
+    them back to back, in an order rotated by round and scenario, so that what else the
+    machine does drifts as little as possible between the figures a ratio compares."""
     results = {}
-    with start_server(name, loop, before) as (pid, port):
-        for scenario in SCENARIOS:
-            if name in UNARY_ONLY and scenario.rpc != "PredictScore":
-                continue
-            target = Target(
-                "127.0.0.1", port, f"/blazerpc.InferenceService/{scenario.rpc}", scenario.payload,
-                scenario.streaming, timeout=60,
-            )  # fmt: skip
-            results[scenario.name] = measure(
-                target, scenario.concurrency, seconds, warmup=warmup, server_pid=pid,
-                megabytes_per_call=scenario.megabytes,
-            )  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        running = {name: stack.enter_context(start_server(name, args.loop, args.before)) for name in servers}
+        for k, scenario in enumerate(args.scenarios):
+            for name in rotated(servers, round_index + k):
+                if name in UNARY_ONLY and scenario.rpc != "PredictScore":
+                    continue
+                pid, port = running[name]
+                target = Target(
+                    "127.0.0.1", port, f"/blazerpc.InferenceService/{scenario.rpc}", scenario.payload,
+                    scenario.streaming, timeout=60,
+                )  # fmt: skip
+                result = measure(
+                    target, scenario.concurrency, args.seconds, warmup=args.warmup, server_pid=pid,
+                    megabytes_per_call=scenario.megabytes,
+                )  # fmt: skip
+                results[name, scenario.name] = result
+                line = f"round {round_index + 1} {name:<22} {scenario.name:<32} {json.dumps(result)}"
+                print(line, file=sys.stderr)
     return results
 
 
@@ -177,22 +187,18 @@ def main() -> None:
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--servers", nargs="+", default=SERVERS, choices=[*SERVERS, BEFORE])
     parser.add_argument(
+        "--scenarios", nargs="+", default=[s.name for s in SCENARIOS], choices=[s.name for s in SCENARIOS],
+        help="scenarios to run (all by default)",
+    )  # fmt: skip
+    parser.add_argument(
         "--before", type=Path, help="also serve with the BlazeRPC of this earlier checkout (DIR/.venv)"
     )
     args = parser.parse_args()
+    args.scenarios = [s for s in SCENARIOS if s.name in args.scenarios]
     if args.before is not None and BEFORE not in args.servers:
         args.servers = [*args.servers, BEFORE]
     pin_load_generator()
-    rounds: list[dict[tuple[str, str], dict]] = []
-    for r in range(args.rounds):
-        this_round = {}
-        for name in rotated(args.servers, r):
-            for scenario, result in run_server(
-                name, args.loop, args.seconds, args.warmup, args.before
-            ).items():
-                this_round[name, scenario] = result
-                print(f"round {r + 1} {name:<22} {scenario:<32} {json.dumps(result)}", file=sys.stderr)
-        rounds.append(this_round)
+    rounds = [run_round(args.servers, r, args) for r in range(args.rounds)]
     report(rounds, args)
 
 
@@ -207,7 +213,7 @@ def report(rounds: list[dict[tuple[str, str], dict]], args: argparse.Namespace) 
         "| throughput | x baseline | errors |"
     )
     print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-    for scenario in SCENARIOS:
+    for scenario in args.scenarios:
         s = scenario.name
         key = "mb_per_s" if scenario.megabytes else "messages_per_s" if scenario.streaming else "rps"
         unit = "MB/s" if scenario.megabytes else "msg/s" if scenario.streaming else "req/s"
@@ -238,7 +244,7 @@ def report(rounds: list[dict[tuple[str, str], dict]], args: argparse.Namespace) 
     if BEFORE in args.servers:
         print(f"\n'{BEFORE}': the same server from {args.before}.")
     print("\nPer round, BlazeRPC (batching off) / baseline:")
-    for scenario in SCENARIOS:
+    for scenario in args.scenarios:
         key = "mb_per_s" if scenario.megabytes else "messages_per_s" if scenario.streaming else "rps"
         ours, base = ("blazerpc", scenario.name), ("baseline", scenario.name)
         print(
