@@ -4,6 +4,7 @@ number waiting: each call is then a batch of one."""
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,11 @@ class ConcurrencyLimit:
     A call whose client goes away while the model runs keeps its slot until the model
     really returns: a sync model cannot be interrupted in its thread, and the limit must
     hold for what actually runs. Async models are cancelled with the call.
+
+    The slots are a counter and a queue of waiting calls, first come first served: a
+    call that finds a free slot takes it without awaiting anything (asyncio's
+    Semaphore costs several calls even then), and a freed slot goes straight to the
+    longest-waiting call.
     """
 
     def __init__(
@@ -26,35 +32,51 @@ class ConcurrencyLimit:
     ) -> None:
         self._model = model
         self._max_queue = max_queue_size
-        self._slots = asyncio.Semaphore(max_concurrency)
-        self._waiting = 0
+        self._free = max_concurrency
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._cancel_with_call = cancel_with_call
 
+    async def _acquire(self) -> None:
+        if len(self._waiters) >= self._max_queue:
+            raise GRPCError(
+                Status.RESOURCE_EXHAUSTED,
+                f"model {self._model!r} is overloaded: {len(self._waiters)} calls are waiting "
+                f"(max_queue_size={self._max_queue}); retry later",
+            )
+        turn = asyncio.get_running_loop().create_future()
+        self._waiters.append(turn)
+        try:
+            await turn  # resolved by _release: the slot is handed over
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._release()  # handed a slot, but cancelled before taking it: pass it on
+            elif turn in self._waiters:  # (a release may have skipped it already)
+                self._waiters.remove(turn)
+            raise
+
+    def _release(self) -> None:
+        while self._waiters:
+            turn = self._waiters.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._free += 1
+
     async def run(self, call: Callable[[list[Any]], Awaitable[Any]], args: list[Any]) -> Any:
-        if self._slots.locked():
-            if self._waiting >= self._max_queue:
-                raise GRPCError(
-                    Status.RESOURCE_EXHAUSTED,
-                    f"model {self._model!r} is overloaded: {self._waiting} calls are waiting "
-                    f"(max_queue_size={self._max_queue}); retry later",
-                )
-            self._waiting += 1
-            try:
-                await self._slots.acquire()
-            finally:
-                self._waiting -= 1
+        if self._free and not self._waiters:
+            self._free -= 1
         else:
-            await self._slots.acquire()
+            await self._acquire()
         if self._cancel_with_call:
             # An async model stops when its call is cancelled: it runs in this task, and
             # its slot is free again when it returns or is cancelled.
             try:
                 return await call(args)
             finally:
-                self._slots.release()
+                self._release()
         # A sync model runs on in its thread if the call is cancelled: the slot is held
         # until it returns. Its call is the executor's future, which ensure_future keeps
         # as it is (a coroutine, from a batch listener's wrapper, becomes a task).
         running = asyncio.ensure_future(call(args))
-        running.add_done_callback(lambda _: self._slots.release())
+        running.add_done_callback(lambda _: self._release())
         return await asyncio.shield(running)

@@ -49,8 +49,9 @@ def _repeated(inner: WireType, context: FieldContext) -> WireType:
         )
     decode_item, encode_item = inner.decode, inner.encode
 
-    def decode(values: list[Any]) -> list[Any]:
-        return values if decode_item is None else [decode_item(v) for v in values]
+    def decode_items(values: list[Any]) -> list[Any]:
+        assert decode_item is not None
+        return [decode_item(v) for v in values]
 
     def encode(values: Any) -> Any:
         if hasattr(values, "tolist"):  # an ndarray: one conversion to Python scalars
@@ -61,7 +62,7 @@ def _repeated(inner: WireType, context: FieldContext) -> WireType:
         inner,
         describe=f"list[{inner.describe}]",
         repeated=True,
-        decode=decode,
+        decode=None if decode_item is None else decode_items,  # None: the list as protobuf gives it
         encode=encode,
         batch=_LIST_BATCH_AXIS,
     )

@@ -59,33 +59,30 @@ async def read_request(stream: Stream[Any, Any], max_size: int) -> bytes:
     grpclib's own reader buffers the whole message first; this reads the 5-byte
     length prefix, checks it, and only then the body.
     """
-    h2_stream = stream._stream  # grpclib's HTTP/2 stream: the only way to see the prefix first
-    header = await _receive(h2_stream, 5)
-    if not header:
-        raise GRPCError(Status.INVALID_ARGUMENT, "the call carried no request message")
-    if header[0]:
-        raise GRPCError(Status.UNIMPLEMENTED, "compressed messages are not supported: send them uncompressed")
-    length = int.from_bytes(header[1:5], "big")
-    if length > max_size:
-        raise GRPCError(
-            Status.RESOURCE_EXHAUSTED,
-            f"the request is {length} bytes, over this server's limit of {max_size} bytes (max_message_size)",
-        )
-    data = await _receive(h2_stream, length)
-    if len(data) != length:
-        raise GRPCError(Status.INVALID_ARGUMENT, "the request message is truncated")
-    return data
-
-
-async def _receive(h2_stream: Any, size: int) -> bytes:
-    """``size`` bytes of the request, ``b""`` if the stream ended before any arrived."""
+    recv = stream._stream.recv_data  # grpclib's HTTP/2 stream: the only way to see the prefix first
     try:
-        data: bytes = await h2_stream.recv_data(size)
+        header: bytes = await recv(5)
+        if len(header) == 5:
+            if header[0]:
+                raise GRPCError(
+                    Status.UNIMPLEMENTED, "compressed messages are not supported: send them uncompressed"
+                )
+            length = int.from_bytes(header[1:5], "big")
+            if length > max_size:
+                raise GRPCError(
+                    Status.RESOURCE_EXHAUSTED,
+                    f"the request is {length} bytes, over this server's limit of {max_size} bytes "
+                    "(max_message_size)",
+                )
+            data: bytes = await recv(length)
+            if len(data) == length:
+                return data
     except AssertionError:  # grpclib's buffer asserts when the stream ends part-way
-        raise GRPCError(Status.INVALID_ARGUMENT, "the request message is truncated") from None
-    if 0 < len(data) < size:
-        raise GRPCError(Status.INVALID_ARGUMENT, "the request message is truncated")
-    return data
+        pass
+    else:
+        if not header:
+            raise GRPCError(Status.INVALID_ARGUMENT, "the call carried no request message")
+    raise GRPCError(Status.INVALID_ARGUMENT, "the request message is truncated")
 
 
 class CallTracker:
@@ -134,7 +131,9 @@ class CallTracker:
         timeout; the server's own cancellation of it (the timeout, the end of a drain)
         ends as the ``GRPCError`` its client gets."""
         task = self.admit()
-        timer = self.timeout_for(stream, streaming=streaming)
+        timer = (
+            None if streaming or stream.deadline is not None else self.timeout_for(stream, streaming=False)
+        )
         try:
             return await call(stream, context)
         except asyncio.CancelledError:

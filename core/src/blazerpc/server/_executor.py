@@ -123,12 +123,17 @@ def _next(gen: Iterator[Any]) -> Any:
     return next(gen, _DONE)
 
 
+def _keyword_only(spec: ModelSpec, n_inputs: int) -> list[str]:
+    params = list(inspect.signature(spec.func).parameters.values())[:n_inputs]
+    return [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+
+
 def _binder(
     spec: ModelSpec, n_inputs: int
 ) -> Callable[[Sequence[Any]], tuple[tuple[Any, ...], dict[str, Any]]]:
     """Splits decoded arguments into positional and keyword-only ones, as the function wants."""
     params = list(inspect.signature(spec.func).parameters.values())[:n_inputs]
-    keyword_only = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+    keyword_only = _keyword_only(spec, n_inputs)
     if not keyword_only:
         return lambda args: (tuple(args), {})
     split = len(params) - len(keyword_only)
@@ -141,12 +146,15 @@ def make_unary(
     """An awaitable call of a unary model with decoded arguments."""
     func, bind = spec.func, _binder(spec, n_inputs)
     if spec.kind == "coroutine":
+        if _keyword_only(spec, n_inputs):
 
-        async def call_async(args: Sequence[Any]) -> Any:
-            positional, keywords = bind(args)
-            return await func(*positional, **keywords)
+            async def call_async(args: Sequence[Any]) -> Any:
+                positional, keywords = bind(args)
+                return await func(*positional, **keywords)
 
-        return call_async
+            return call_async
+        # The model's own coroutine, awaited by the caller: no frame around it.
+        return lambda args: func(*args)
 
     def run(loop: asyncio.AbstractEventLoop, positional: tuple[Any, ...], keywords: dict[str, Any]) -> Any:
         result = func(*positional, **keywords)

@@ -67,6 +67,13 @@ class CoalescingTransport:
     def get_write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() + self._size
 
+    # Asked for on every call (grpclib): here rather than through __getattr__.
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
     def __getattr__(self, name: str) -> Any:
         # is_closing, get_extra_info, pause_reading, ...: the transport's own.
         return getattr(self._transport, name)

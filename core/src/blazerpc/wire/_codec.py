@@ -48,23 +48,23 @@ def _reader(f: FieldSchema) -> Callable[[Message, dict[int, RawTensor]], Any]:
     """A function reading field ``f`` of a request as the model's argument."""
     if f.wire.message == TENSOR_MESSAGE and f.wire.decode is not None:
         return _tensor_reader(f)
-    plain = _plain_reader(f)
-    return lambda msg, tensors: plain(msg)
+    return _plain_reader(f)
 
 
-def _plain_reader(f: FieldSchema) -> Callable[[Message], Any]:
+def _plain_reader(f: FieldSchema) -> Callable[[Message, dict[int, RawTensor]], Any]:
+    """Reads an ordinary field (the tensors cut out of the request are not its concern)."""
     name, wire = f.name, f.wire
     convert = wire.decode
     absent = f.default if f.has_default else None
 
     if wire.repeated:
         if convert is None:
-            return lambda msg: list(getattr(msg, name))
-        return lambda msg: convert(list(getattr(msg, name)))
+            return lambda msg, tensors: list(getattr(msg, name))
+        return lambda msg, tensors: convert(list(getattr(msg, name)))
     if wire.optional or wire.proto_type == _MESSAGE:
         required = not wire.optional and not f.has_default
 
-        def read_present(msg: Message) -> Any:
+        def read_present(msg: Message, tensors: dict[int, RawTensor]) -> Any:
             if not msg.HasField(name):
                 if required:
                     raise InvalidInputError("is required but was not set")
@@ -74,8 +74,8 @@ def _plain_reader(f: FieldSchema) -> Callable[[Message], Any]:
 
         return read_present
     if convert is None:
-        return lambda msg: getattr(msg, name)
-    return lambda msg: convert(getattr(msg, name))
+        return lambda msg, tensors: getattr(msg, name)
+    return lambda msg, tensors: convert(getattr(msg, name))
 
 
 class RequestDecoder:
