@@ -89,7 +89,10 @@ SCENARIOS = [
 ]
 
 #: BlazeRPC with batching on, or serving a sync model, serves the unary scenarios only.
-SERVERS = ["baseline", "blazerpc", "blazerpc, batching on", "blazerpc, sync model"]
+#: "baseline, again" is a second process of the baseline: the control, whose ratio to the
+#: baseline shows how far two runs of the same code differ on this machine.
+CONTROL = "baseline, again"
+SERVERS = ["baseline", CONTROL, "blazerpc", "blazerpc, batching on", "blazerpc, sync model"]
 UNARY_ONLY = {"blazerpc, batching on", "blazerpc, sync model"}
 #: With --before DIR: BlazeRPC as an earlier checkout in DIR serves it (DIR/.venv/bin/blaze).
 BEFORE = "blazerpc, before"
@@ -126,7 +129,7 @@ def _subprocess_server(args: list[str], port: int, env: dict[str, str] | None = 
 def start_server(name: str, loop: str, before: Path | None) -> Iterator[tuple[int, int]]:
     """Start server ``name``; yields (pid, port)."""
     port = _free_port()
-    if name == "baseline":
+    if name in ("baseline", CONTROL):
         with _subprocess_server(
             [sys.executable, str(HERE / "baseline_server.py"), str(port), loop], port
         ) as pid:
@@ -252,6 +255,15 @@ def report(rounds: list[dict[tuple[str, str], dict]], args: argparse.Namespace) 
             f"p50 {ratios(rounds, ours, base, 'p50_ms')}; "
             f"CPU/call {ratios(rounds, ours, base, 'cpu_us_per_call')}"
         )
+    if CONTROL in args.servers:
+        print(f"\nPer round, the control ({CONTROL}) / baseline:")
+        for scenario in args.scenarios:
+            key = "mb_per_s" if scenario.megabytes else "messages_per_s" if scenario.streaming else "rps"
+            control, base = (CONTROL, scenario.name), ("baseline", scenario.name)
+            print(
+                f"- {scenario.name}: throughput {ratios(rounds, control, base, key)}; "
+                f"p50 {ratios(rounds, control, base, 'p50_ms')}"
+            )
 
 
 if __name__ == "__main__":
