@@ -56,11 +56,14 @@ class ServerInfo:
 
 
 class _Server(Server):
-    """grpclib's server, keeping its HTTP/2 connections so a drain can end them."""
+    """grpclib's server, keeping its HTTP/2 connections so a drain can end them, and
+    coalescing their writes while more than one of ``calls`` is in flight."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, calls: CallTracker, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.protocols: weakref.WeakSet[Any] = weakref.WeakSet()
+        in_flight = calls.in_flight
+        self._busy: Callable[[], bool] = lambda: len(in_flight) > 1
         install_h2_repr()
 
     def _protocol_factory(self) -> Any:
@@ -69,7 +72,7 @@ class _Server(Server):
         made = protocol.connection_made
 
         def connection_made(transport: Any) -> None:
-            made(cast(asyncio.Transport, CoalescingTransport(transport)))
+            made(cast(asyncio.Transport, CoalescingTransport(transport, self._busy)))
 
         protocol.connection_made = connection_made  # type: ignore[method-assign]
         return protocol
@@ -122,7 +125,7 @@ class BlazeServer:
         health = Health({inference: [self._status]})
         names = [INFERENCE_SERVICE, HEALTH_SERVICE, *REFLECTION_SERVICES]
         reflection = reflection_services(names, runtime.schema.pool, runtime.schema.file)
-        self._server = _Server([inference, health, *reflection], codec=BlazeCodec())
+        self._server = _Server([inference, health, *reflection], codec=BlazeCodec(), calls=self._calls)
         # grpclib looks methods up with mapping.get(path), set up in its constructor.
         self._server._mapping = MethodTable(self._server._mapping)
         self._force = asyncio.Event()

@@ -7,25 +7,34 @@ the largest single cost of the server (measured: ~15% of its CPU at 64 calls in
 flight). Buffering the writes until the end of the loop's current turn sends each
 response in one call, and many responses together, without delaying any of them past
 that turn.
+
+With one call in flight there is nothing to send together, and each frame leaving at
+once is faster: the client reads the headers and the message while the server is
+still finishing the call (measured: buffering cost ~10% of the p50 latency at one
+call in flight). So the transport buffers only while ``busy()`` says more than one
+call is in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["CoalescingTransport"]
 
 
 class CoalescingTransport:
-    """Wraps a transport: ``write`` buffers; the buffer goes out at the end of the loop's
-    turn (``call_soon``), or at once before ``close`` or when the buffer is large."""
+    """Wraps a transport: while ``busy()``, ``write`` buffers, and the buffer goes out at
+    the end of the loop's turn (``call_soon``), or at once before ``close`` or when it
+    is large; otherwise a write goes out at once (after anything buffered)."""
 
     #: Past this many bytes buffered, write at once (a large message need not wait).
     _HIGH = 256 * 1024
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(self, transport: asyncio.Transport, busy: Callable[[], bool]) -> None:
         self._transport = transport
+        self._busy = busy
         self._buffer: list[bytes] = []
         self._size = 0
         self._scheduled = False
@@ -33,6 +42,10 @@ class CoalescingTransport:
 
     def write(self, data: bytes) -> None:
         if not data:
+            return
+        if not self._buffer and not self._busy():
+            if not self._transport.is_closing():
+                self._transport.write(data)
             return
         self._buffer.append(data)
         self._size += len(data)
