@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +15,9 @@ import numpy as np
 import pytest
 from support import QUICKSTART, app_target, certificates
 
-from blazerpc.testing import ServeProcess, blaze_command, serve_process
+from blazerpc import BlazeApp
+from blazerpc.bench._loop import Sample, Target, open_channel, run_level
+from blazerpc.testing import ServeProcess, blaze_command, serve_app, serve_process
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +177,12 @@ def test_bad_tensor_objects_are_explained(served: ServeProcess, tensor: dict, me
     assert done.stderr.startswith(f"Error: input 'x' (float32[batch, 3]): {message}"), done.stderr
 
 
+def test_json_integers_for_a_uint8_tensor(types_server: ServeProcess) -> None:
+    assert ok_json(call(types_server, "invert", "-d", '{"image": [[0, 255]]}')) == {"result": [[255, 0]]}
+    typed = {"image": {"dtype": "uint8", "data": [[3, 4]]}}
+    assert ok_json(call(types_server, "invert", "-d", json.dumps(typed))) == {"result": [[252, 251]]}
+
+
 def test_a_tensor_object_whose_values_its_dtype_cannot_hold(types_server: ServeProcess) -> None:
     done = call(types_server, "double", "-d", '{"x": {"dtype": "int8", "data": [1, 300]}}')
     assert done.returncode == 1
@@ -189,6 +199,66 @@ def test_metadata_goes_with_the_call(served: ServeProcess) -> None:
     done = call(served, "sentiment", "-H", "no colon")
     assert done.returncode == 2
     assert "metadata must be 'key: value'" in done.stderr
+    assert ok_json(call(served, "sentiment", "-H", "x-trace-bin: AAH/", "-d", '{"text": ["a"]}')) == {
+        "result": [0.95]
+    }  # a binary key's value is base64
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("x-empty:", "invalid metadata 'x-empty:'"),
+        ("x-name: café", "invalid metadata 'x-name: café'"),
+        ("grpc-timeout: 1S", "(not 'grpc-...')"),
+        ("x-trace-bin: not base64!", "the value of binary metadata 'x-trace-bin' must be base64"),
+    ],
+)
+def test_metadata_grpc_cannot_send_is_refused_before_connecting(header: str, message: str) -> None:
+    done = blaze("call", "127.0.0.1:1", "sentiment", "-H", header)
+    assert done.returncode == 2
+    assert message in " ".join(done.stderr.split()), done.stderr  # rich wraps the usage error
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["localhost:http", "sentiment"], "Error: bad port in address 'localhost:http'\n"),
+        (
+            ["127.0.0.1:1", "sentiment", "--ca-file", "/nonexistent/ca.pem"],
+            "Error: cannot load the TLS files (/nonexistent/ca.pem): No such file or directory\n",
+        ),
+    ],
+)
+def test_a_bad_address_or_tls_files_are_an_error_not_a_traceback(args: list[str], message: str) -> None:
+    for command in ("call", "bench"):
+        done = blaze(command, *args)
+        assert (done.returncode, done.stderr) == (1, message), command
+
+
+def test_data_from_a_file_that_is_not_text(served: ServeProcess, tmp_path: Path) -> None:
+    image = tmp_path / "image.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    done = call(served, "sentiment", "--data", f"@{image}")
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"Error: --data file '{image}' is not UTF-8 text: it must hold JSON\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--list", "sentiment"], "--list takes no MODEL"),
+        (["--list", "-d", "{}", "--version", "2"], "--list takes no --data, --version"),
+        (["sentiment", "--json"], "--json goes with --list"),
+        (["sentiment", "--timeout", "0"], "must be more than 0 seconds"),
+    ],
+)
+def test_call_options_that_would_be_ignored_are_refused(args: list[str], message: str) -> None:
+    done = blaze("call", "127.0.0.1:1", *args)
+    assert done.returncode == 2
+    assert message in " ".join(done.stderr.split()), done.stderr
 
 
 def test_list_shows_models_and_signatures(served: ServeProcess) -> None:
@@ -312,3 +382,33 @@ def test_bench_rejects_bad_levels(served: ServeProcess) -> None:
     done = blaze("bench", served.address, "sentiment", "-c", "1,zero")
     assert done.returncode == 2
     assert "expected numbers >= 1 separated by commas" in done.stderr
+
+
+def test_a_level_ends_even_when_the_server_stops_answering() -> None:
+    """No deadline on the calls and a model that never returns: the level still ends
+    5 s after its window, its calls cancelled, nothing counted for them."""
+    app = BlazeApp()
+
+    @app.model("stuck", max_concurrency=8)
+    async def stuck(x: int) -> int:
+        await asyncio.sleep(3600)
+        return x
+
+    async def run() -> tuple[Sample, float]:
+        async with serve_app(app, options={"access_log": False}) as server:
+            method = server.method("stuck")
+            payload = server.request("stuck", x=1).SerializeToString()
+            target = Target("127.0.0.1", server.port, method.path, payload, streaming=False, timeout=None)
+            channel = open_channel(target)
+            try:
+                began = time.monotonic()
+                now = time.perf_counter()
+                sample = await run_level(channel, target, 4, start=now, end=now + 0.5)
+                return sample, time.monotonic() - began
+            finally:
+                channel.close()
+
+    sample, took = asyncio.run(run())
+    assert took < 15, f"the level took {took:.1f} s"  # 0.5 s + 5 s, not the model's hour
+    assert len(sample.latencies) == 0
+    assert not sample.errors

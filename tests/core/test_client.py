@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,6 +130,20 @@ def test_a_value_that_would_change_kind_is_refused_before_sending(types: SyncCli
     error = _error(types.predict, "fixed", x=[[1.5, 2, 3], [4, 5, 6]])  # declared int32
     assert error.status is Status.INVALID_ARGUMENT
     assert error.message == "input 'x' of model 'fixed': expected int32 values, got float64"
+
+
+def test_python_ints_fill_an_unsigned_tensor_when_every_value_fits(types: SyncClient) -> None:
+    result = types.predict("invert", image=[[0, 255], [1, 2]])  # int64 from numpy, declared uint8
+    assert result.dtype == np.uint8
+    assert result.tolist() == [[255, 0], [254, 253]]
+    error = _error(types.predict, "invert", image=[[0, 256]])
+    assert error.status is Status.INVALID_ARGUMENT
+    assert error.message == (
+        "input 'image' of model 'invert': int64 values out of range for uint8: "
+        "256 is outside uint8's [0, 255]"
+    )
+    error = _error(types.predict, "invert", image=[[-1, 0]])
+    assert error.message.endswith("-1 is outside uint8's [0, 255]")
 
 
 @pytest.mark.parametrize(
@@ -386,11 +401,14 @@ def test_serve_app_gives_a_client_to_the_server_it_started() -> None:
 # --- TLS ---------------------------------------------------------------------------------
 
 
-def test_tls_and_mutual_tls(tmp_path: Path) -> None:
+def test_tls_and_mutual_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     certs = certificates(tmp_path)
     server_tls = ("--ssl-certfile", str(certs["server"]), "--ssl-keyfile", str(certs["server-key"]))
     with serve_process(f"{QUICKSTART}:app", *server_tls) as proc:
         with SyncClient(proc.address, ca_file=str(certs["ca"]), timeout=10) as client:
+            assert client.predict("sentiment", text=["good"]) == [0.95]
+        monkeypatch.setenv("SSL_CERT_FILE", str(certs["ca"]))  # the test CA as the system's
+        with SyncClient(f"https://{proc.address}", timeout=10) as client:  # https:// turns TLS on
             assert client.predict("sentiment", text=["good"]) == [0.95]
         with SyncClient(proc.address, timeout=10) as plaintext:  # TLS server, plaintext client
             assert _error(plaintext.predict, "sentiment", text=["x"]).status is Status.UNAVAILABLE
@@ -406,3 +424,19 @@ def test_tls_and_mutual_tls(tmp_path: Path) -> None:
             assert client.predict("sentiment", text=["good"]) == [0.95]
         with SyncClient(proc.address, ca_file=str(certs["ca"]), timeout=10) as anonymous:
             assert _error(anonymous.predict, "sentiment", text=["x"]).status is Status.UNAVAILABLE
+
+
+def test_tls_arguments_that_contradict_each_other_are_refused(tmp_path: Path) -> None:
+    context = ssl.create_default_context()
+    with pytest.raises(ValueError, match="ca_file cannot go with ssl=False"):
+        Client("127.0.0.1:1", ssl=False, ca_file="ca.pem")
+    with pytest.raises(ValueError, match="cert_file, key_file cannot go with an ssl context"):
+        Client("127.0.0.1:1", ssl=context, cert_file="c.pem", key_file="k.pem")
+    with pytest.raises(ValueError, match="key_file needs cert_file"):
+        Client("127.0.0.1:1", key_file="k.pem")
+    with pytest.raises(ValueError, match="is https:// but ssl=False"):
+        Client("https://127.0.0.1:1", ssl=False)
+    with pytest.raises(ValueError, match="bad port in address 'localhost:http'"):
+        Client("localhost:http")
+    with pytest.raises(FileNotFoundError):  # TLS files are loaded when the client is made
+        Client("127.0.0.1:1", ca_file=str(tmp_path / "missing.pem"))

@@ -35,7 +35,7 @@ def test_bench_reports_the_servers_mean_batch_size() -> None:
     assert rows >= level["requests_per_second"] * 2 * 0.99
 
 
-def test_bench_without_metrics_leaves_the_batch_size_out() -> None:
+def test_bench_with_an_unreachable_metrics_url_leaves_the_batch_size_out_and_says_so() -> None:
     with serve_process(app_target("shop"), "--metrics-port", "0", "--no-access-log") as proc:
         done = subprocess.run(
             [
@@ -49,3 +49,7 @@ def test_bench_without_metrics_leaves_the_batch_size_out() -> None:
     header = done.stdout.splitlines()[2].split()
     assert "batch" not in header
     assert header[-1] == "errors"
+    assert done.stderr == (
+        "Note: no batch sizes of model 'score' from --metrics-url http://127.0.0.1:1/metrics "
+        "(not reachable, not the metrics plugin's /metrics, or no model calls counted)\n"
+    )

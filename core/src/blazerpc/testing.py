@@ -141,7 +141,9 @@ class ServeProcess:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        """``host:port`` (``[host]:port`` for an IPv6 host), for a client."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     def client(self, **options: Any) -> SyncClient:
         """A :class:`blazerpc.SyncClient` for this server (``with proc.client() as c``);

@@ -182,6 +182,12 @@ def narrow(i8: np.int8, i16: np.int16, u8: np.uint8, u16: np.uint16) -> str:
 # --- tensors ----------------------------------------------------------------------------
 
 
+@app.model("invert")
+def invert(image: TensorInput[np.uint8, "batch", 2]) -> TensorOutput[np.uint8, "batch", 2]:
+    """An 8-bit image's negative: a uint8 tensor in and out."""
+    return 255 - image
+
+
 @app.model("double")
 def double(x: np.ndarray) -> np.ndarray:
     """Any dtype, any shape: x + x keeps the dtype (for bool it is logical or)."""

@@ -21,6 +21,10 @@ from ..client._errors import TRANSPORT_ERRORS, status_of
 
 __all__ = ["Sample", "Target", "open_channel", "run_level"]
 
+#: Seconds a level waits, after its end, for the calls still in flight, before it
+#: cancels them (they end outside the window: nothing they return is counted).
+_AFTER_END = 5.0
+
 
 @dataclass(frozen=True)
 class Target:
@@ -33,7 +37,7 @@ class Target:
     payload: bytes
     streaming: bool
     timeout: float | None
-    metadata: tuple[tuple[str, str], ...] = ()
+    metadata: tuple[tuple[str, str | bytes], ...] = ()
     #: TLS: (ca_file, cert_file, key_file), or None for plaintext.
     tls: tuple[str | None, str | None, str | None] | None = None
 
@@ -105,6 +109,8 @@ async def run_level(
                 received = await _call(channel, target, cardinality)
             except (GRPCError, *TRANSPORT_ERRORS) as exc:
                 status = status_of(exc).name
+            except Exception as exc:  # noqa: BLE001 - counted by its type: the other callers go on
+                status = f"client error: {type(exc).__name__}"
             done = clock()
             if start <= done <= end:
                 if status is None:
@@ -117,5 +123,9 @@ async def run_level(
             if status == "UNAVAILABLE":
                 await asyncio.sleep(0.01)  # no busy loop against a server that is down
 
-    await asyncio.gather(*[caller() for _ in range(concurrency)])
+    callers = [asyncio.ensure_future(caller()) for _ in range(concurrency)]
+    _, late = await asyncio.wait(callers, timeout=max(0.0, end - clock()) + _AFTER_END)
+    for task in late:  # a server that stopped answering: do not wait for its timeout
+        task.cancel()
+    await asyncio.gather(*callers, return_exceptions=True)
     return sample

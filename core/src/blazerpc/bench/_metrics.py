@@ -3,6 +3,7 @@ window, from two scrapes of ``/metrics`` (the Prometheus text format)."""
 
 from __future__ import annotations
 
+import http.client
 import re
 import urllib.error
 import urllib.request
@@ -39,8 +40,8 @@ class BatchCounter:
         try:
             with urllib.request.urlopen(self.url, timeout=5) as response:
                 text = response.read().decode("utf-8", "replace")
-        except (OSError, urllib.error.URLError, ValueError):
-            return None
+        except (OSError, urllib.error.URLError, ValueError, http.client.HTTPException):
+            return None  # no metrics there (or not HTTP: the gRPC port, say)
         return batch_totals(text, self.model)
 
     @staticmethod

@@ -29,13 +29,13 @@ def bench_model(
     duration: float,
     warmup: float,
     processes: int,
-    timeout: float | None,
+    timeout: float,
     metrics_url: str | None,
     as_json: bool,
 ) -> None:
     try:
         payload = read_data(data)
-        with options.client(timeout=timeout if timeout is not None else 30) as client:
+        with options.client(timeout=timeout) as client:
             info = client.model(model, version)
             inputs = request_inputs(info, payload)
             _, request = client.encode(model, inputs, version=version)
@@ -54,6 +54,7 @@ def bench_model(
     host, port = parse_address(options.address)
     tls = (options.ca_file, options.cert_file, options.key_file) if options.uses_tls else None
     target = Target(host, port, info.path, request, info.streaming, timeout, options.metadata, tls)
+    explicit_metrics = bool(metrics_url)
     if metrics_url is None:
         metrics_url = f"http://{host}:{METRICS_PORT}/metrics"
     config = BenchConfig(
@@ -65,8 +66,18 @@ def bench_model(
         processes=processes,
         metrics_url=metrics_url or None,
     )
-    with rich_progress(concurrency) as progress:
-        results = run_bench(config, progress)
+    try:
+        with rich_progress(concurrency) as progress:
+            results = run_bench(config, progress)
+    except RuntimeError as exc:  # a load process failed: its error says why
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    if explicit_metrics and all(r.mean_batch_size is None for r in results):
+        typer.echo(
+            f"Note: no batch sizes of model {info.name!r} from --metrics-url {metrics_url} "
+            "(not reachable, not the metrics plugin's /metrics, or no model calls counted)",
+            err=True,
+        )
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in results], indent=2))
         return

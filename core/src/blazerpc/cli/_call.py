@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import typer
+from grpclib.metadata import encode_metadata
 
 from ..client import CallError, ModelInfo, SyncClient
 from ..client._client import uses_tls
@@ -25,18 +28,26 @@ class ConnectOptions:
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
-    metadata: tuple[tuple[str, str], ...] = ()
+    metadata: tuple[tuple[str, str | bytes], ...] = ()
 
     def client(self, timeout: float | None) -> SyncClient:
-        return SyncClient(
-            self.address,
-            ssl=True if self.tls else None,
-            ca_file=self.ca_file,
-            cert_file=self.cert_file,
-            key_file=self.key_file,
-            timeout=timeout,
-            metadata=list(self.metadata),
-        )
+        """A client of these options; :class:`InputError` for a bad address or TLS files
+        that do not load."""
+        try:
+            return SyncClient(
+                self.address,
+                ssl=True if self.tls else None,
+                ca_file=self.ca_file,
+                cert_file=self.cert_file,
+                key_file=self.key_file,
+                timeout=timeout,
+                metadata=list(self.metadata),
+            )
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        except OSError as exc:  # ssl.SSLError included
+            files = ", ".join(f for f in (self.ca_file, self.cert_file, self.key_file) if f)
+            raise InputError(f"cannot load the TLS files ({files}): {exc.strerror or exc}") from None
 
     @property
     def uses_tls(self) -> bool:
@@ -44,14 +55,34 @@ class ConnectOptions:
         return uses_tls(self.tls, self.ca_file, self.cert_file)
 
 
-def parse_metadata(pairs: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    """``-H 'key: value'`` options as metadata pairs (keys lowercased, as HTTP/2 wants)."""
-    parsed = []
+def parse_metadata(pairs: Sequence[str]) -> tuple[tuple[str, str | bytes], ...]:
+    """``-H 'key: value'`` options as metadata pairs (keys lowercased, as HTTP/2 wants).
+    The value of a binary key (``...-bin``) is given in base64, as grpcurl takes it."""
+    parsed: list[tuple[str, str | bytes]] = []
     for pair in pairs:
-        key, sep, value = pair.partition(":")
-        if not sep or not key.strip():
+        key, sep, text = pair.partition(":")
+        key, text = key.strip().lower(), text.strip()
+        if not sep or not key:
             raise typer.BadParameter(f"metadata must be 'key: value', got {pair!r}", param_hint="--header")
-        parsed.append((key.strip().lower(), value.strip()))
+        value: str | bytes = text
+        if key.endswith("-bin"):
+            try:
+                value = base64.b64decode(text, validate=True)
+            except binascii.Error:
+                raise typer.BadParameter(
+                    f"the value of binary metadata {key!r} must be base64, got {text!r}",
+                    param_hint="--header",
+                ) from None
+        try:
+            encode_metadata(((key, value),))
+        except (TypeError, ValueError):
+            raise typer.BadParameter(
+                f"invalid metadata {pair!r}: a key is lowercase ASCII letters, digits, '-', '_' and "
+                "'.' (not 'grpc-...'), and a value non-empty printable ASCII text (base64 for a key "
+                "ending in '-bin')",
+                param_hint="--header",
+            ) from None
+        parsed.append((key, value))
     return tuple(parsed)
 
 
@@ -65,6 +96,8 @@ def list_models(options: ConnectOptions, *, as_json: bool, timeout: float | None
     try:
         with options.client(timeout) as client:
             models = client.models()
+    except InputError as exc:
+        raise _fail(f"Error: {exc}") from None
     except CallError as exc:
         raise _fail(f"{exc.code}: {exc.message}") from None
     if as_json:

@@ -43,6 +43,8 @@ def read_data(data: str | None) -> Any:
             text = sys.stdin.read() if source == "-" else Path(source).read_text()
         except OSError as exc:
             raise InputError(f"cannot read --data file {source!r}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"--data file {source!r} is not UTF-8 text: it must hold JSON") from None
     else:
         text = data
     try:

@@ -243,7 +243,10 @@ def call(
         bool, typer.Option("--list", help="List the server's models and their signatures.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --list: print JSON for machines.")] = False,
-    timeout: Annotated[float | None, typer.Option(help="Seconds the call may take.", min=0)] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds the call (and the discovery before it) may take [no limit].", min=0),
+    ] = None,
     tensors: Annotated[
         _TensorFormat, typer.Option(help="How result tensors print: nested lists, or shape/dtype/base64.")
     ] = _TensorFormat.list,
@@ -258,13 +261,35 @@ def call(
     Learns the server's models through reflection: no .proto needed. A call that fails
     prints its status code and message and exits with 1.
     """
+    _check_timeout(timeout)
     options = _connect(address, header, tls, ca_file, cert_file, key_file)
     if list_models_:
+        given = [
+            name
+            for name, value in (
+                ("MODEL", model),
+                ("--data", data),
+                ("--version", version),
+                ("--tensors", None if tensors is _TensorFormat.list else tensors),
+            )
+            if value is not None
+        ]
+        if given:
+            raise typer.BadParameter(
+                f"--list takes no {', '.join(given)}: it lists every model", param_hint="--list"
+            )
         list_models(options, as_json=as_json, timeout=timeout)
         return
+    if as_json:
+        raise typer.BadParameter("--json goes with --list (a call always prints JSON)", param_hint="--json")
     if model is None:
         raise typer.BadParameter("name the model to call, or pass --list", param_hint="MODEL")
     call_model(options, model, data=data, version=version, timeout=timeout, tensors=tensors.value)
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and timeout <= 0:
+        raise typer.BadParameter(f"must be more than 0 seconds, got {timeout:g}", param_hint="--timeout")
 
 
 def _levels(value: str) -> tuple[int, ...]:
@@ -294,7 +319,12 @@ def bench(
         int,
         typer.Option(help="Load processes to spread the calls over (one cannot saturate a server).", min=1),
     ] = 1,
-    timeout: Annotated[float | None, typer.Option(help="Seconds each call may take.", min=0)] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds each call may take: a call still running then counts as DEADLINE_EXCEEDED.", min=0
+        ),
+    ] = 30.0,
     metrics_url: Annotated[
         str | None,
         typer.Option(
@@ -316,6 +346,7 @@ def bench(
     p50/p90/p99 latency and errors by status per level, and the server's mean batch
     size when its metrics plugin answers.
     """
+    _check_timeout(timeout)
     bench_model(
         _connect(address, header, tls, ca_file, cert_file, key_file),
         model,

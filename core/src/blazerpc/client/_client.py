@@ -90,10 +90,13 @@ class Client:
     ``blazerpc.InferenceService`` and builds the message classes from the answer.
 
     Args:
-        address: ``host:port`` (port 50051 when left out).
-        ssl: ``True`` for TLS with the system's CAs, or an ``ssl.SSLContext``.
-        ca_file, cert_file, key_file: TLS with these CAs, and a client certificate for
-            mutual TLS; any of them turns TLS on.
+        address: ``host:port`` (port 50051 when left out); ``[::1]:port`` for IPv6;
+            ``https://host:port`` turns TLS on.
+        ssl: ``True`` for TLS with the system's CAs, an ``ssl.SSLContext`` of your own,
+            or ``False`` for plaintext.
+        ca_file, cert_file, key_file: TLS with these CAs, and a client certificate (and
+            its key, if not in the same file) for mutual TLS; any of them turns TLS on.
+            Neither goes with an ``ssl`` context or ``ssl=False``: ``ValueError``.
         timeout: the default timeout of every call, in seconds (``None``: none).
         metadata: metadata sent with every call (a call's own is added to it).
     """
@@ -111,6 +114,20 @@ class Client:
     ) -> None:
         self.address = address
         self.host, self.port = parse_address(address)
+        files = [
+            name for name, f in (("ca_file", ca_file), ("cert_file", cert_file), ("key_file", key_file)) if f
+        ]
+        if files and (ssl is False or isinstance(ssl, _ssl.SSLContext)):
+            given = "ssl=False" if ssl is False else "an ssl context"
+            raise ValueError(
+                f"{', '.join(files)} cannot go with {given}: load them into the context, or drop ssl"
+            )
+        if key_file and not cert_file:
+            raise ValueError("key_file needs cert_file (the client certificate it is the key of)")
+        if address.strip().startswith("https://"):
+            if ssl is False:
+                raise ValueError(f"address {address!r} is https:// but ssl=False")
+            ssl = ssl or True
         if isinstance(ssl, _ssl.SSLContext):
             self._ssl: _ssl.SSLContext | None = ssl
         elif uses_tls(ssl, ca_file, cert_file):
@@ -149,7 +166,7 @@ class Client:
     async def _discover(self) -> ServiceSchema:
         timeout = self.timeout if self.timeout is not None else 30
         with translate_errors(self.address):
-            files = await fetch_files(self.channel, SERVICE, timeout)
+            files = await fetch_files(self.channel, SERVICE, timeout, self._metadata or None)
         self._schema = ServiceSchema(files)
         return self._schema
 
@@ -160,7 +177,11 @@ class Client:
             self._channel = None
 
     async def __aenter__(self) -> Client:
-        await self.connect()
+        try:
+            await self.connect()
+        except BaseException:
+            self.close()  # the connection opened for the discovery
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -55,12 +55,14 @@ _TYPE_NAMES[_FD.TYPE_ENUM] = "enum"
 # --- reflection --------------------------------------------------------------------------
 
 
-async def _fetch_with(channel: Channel, module: Any, symbol: str, timeout: float | None) -> list[bytes]:
+async def _fetch_with(
+    channel: Channel, module: Any, symbol: str, timeout: float | None, metadata: Any
+) -> list[bytes]:
     path = f"/{module.DESCRIPTOR.package}.ServerReflection/ServerReflectionInfo"
     request_type, response_type = module.ServerReflectionRequest, module.ServerReflectionResponse
     found: dict[str, bytes] = {}
     async with channel.request(
-        path, Cardinality.STREAM_STREAM, request_type, response_type, timeout=timeout
+        path, Cardinality.STREAM_STREAM, request_type, response_type, timeout=timeout, metadata=metadata
     ) as stream:
 
         async def ask(**query: str) -> None:
@@ -70,7 +72,9 @@ async def _fetch_with(channel: Channel, module: Any, symbol: str, timeout: float
                 raise CallError(Status.UNAVAILABLE, "the reflection stream ended without an answer")
             if reply.HasField("error_response"):
                 error = reply.error_response
-                raise CallError(Status(error.error_code), f"reflection: {error.error_message}")
+                code = error.error_code
+                status = Status(code) if code in Status._value2member_map_ else Status.UNKNOWN
+                raise CallError(status, f"reflection: {error.error_message}")
             for raw in reply.file_descriptor_response.file_descriptor_proto:
                 proto = FileDescriptorProto.FromString(raw)
                 found.setdefault(proto.name, raw)
@@ -95,12 +99,15 @@ async def _fetch_with(channel: Channel, module: Any, symbol: str, timeout: float
     return list(found.values())
 
 
-async def fetch_files(channel: Channel, symbol: str, timeout: float | None) -> list[FileDescriptorProto]:
+async def fetch_files(
+    channel: Channel, symbol: str, timeout: float | None, metadata: Any = None
+) -> list[FileDescriptorProto]:
     """The file defining ``symbol`` and every file it depends on, through reflection
-    (``grpc.reflection.v1``, or ``v1alpha`` on servers that only have that)."""
+    (``grpc.reflection.v1``, or ``v1alpha`` on servers that only have that), sending
+    ``metadata`` (a server or proxy that wants credentials wants them here too)."""
     for module in (reflection_v1, reflection_v1alpha):
         try:
-            raws = await _fetch_with(channel, module, symbol, timeout)
+            raws = await _fetch_with(channel, module, symbol, timeout, metadata)
         except GRPCError as exc:
             if exc.status is Status.UNIMPLEMENTED and module is reflection_v1:
                 continue
@@ -345,8 +352,8 @@ def encode_array(value: Any, dtype: str | None = None) -> tuple[tuple[int, ...],
     name = array.dtype.name
     if name not in TENSOR_DTYPES or array.dtype.kind not in "biufc":
         raise TypeError(f"a tensor cannot hold dtype {array.dtype} (supported: {', '.join(TENSOR_DTYPES)})")
-    if array.dtype.byteorder == ">":
-        array = array.astype(array.dtype.newbyteorder("<"))
+    # The wire is little-endian: a no-op for a little-endian array (on any host).
+    array = array.astype(array.dtype.newbyteorder("<"), copy=False)
     return array.shape, name, array.tobytes(order="C")
 
 

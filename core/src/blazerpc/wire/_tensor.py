@@ -103,12 +103,21 @@ def narrowing_problem(array: np.ndarray, target: np.dtype[Any]) -> tuple[str, st
     return None
 
 
+def same_kind(source: np.dtype[Any], target: np.dtype[Any]) -> bool:
+    """Whether ``source`` values may become ``target`` ones if each survives: numpy's
+    ``same_kind``, plus signed and unsigned integers both ways (int64 -> uint8: numpy
+    calls those different kinds; :func:`narrowing_problem` checks every value's range)."""
+    if source.kind in "iu" and target.kind in "iu":
+        return True
+    return bool(np.can_cast(source, target, casting="same_kind"))
+
+
 def cast_exactly(array: np.ndarray, target: np.dtype[Any]) -> np.ndarray:
     """``array`` as ``target``, if that keeps the kind of number and every value; else a
     ``ValueError`` saying what would be lost (for a client's inputs)."""
     if array.dtype == target:
         return array
-    if array.size and not np.can_cast(array.dtype, target, casting="same_kind"):
+    if array.size and not same_kind(array.dtype, target):
         raise ValueError(f"expected {target.name} values, got {array.dtype}")
     if array.size and not np.can_cast(array.dtype, target, casting="safe"):
         problem = narrowing_problem(array, target)
@@ -140,7 +149,7 @@ def encode_tensor(value: Any, spec: TensorSpec, to_array: Callable[[Any], np.nda
         array = array.astype(TENSOR_DTYPES[spec.dtype])  # np.asarray([]) is float64: no data to lose
     if spec.dtype is not None and array.dtype.name != spec.dtype:
         target = TENSOR_DTYPES[spec.dtype]
-        if not np.can_cast(array.dtype, target, casting="same_kind"):
+        if not same_kind(array.dtype, target):
             raise InferenceError(
                 f"model returned a {array.dtype.name} tensor where {spec.describe()} was declared"
             )
