@@ -3,10 +3,16 @@ own schema. Importable from tests as `support` (pytest puts tests/core on sys.pa
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib
 import ipaddress
+import os
+import signal
+import subprocess
+import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,6 +33,68 @@ QUICKSTART = ROOT / "examples" / "quickstart" / "app.py"
 def app_target(name: str) -> str:
     """The `blaze serve` target of tests/core/apps/<name>.py."""
     return f"{APPS / name}.py:app"
+
+
+class Spawned:
+    """A process started by :func:`spawned`, with every line it writes (stdout and
+    stderr together) as they arrive."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(process.stdout or ()), daemon=True)
+        self._reader.start()
+
+    def text(self) -> str:
+        return "".join(list(self.lines))
+
+    def wait_for(self, found: Callable[[list[str]], Any], timeout: float = 60) -> Any:
+        """Poll ``found(lines)`` until it returns something true (returned); fails, with
+        the output, if the process exits or ``timeout`` passes first."""
+        deadline = time.monotonic() + timeout
+        while not (result := found(list(self.lines))):
+            assert self.process.poll() is None, f"exited with {self.process.returncode}:\n{self.text()}"
+            assert time.monotonic() < deadline, f"not found in {timeout:g} s:\n{self.text()}"
+            time.sleep(0.05)
+        return result
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Send ``sig`` and return the exit code; a process still running after
+        ``timeout`` is killed, and that fails the test."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"still running {timeout:g} s after signal {sig}:\n{self.text()}") from None
+        self._reader.join(10)
+        return code
+
+
+@contextlib.contextmanager
+def spawned(command: Sequence[str], env: dict[str, str] | None = None) -> Iterator[Spawned]:
+    """Run ``command``; on the way out a process still running is stopped (SIGTERM, then
+    killed), so no test leaves one behind, whatever failed."""
+    process = subprocess.Popen(
+        list(command),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    proc = Spawned(process)
+    try:
+        yield proc
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 class Client:

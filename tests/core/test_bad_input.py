@@ -1,7 +1,25 @@
 """Bad input and misbehaving models against a real `blaze serve` process.
 
 Each case checks the gRPC status and that the message names the field (where there is
-one), what was expected and what came. The server must keep serving afterwards.
+one), what was expected and what came. The server must keep serving afterwards. What
+each kind of bad input gets:
+
+- bytes that are not a protobuf message, another model's request that does not fit,
+  a missing required tensor: ``INVALID_ARGUMENT``;
+- a tensor whose dtype, shape, rank or data length disagrees with its declaration, a
+  negative or absurd dimension (refused before anything is allocated), a scalar out of
+  its type's range: ``INVALID_ARGUMENT``;
+- an unknown method (grpclib, grpcio and grpcurl clients): ``UNIMPLEMENTED``;
+- a model that raises: ``INTERNAL`` with the exception's type and message; one that
+  raises ``GRPCError``: its own status; ``InvalidInputError``: ``INVALID_ARGUMENT``;
+- a model that returns the wrong type, shape or row count, or a value a narrowing cast
+  would change: ``INTERNAL``.
+
+Elsewhere: an oversized message (``RESOURCE_EXHAUSTED``, before it is read), a content
+type other than protobuf, a client that disconnects mid-call, a deadline passing in the
+queue (``DEADLINE_EXCEEDED``) and a model hanging past the deadline are in
+``test_production.py`` and ``test_batching.py``; random and mutated bytes to every
+method (hypothesis) in ``test_robustness.py``.
 """
 
 from __future__ import annotations

@@ -49,6 +49,32 @@ class Gate:
             assert self.release.wait(10)
 
 
+class DepthRecorder(BatchListener):
+    """Records every queue depth the server reports (batched and unbatched models)."""
+
+    def __init__(self) -> None:
+        self.depths: list[int] = []
+        self.by_model: dict[str, int] = {}
+
+    def on_queue_depth(self, model: str, version: str, rows: int) -> None:
+        self.depths.append(rows)
+        self.by_model[model] = rows
+
+    async def queued(self, model: str, rows: int) -> None:
+        """Wait until ``rows`` rows of ``model`` are waiting (no fixed sleeps)."""
+        await wait_until(lambda: self.by_model.get(model) == rows)
+
+    def plugin(self) -> object:
+        recorder = self
+
+        class Plugin:
+            @hookimpl
+            def blazerpc_batch_listeners(self, app: BlazeApp) -> list[BatchListener]:
+                return [recorder]
+
+        return Plugin()
+
+
 def doubling_app(calls: list[list[int]], gate: Gate | None = None, **settings: Any) -> BlazeApp:
     app = BlazeApp(**settings)
 
@@ -82,7 +108,8 @@ def test_32_concurrent_clients_share_few_model_calls_and_get_their_own_rows() ->
 def test_one_bad_request_fails_alone_and_the_others_succeed() -> None:
     calls: list[list[int]] = []
     gate = Gate()
-    app = BlazeApp()
+    depth = DepthRecorder()
+    app = BlazeApp(plugins=[depth.plugin()])
 
     @app.model("checked")
     def checked(x: list[int]) -> list[int]:
@@ -97,8 +124,7 @@ def test_one_bad_request_fails_alone_and_the_others_succeed() -> None:
         await wait_until(gate.entered.is_set)  # the model is busy: the rest queue up together
         rest = [asyncio.ensure_future(server.call("checked", x=[i, i])) for i in range(1, 16)]
         bad = asyncio.ensure_future(server.call("checked", x=[-5]))
-        await wait_until(lambda: len(rest) == 15)
-        await asyncio.sleep(0.05)
+        await depth.queued("checked", 31)  # 15 requests of 2 rows and the bad one
         gate.release.set()
         return await asyncio.gather(first, *rest, bad, return_exceptions=True)
 
@@ -125,7 +151,8 @@ def test_a_failed_batch_and_each_re_run_are_reported_as_model_calls_of_their_own
         def blazerpc_batch_listeners(self, app: BlazeApp) -> list[BatchListener]:
             return [Listener()]
 
-    app = BlazeApp(plugins=[Plugin()])
+    depth = DepthRecorder()
+    app = BlazeApp(plugins=[Plugin(), depth.plugin()])
 
     @app.model("checked")
     def checked(x: list[int]) -> list[int]:
@@ -139,7 +166,7 @@ def test_a_failed_batch_and_each_re_run_are_reported_as_model_calls_of_their_own
         first = asyncio.ensure_future(server.call("checked", x=[0]))
         await wait_until(gate.entered.is_set)
         rest = [asyncio.ensure_future(server.call("checked", x=x)) for x in ([1], [2, 2], [-3], [4])]
-        await asyncio.sleep(0.1)  # all four queue behind the blocked call: one batch
+        await depth.queued("checked", 5)  # all four queue behind the blocked call: one batch
         gate.release.set()
         return await asyncio.gather(first, *rest, return_exceptions=True)
 
@@ -183,15 +210,18 @@ def test_wrong_number_of_rows_fails_every_request_of_the_batch() -> None:
 def test_a_request_whose_deadline_passes_in_the_queue_never_reaches_the_model() -> None:
     calls: list[list[int]] = []
     gate = Gate()
-    app = doubling_app(calls, gate)
+    depth = DepthRecorder()
+    app = doubling_app(calls, gate, plugins=[depth.plugin()])
 
     async def scenario(server: RunningServer) -> Any:
         first = asyncio.ensure_future(server.call("double", x=[1]))
         await wait_until(gate.entered.is_set)
+        late = asyncio.ensure_future(server.call("double", x=[777], timeout=0.5))
+        await depth.queued("double", 1)
         # grpclib's client gives up at its deadline with TimeoutError; the server drops it.
         with pytest.raises(asyncio.TimeoutError):
-            await server.call("double", x=[777], timeout=0.2)
-        await asyncio.sleep(0.1)
+            await late
+        await depth.queued("double", 0)  # gone from the queue while the model is still busy
         gate.release.set()
         result = await first
         assert list((await server.call("double", x=[5])).result) == [10]
@@ -206,15 +236,16 @@ def test_a_request_whose_deadline_passes_in_the_queue_never_reaches_the_model() 
 def test_a_client_that_goes_away_is_dropped_from_the_queue() -> None:
     calls: list[list[int]] = []
     gate = Gate()
-    app = doubling_app(calls, gate)
+    depth = DepthRecorder()
+    app = doubling_app(calls, gate, plugins=[depth.plugin()])
 
     async def scenario(server: RunningServer) -> None:
         first = asyncio.ensure_future(server.call("double", x=[1]))
         await wait_until(gate.entered.is_set)
         gone = asyncio.ensure_future(server.call("double", x=[555]))
-        await asyncio.sleep(0.1)
+        await depth.queued("double", 1)
         gone.cancel()  # the client cancels: the server side sees the stream reset
-        await asyncio.sleep(0.1)
+        await depth.queued("double", 0)
         gate.release.set()
         await first
         assert list((await server.call("double", x=[3])).result) == [6]
@@ -226,13 +257,14 @@ def test_a_client_that_goes_away_is_dropped_from_the_queue() -> None:
 def test_a_full_queue_answers_resource_exhausted_at_once() -> None:
     calls: list[list[int]] = []
     gate = Gate()
-    app = doubling_app(calls, gate, max_queue_size=4)
+    depth = DepthRecorder()
+    app = doubling_app(calls, gate, max_queue_size=4, plugins=[depth.plugin()])
 
     async def scenario(server: RunningServer) -> tuple[Any, Any, GRPCError]:
         first = asyncio.ensure_future(server.call("double", x=[1]))
         await wait_until(gate.entered.is_set)
         queued = asyncio.ensure_future(server.call("double", x=[1, 2, 3, 4]))
-        await asyncio.sleep(0.1)
+        await depth.queued("double", 4)
         started = time.monotonic()
         with pytest.raises(GRPCError) as full:
             await server.call("double", x=[9])
@@ -245,26 +277,6 @@ def test_a_full_queue_answers_resource_exhausted_at_once() -> None:
     assert list(queued.result) == [2, 4, 6, 8]
     assert full.status is Status.RESOURCE_EXHAUSTED
     assert "max_queue_size=4" in (full.message or "")
-
-
-class DepthRecorder(BatchListener):
-    """Records every queue depth the batcher reports."""
-
-    def __init__(self) -> None:
-        self.depths: list[int] = []
-
-    def on_queue_depth(self, model: str, version: str, rows: int) -> None:
-        self.depths.append(rows)
-
-    def plugin(self) -> object:
-        recorder = self
-
-        class Plugin:
-            @hookimpl
-            def blazerpc_batch_listeners(self, app: BlazeApp) -> list[BatchListener]:
-                return [recorder]
-
-        return Plugin()
 
 
 def test_requests_that_expire_in_the_queue_free_their_rows_while_the_model_is_busy() -> None:
@@ -371,14 +383,15 @@ def test_a_deep_queue_costs_constant_time_per_arrival_and_departure() -> None:
 def test_max_batch_size_counts_rows_and_a_larger_request_runs_alone() -> None:
     calls: list[list[int]] = []
     gate = Gate()
-    app = doubling_app(calls, gate, max_batch_size=4)
+    depth = DepthRecorder()
+    app = doubling_app(calls, gate, max_batch_size=4, plugins=[depth.plugin()])
 
     async def scenario(server: RunningServer) -> None:
         first = asyncio.ensure_future(server.call("double", x=[0]))
         await wait_until(gate.entered.is_set)
         others = [asyncio.ensure_future(server.call("double", x=[i, i, i])) for i in range(1, 5)]
         big = asyncio.ensure_future(server.call("double", x=list(range(100, 106))))
-        await asyncio.sleep(0.1)
+        await depth.queued("double", 18)
         gate.release.set()
         await asyncio.gather(first, *others, big)
 
@@ -390,13 +403,16 @@ def test_max_batch_size_counts_rows_and_a_larger_request_runs_alone() -> None:
 def test_adaptive_policy_gathers_requests_that_arrive_while_the_model_is_busy() -> None:
     calls: list[list[int]] = []
     gate = Gate()
-    app = doubling_app(calls, gate, batch_policy="adaptive", batch_timeout_ms=10_000)
+    depth = DepthRecorder()
+    app = doubling_app(
+        calls, gate, batch_policy="adaptive", batch_timeout_ms=10_000, plugins=[depth.plugin()]
+    )
 
     async def scenario(server: RunningServer) -> None:
         first = asyncio.ensure_future(server.call("double", x=[0]))
         await wait_until(gate.entered.is_set)  # dispatched at once: the model was idle
         rest = [asyncio.ensure_future(server.call("double", x=[i])) for i in range(1, 6)]
-        await asyncio.sleep(0.1)
+        await depth.queued("double", 5)
         gate.release.set()
         await asyncio.gather(first, *rest)
 
@@ -442,7 +458,8 @@ def test_fixed_policy_sends_a_partial_batch_when_the_timeout_passes() -> None:
 def test_wrong_row_count_fails_every_request_of_a_real_batch_without_re_runs() -> None:
     calls: list[list[int]] = []
     gate = Gate()
-    app = BlazeApp()
+    depth = DepthRecorder()
+    app = BlazeApp(plugins=[depth.plugin()])
 
     @app.model("short")
     def short(x: list[int]) -> list[int]:
@@ -454,7 +471,7 @@ def test_wrong_row_count_fails_every_request_of_a_real_batch_without_re_runs() -
         first = asyncio.ensure_future(server.call("short", x=[0]))
         await wait_until(gate.entered.is_set)
         batch = [asyncio.ensure_future(server.call("short", x=[i])) for i in range(1, 5)]
-        await asyncio.sleep(0.1)  # the four queue up behind the blocked call
+        await depth.queued("short", 4)  # the four queue up behind the blocked call
         gate.release.set()
         return await asyncio.gather(first, *batch, return_exceptions=True)
 
@@ -475,34 +492,34 @@ def test_wrong_row_count_fails_every_request_of_a_real_batch_without_re_runs() -
 @pytest.mark.parametrize("batched", [True, False])
 def test_a_sync_model_runs_off_the_event_loop_thread(batched: bool) -> None:
     threads: list[threading.Thread] = []
+    release = threading.Event()
     app = BlazeApp(enable_batching=batched)
 
     @app.model("slow")
     def slow(x: list[int]) -> list[int]:
         threads.append(threading.current_thread())
-        time.sleep(0.5)  # would stall every other call if it ran on the loop
+        assert release.wait(10)  # would stall every other call if it ran on the loop
         return x
 
     @app.model("quick")
     async def quick(x: int) -> int:
         return x
 
-    async def scenario(server: RunningServer) -> tuple[threading.Thread, float]:
+    async def scenario(server: RunningServer) -> threading.Thread:
         loop_thread = threading.current_thread()
         slow_call = asyncio.ensure_future(server.call("slow", x=[1]))
         await wait_until(lambda: bool(threads))
-        started = time.monotonic()
+        # The loop answers while the sync model is still blocked in its thread.
         assert (await server.call("quick", x=7)).result == 7
-        answered_in = time.monotonic() - started
         assert not slow_call.done()
+        release.set()
         assert list((await slow_call).result) == [1]
-        return loop_thread, answered_in
+        return loop_thread
 
-    loop_thread, answered_in = run(app, scenario)
+    loop_thread = run(app, scenario)
     [thread] = threads
     assert thread is not loop_thread
     assert thread.name.startswith("blazerpc-model")
-    assert answered_in < 0.4  # the loop answered while the model slept
 
 
 @pytest.mark.parametrize("limit", [1, 2, 3])
@@ -537,7 +554,8 @@ def test_a_batched_model_runs_at_most_max_concurrency_batches_at_once(limit: int
 def test_requests_with_different_trailing_dimensions_never_share_a_batch() -> None:
     shapes: list[tuple[int, ...]] = []
     gate = Gate()
-    app = BlazeApp()
+    depth = DepthRecorder()
+    app = BlazeApp(plugins=[depth.plugin()])
 
     @app.model("rowsum")
     def rowsum(x: TensorInput[np.float32, "batch", "n"]) -> TensorOutput[np.float32, "batch"]:
@@ -553,7 +571,7 @@ def test_requests_with_different_trailing_dimensions_never_share_a_batch() -> No
         first = asyncio.ensure_future(server.call("rowsum", x=tensor(1, 2)))
         await wait_until(gate.entered.is_set)
         mixed = [asyncio.ensure_future(server.call("rowsum", x=tensor(2, n))) for n in (2, 3, 2, 3)]
-        await asyncio.sleep(0.1)
+        await depth.queued("rowsum", 8)
         gate.release.set()
         return await asyncio.gather(first, *mixed)
 
@@ -609,7 +627,8 @@ def test_models_without_a_batch_axis_or_with_batching_off_are_called_per_request
 def test_per_model_settings_override_the_apps() -> None:
     calls: dict[str, list[list[int]]] = {"small": [], "fixed": [], "off": []}
     gate = Gate()
-    app = BlazeApp(max_batch_size=32, batch_policy="adaptive")
+    depth = DepthRecorder()
+    app = BlazeApp(max_batch_size=32, batch_policy="adaptive", plugins=[depth.plugin()])
 
     @app.model("small", max_batch_size=2)
     def small(x: list[int]) -> list[int]:
@@ -632,7 +651,7 @@ def test_per_model_settings_override_the_apps() -> None:
         first = asyncio.ensure_future(server.call("small", x=[0]))
         await wait_until(gate.entered.is_set)
         rest = [asyncio.ensure_future(server.call("small", x=[i])) for i in range(1, 6)]
-        await asyncio.sleep(0.1)
+        await depth.queued("small", 5)
         gate.release.set()
         await asyncio.gather(first, *rest)
         # The app's adaptive policy would send the first of these alone, at once.
@@ -650,7 +669,8 @@ def test_per_model_settings_override_the_apps() -> None:
 def test_batching_true_on_a_model_batches_it_in_an_app_with_batching_off() -> None:
     calls: dict[str, list[list[int]]] = {"forced": [], "follows": []}
     gates = {"forced": Gate(), "follows": Gate()}
-    app = BlazeApp(enable_batching=False, max_concurrency=1)
+    depth = DepthRecorder()
+    app = BlazeApp(enable_batching=False, max_concurrency=1, plugins=[depth.plugin()])
 
     @app.model("forced", batching=True)
     def forced(x: list[int]) -> list[int]:
@@ -669,7 +689,7 @@ def test_batching_true_on_a_model_batches_it_in_an_app_with_batching_off() -> No
             first = asyncio.ensure_future(server.call(model, x=[0]))
             await wait_until(gate.entered.is_set)
             rest = [asyncio.ensure_future(server.call(model, x=[i])) for i in range(1, 4)]
-            await asyncio.sleep(0.1)
+            await depth.queued(model, 3)
             gate.release.set()
             await asyncio.gather(first, *rest)
 
@@ -912,7 +932,8 @@ def test_an_unbatched_model_runs_at_most_max_concurrency_calls_at_once(limit: in
 
 def test_an_unbatched_model_with_a_full_queue_answers_resource_exhausted() -> None:
     gate = Gate()
-    app = BlazeApp(max_queue_size=2)
+    depth = DepthRecorder()
+    app = BlazeApp(max_queue_size=2, plugins=[depth.plugin()])
 
     @app.model("blocked")
     def blocked(x: int) -> int:
@@ -923,7 +944,7 @@ def test_an_unbatched_model_with_a_full_queue_answers_resource_exhausted() -> No
         first = asyncio.ensure_future(server.call("blocked", x=0))
         await wait_until(gate.entered.is_set)
         waiting = [asyncio.ensure_future(server.call("blocked", x=i)) for i in (1, 2)]
-        await asyncio.sleep(0.1)
+        await depth.queued("blocked", 2)
         with pytest.raises(GRPCError) as full:
             await server.call("blocked", x=3)
         gate.release.set()

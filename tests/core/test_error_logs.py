@@ -9,16 +9,13 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import threading
-import time
 from base64 import b64encode
 from pathlib import Path
 
 import pytest
-from support import APPS, app_target
+from support import APPS, app_target, spawned
 
 from blazerpc.testing import blaze_command, serve_process
 
@@ -52,33 +49,16 @@ def _blaze_serve(log_format: str) -> list[str]:
 def _serve_and_call_explode(grpcurl: str, command: list[str]) -> str:
     """Run ``command`` (a server of failing_app), call `explode` once with a bearer token
     and a payload, stop the server; returns everything it wrote (stdout and stderr)."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stdout or ()), daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 60
-        port = None
-        while port is None and time.monotonic() < deadline and process.poll() is None:
-            found = re.search(r"Server listening on 127\.0\.0\.1:(\d+)", "".join(lines))
-            if found:
-                port = int(found.group(1))
-            else:
-                time.sleep(0.05)
-        assert port is not None, f"{command} did not start:\n{''.join(lines)}"
+    with spawned(command) as server:
+        listening = server.wait_for(
+            lambda lines: re.search(r"Server listening on 127\.0\.0\.1:(\d+)", "".join(lines))
+        )
         data = {"text": f"{PAYLOAD} more words", "blob": b64encode(BLOB).decode()}
-        done = _grpcurl(grpcurl, port, "PredictExplode", data)
+        done = _grpcurl(grpcurl, int(listening.group(1)), "PredictExplode", data)
         assert "Internal" in done.stderr, done.stderr
         assert "model 'explode' raised ValueError: cannot score 3 words" in done.stderr
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        reader.join(timeout=10)
-    return "".join(lines)
+        server.stop(timeout=60)
+        return server.text()
 
 
 def _assert_nothing_leaked(log: str) -> None:

@@ -203,7 +203,8 @@ class RejectOdd(Middleware):
             raise GRPCError(Status.PERMISSION_DENIED, "odd calls are refused")
 
 
-def _metadata_app(middleware: list[Middleware], **settings: Any) -> BlazeApp:
+def _metadata_app(middleware: list[Middleware], held: list[int] | None = None, **settings: Any) -> BlazeApp:
+    """``double(99)`` holds its call for 30 s, noted in ``held`` when it starts."""
     app = BlazeApp(middleware=middleware, **settings)
 
     @app.model("double")
@@ -211,6 +212,8 @@ def _metadata_app(middleware: list[Middleware], **settings: Any) -> BlazeApp:
         if x < 0:
             raise ValueError("negative")
         if x == 99:
+            if held is not None:
+                held.append(x)
             await asyncio.sleep(30)  # holds the server's one call slot
         return 2 * x
 
@@ -285,12 +288,15 @@ def test_middleware_adds_initial_and_trailing_metadata_for_ok_and_errors_unary_a
 
 
 def test_an_outer_middleware_adds_metadata_to_a_call_the_server_refuses() -> None:
-    app = _metadata_app([Tagging(outer=True)], max_concurrent_calls=1)
+    held: list[int] = []
+    app = _metadata_app([Tagging(outer=True)], held, max_concurrent_calls=1)
 
     async def run() -> tuple[dict[str, Any], dict[str, Any], Status, list[Any]]:
         async with serve_app(app, options={"access_log": False}) as server:
             holding = asyncio.ensure_future(server.call("double", x=99))
-            await asyncio.sleep(0.2)
+            async with asyncio.timeout(10):  # the server runs in this loop: the model notes its call
+                while not held:
+                    await asyncio.sleep(0.005)
             try:
                 return await _call_reading_metadata(server, "double", x=1)
             finally:

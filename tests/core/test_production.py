@@ -9,9 +9,7 @@ import json
 import os
 import signal
 import ssl
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +23,7 @@ from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated, ResponseReceived, StreamEnded
-from support import APPS, Client, RecordingChannel, app_target, certificates, load_app_module
+from support import APPS, Client, RecordingChannel, app_target, certificates, load_app_module, spawned
 
 from blazerpc.server._service import BlazeCodec, RawMessage
 from blazerpc.testing import ServeProcess, blaze_command, serve_process
@@ -58,6 +56,10 @@ def wait_for_log(
                 return entry
         time.sleep(0.02)
     raise AssertionError(f"no such log line; got {[e.get('event') for e in proc.logs]}")
+
+
+def _line_count(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
 
 
 async def wait_async(condition: Callable[[], Any], timeout: float = 10) -> Any:
@@ -213,7 +215,9 @@ def test_requests_queued_behind_a_busy_model_finish_during_a_drain(tmp_path: Pat
             first = call(channel, 0)
             await wait_async(entered.exists)
             queued = [call(channel, x) for x in (1, 2, 3)]
-            await asyncio.sleep(0.5)  # on the server by now, behind the call at the gate
+            arrived = tmp_path / "gate.arrived"
+            # All four on the server (the three behind the call at the gate) before SIGTERM.
+            await wait_async(lambda: _line_count(arrived) == 4)
             inside = entered.read_text().splitlines()
             proc.process.send_signal(signal.SIGTERM)
             await asyncio.to_thread(
@@ -294,10 +298,14 @@ def _events(proc: ServeProcess, prefix: str) -> list[tuple[int, dict[str, Any]]]
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_hung_sync_model_does_not_keep_the_process_past_the_grace_period(workers: int) -> None:
+def test_a_hung_sync_model_does_not_keep_the_process_past_the_grace_period(
+    workers: int, tmp_path: Path
+) -> None:
     grace = 1.0
     args = ("--grace-period", str(grace), "--workers", str(workers))
-    with serve_process(app_target("drain_app"), *args) as proc:
+    entered = tmp_path / "gate.entered"  # hang_sync notes each call there
+    env = {"BLAZERPC_TEST_GATE": str(tmp_path / "gate")}
+    with serve_process(app_target("drain_app"), *args, env=env) as proc:
         if workers > 1:
             wait_for_log(proc, lambda e: e.get("event") == f"Worker {workers}/{workers} serving")
 
@@ -311,7 +319,8 @@ def test_a_hung_sync_model_does_not_keep_the_process_past_the_grace_period(worke
                 for ch in channels.values()
                 for i in range(2)
             ]
-            await asyncio.sleep(0.5)
+            # Every one inside the model, in its thread, before SIGTERM.
+            await wait_async(lambda: _line_count(entered) == 2 * workers)
             signalled = time.monotonic()
             proc.process.send_signal(signal.SIGTERM)
             results = await asyncio.gather(*calls, return_exceptions=True)
@@ -444,18 +453,10 @@ def test_the_log_lines_of_two_workers_never_interleave() -> None:
     """Both workers write JSON lines to the one stderr at once: each line stays whole."""
     command = [*blaze_command(), "serve", app_target("serving_app"), "--host", "127.0.0.1", "--port", "0"]
     command += ["--log-format", "json", "--workers", "2", "--grace-period", "1"]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stderr or ()), daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not any('"Worker 2/2 serving"' in line for line in list(lines)):
-            assert process.poll() is None, "".join(lines)
-            assert time.monotonic() < deadline, "".join(lines)
-            time.sleep(0.05)
-        port = next(json.loads(line)["port"] for line in lines if '"Server listening' in line)
-        proc = ServeProcess(process=process, port=port, host="127.0.0.1")  # type: ignore[arg-type]
+    with spawned(command) as server:
+        server.wait_for(lambda lines: any('"Worker 2/2 serving"' in line for line in lines))
+        port = next(json.loads(line)["port"] for line in server.lines if '"Server listening' in line)
+        proc = ServeProcess(process=server.process, port=port, host="127.0.0.1")  # type: ignore[arg-type]
 
         async def burst() -> None:
             channels = await _channel_per_worker(proc, 2)
@@ -470,12 +471,9 @@ def test_the_log_lines_of_two_workers_never_interleave() -> None:
                 channel.close()
 
         asyncio.run(burst())
-    finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(30)
-        reader.join(10)
+        code = server.stop()
     assert code == 0
-    entries = [json.loads(line) for line in lines]  # a torn line would not parse
+    entries = [json.loads(line) for line in server.lines]  # a torn line would not parse
     assert sum(e.get("event") == "call" for e in entries) >= 400
 
 
@@ -493,28 +491,15 @@ def test_a_signal_during_start_up_stops_the_workers_promptly(
     pids.mkdir()
     command = [*blaze_command(), "serve", app_target("slow_import_app"), "--host", "127.0.0.1", "--port", "0"]
     command += ["--log-format", "json", "--workers", "2", "--grace-period", "5"]
-    env = {**os.environ, "BLAZERPC_TEST_PIDS": str(pids), "BLAZERPC_TEST_SLOW": slow}
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stderr or ()), daemon=True)
-    reader.start()
-    try:
+    env = {"BLAZERPC_TEST_PIDS": str(pids), "BLAZERPC_TEST_SLOW": slow}
+    with spawned(command, env=env) as server:
         importing = 1 if slow == "all" else 2  # processes that have started importing the app
-        deadline = time.monotonic() + 60
-        while len(list(pids.iterdir())) < importing:
-            assert process.poll() is None, "".join(lines)
-            assert time.monotonic() < deadline, "".join(lines)
-            time.sleep(0.05)
+        server.wait_for(lambda _: len(list(pids.iterdir())) >= importing)
         time.sleep(0.3)  # well inside the import's 60 s sleep
         signalled = time.monotonic()
-        process.send_signal(sig)
-        code = process.wait(20)
+        code = server.stop(sig, timeout=20)
         stopped = time.monotonic() - signalled
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        reader.join(10)
+    lines = server.lines
     workers = sorted(int(p.name) for p in pids.iterdir())
     assert len(workers) == importing
     for pid in workers:
@@ -598,16 +583,9 @@ def test_mutual_tls_through_app_serve(tmp_path: Path) -> None:
     script = tmp_path / "serve_tls.py"
     script.write_text(SERVE_SCRIPT)
     args = [str(APPS), str(certs["server"]), str(certs["server-key"]), str(certs["ca"])]
-    process = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stdout or ()), daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not (listening := [json.loads(x) for x in list(lines) if '"Server listening' in x]):
-            assert process.poll() is None, "".join(lines)
-            assert time.monotonic() < deadline, "".join(lines)
-            time.sleep(0.05)
+    with spawned([sys.executable, str(script), *args]) as server:
+        listening = server.wait_for(lambda lines: [json.loads(x) for x in lines if '"Server listening' in x])
+        process = server.process
         proc = ServeProcess(process=process, port=listening[0]["port"], host="127.0.0.1")
         good = _client_context(certs["ca"], certs["client"], certs["client-key"])
         assert asyncio.run(_pid_over(proc, good)) == process.pid
@@ -615,10 +593,7 @@ def test_mutual_tls_through_app_serve(tmp_path: Path) -> None:
             with pytest.raises((ConnectionError, StreamTerminatedError, GRPCError, OSError, ssl.SSLError)):
                 asyncio.run(_pid_over(proc, refused))
         assert asyncio.run(_pid_over(proc, good)) == process.pid
-    finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(30)
-        reader.join(10)
+        code = server.stop()
     assert code == 0
     assert listening[0]["transport"] == "TLS"
 

@@ -7,6 +7,7 @@ import asyncio
 import os
 import socket
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -170,13 +171,16 @@ def test_calls_the_server_refuses_or_cuts_off_are_counted_with_their_clients_sta
 
             loop = asyncio.get_running_loop()
             try:
-                running = [asyncio.ensure_future(call(0.4)) for _ in range(2)]
-                for _ in range(10_000):  # until both run (scraped off the loop)
+                # Two calls hold both slots for 2 s: long enough to be seen and refused
+                # beside, however slow the machine.
+                running = [asyncio.ensure_future(call(2.0)) for _ in range(2)]
+                give_up = time.monotonic() + 20
+                while True:  # until both run (scraped off the loop)
                     now = await loop.run_in_executor(None, scrape, port)
                     if now.value("blazerpc_requests_in_flight", model="slow") == 2:
                         break
-                else:
-                    raise AssertionError("the two calls never showed as in flight")
+                    assert time.monotonic() < give_up, "the two calls never showed as in flight"
+                    assert not any(r.done() for r in running), "the held calls ended before both ran"
                 refused = await asyncio.gather(call(0), call(0))
                 statuses = [*await asyncio.gather(*running), *refused]
                 cut_off = await call(10, timeout=None)  # no client deadline: the server's 0.5 s
@@ -345,7 +349,13 @@ def test_a_failed_batch_and_its_re_runs_count_as_separate_model_calls() -> None:
             while not calls:
                 await asyncio.sleep(0.005)
             rest = [asyncio.ensure_future(server.call("checked", x=x)) for x in ([1.0], [2.0, 2.0], [-3.0])]
-            await asyncio.sleep(0.1)  # the three queue behind the blocked call: one batch
+            loop = asyncio.get_running_loop()
+            give_up = time.monotonic() + 20
+            # Until the three queue behind the blocked call (4 rows): then they make one batch.
+            while (await loop.run_in_executor(None, scrape, endpoint.port)).get_value(
+                "blazerpc_queue_depth", model="checked"
+            ) != 4:
+                assert time.monotonic() < give_up, "the three requests never queued"
             release.set()
             outcomes = await asyncio.gather(first, *rest, return_exceptions=True)
             assert [isinstance(o, GRPCError) for o in outcomes] == [False, False, False, True]

@@ -3,7 +3,9 @@ busy by a gate so that later requests really wait in their queue.
 
 The gate is a file that ``BLAZERPC_TEST_GATE`` names. Each call of a gated model
 appends a line to ``<gate>.entered`` (so a test sees which calls are inside the model),
-then waits until the gate file exists.
+then waits until the gate file exists; ``hang_sync`` appends its line too. Every call the
+server admits appends one to ``<gate>.arrived`` first (so a test knows its calls reached
+the server before it signals it).
 """
 
 from __future__ import annotations
@@ -12,15 +14,27 @@ import os
 import time
 from pathlib import Path
 
-from blazerpc import BlazeApp
+from blazerpc import BlazeApp, CallContext, Middleware
 
-app = BlazeApp()
+
+def _note(suffix: str, line: object) -> None:
+    gate = os.environ.get("BLAZERPC_TEST_GATE")
+    if gate is not None:
+        with open(gate + suffix, "a") as notes:
+            notes.write(f"{line}\n")
+
+
+class _Arrivals(Middleware):
+    async def on_request(self, context: CallContext) -> None:
+        _note(".arrived", context.model)
+
+
+app = BlazeApp(middleware=[_Arrivals()])
 
 
 def _wait_at_the_gate(what: object) -> None:
     gate = Path(os.environ["BLAZERPC_TEST_GATE"])
-    with gate.with_name(gate.name + ".entered").open("a") as entered:
-        entered.write(f"{what}\n")
+    _note(".entered", what)
     deadline = time.monotonic() + 60
     while not gate.exists():
         if time.monotonic() > deadline:
@@ -31,6 +45,7 @@ def _wait_at_the_gate(what: object) -> None:
 @app.model("hang_sync", max_concurrency=100)
 def hang_sync(x: int) -> int:
     """A sync model stuck in its thread: nothing can interrupt it."""
+    _note(".entered", x)
     time.sleep(3600)
     return x
 
