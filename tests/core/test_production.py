@@ -83,8 +83,10 @@ async def health(channel: Channel) -> int:
 # --- graceful drain ----------------------------------------------------------------------
 
 
-def test_sigterm_drains_50_calls_in_flight() -> None:
-    with serve_process(app_target("serving_app"), "--grace-period", "20") as proc:
+def test_sigterm_drains_50_calls_in_flight(tmp_path: Path) -> None:
+    arrivals = tmp_path / "arrivals"
+    env = {"BLAZERPC_TEST_ARRIVALS": str(arrivals)}
+    with serve_process(app_target("serving_app"), "--grace-period", "20", env=env) as proc:
 
         async def scenario() -> tuple[list[int], list[tuple[float, int]], GRPCError, float]:
             channel = Channel(proc.host, proc.port)
@@ -107,7 +109,7 @@ def test_sigterm_drains_50_calls_in_flight() -> None:
                 asyncio.ensure_future(rpc(channel, "slow")(request("slow", x=i), timeout=30))
                 for i in range(50)
             ]
-            await asyncio.sleep(0.5)  # the model takes 2 s: all 50 are now inside it
+            await wait_async(lambda: _line_count(arrivals) == 50)  # inside the 2 s model
             proc.process.send_signal(signal.SIGTERM)
             await wait_async(lambda: len(statuses) > 1)
             with pytest.raises(GRPCError) as rejected:
@@ -134,8 +136,10 @@ def test_sigterm_drains_50_calls_in_flight() -> None:
     assert drain["calls"] == 50
 
 
-def test_calls_still_running_when_the_grace_period_ends_get_unavailable() -> None:
-    with serve_process(app_target("serving_app"), "--grace-period", "1") as proc:
+def test_calls_still_running_when_the_grace_period_ends_get_unavailable(tmp_path: Path) -> None:
+    arrivals = tmp_path / "arrivals"
+    env = {"BLAZERPC_TEST_ARRIVALS": str(arrivals)}
+    with serve_process(app_target("serving_app"), "--grace-period", "1", env=env) as proc:
 
         async def scenario() -> list[Any]:
             channel = Channel(proc.host, proc.port)
@@ -143,7 +147,7 @@ def test_calls_still_running_when_the_grace_period_ends_get_unavailable() -> Non
                 asyncio.ensure_future(rpc(channel, "hang")(request("hang", x=i), timeout=60))
                 for i in range(3)
             ]
-            await asyncio.sleep(0.3)
+            await wait_async(lambda: _line_count(arrivals) == 3)
             proc.process.send_signal(signal.SIGTERM)
             results = await asyncio.gather(*calls, return_exceptions=True)
             channel.close()
@@ -167,8 +171,10 @@ def test_calls_still_running_when_the_grace_period_ends_get_unavailable() -> Non
     assert statuses == ["UNAVAILABLE"] * 3
 
 
-def test_a_second_signal_stops_at_once() -> None:
-    with serve_process(app_target("serving_app"), "--grace-period", "60") as proc:
+def test_a_second_signal_stops_at_once(tmp_path: Path) -> None:
+    arrivals = tmp_path / "arrivals"
+    env = {"BLAZERPC_TEST_ARRIVALS": str(arrivals)}
+    with serve_process(app_target("serving_app"), "--grace-period", "60", env=env) as proc:
 
         async def scenario() -> list[Any]:
             channel = Channel(proc.host, proc.port)
@@ -176,7 +182,7 @@ def test_a_second_signal_stops_at_once() -> None:
                 asyncio.ensure_future(rpc(channel, "hang")(request("hang", x=i), timeout=60))
                 for i in range(2)
             ]
-            await asyncio.sleep(0.3)
+            await wait_async(lambda: _line_count(arrivals) == 2)
             proc.process.send_signal(signal.SIGTERM)
             await asyncio.to_thread(
                 wait_for_log, proc, lambda e: str(e.get("event", "")).startswith("Draining")
@@ -717,17 +723,23 @@ def test_max_queue_size_from_the_command_line() -> None:
     with serve_process(app_target("serving_app"), "--max-queue-size", "1", "--grace-period", "0") as proc:
 
         async def scenario() -> GRPCError:
+            # Three calls of a model that runs one at a time and sleeps for 2 minutes,
+            # in whatever order they arrive: one runs, one waits (max_queue_size=1),
+            # and the third is refused at once.
             channel = Channel(proc.host, proc.port)
-            running = asyncio.ensure_future(rpc(channel, "single")(request("single", x=1), timeout=30))
-            await asyncio.sleep(0.3)
-            waiting = asyncio.ensure_future(rpc(channel, "single")(request("single", x=2), timeout=30))
-            await asyncio.sleep(0.3)
-            with pytest.raises(GRPCError) as info:
-                await rpc(channel, "single")(request("single", x=3), timeout=5)
-            running.cancel()
-            waiting.cancel()
+            calls = [
+                asyncio.ensure_future(rpc(channel, "single")(request("single", x=x), timeout=30))
+                for x in (1, 2, 3)
+            ]
+            done, pending = await asyncio.wait(calls, timeout=20, return_when=asyncio.FIRST_COMPLETED)
+            for call in pending:
+                call.cancel()
             channel.close()
-            return info.value
+            assert (len(done), len(pending)) == (1, 2), "exactly one call should have been answered"
+            (refused,) = done
+            error = refused.exception()
+            assert isinstance(error, GRPCError), refused
+            return error
 
         error = asyncio.run(scenario())
     assert error.status is Status.RESOURCE_EXHAUSTED
