@@ -440,3 +440,39 @@ def test_tls_arguments_that_contradict_each_other_are_refused(tmp_path: Path) ->
         Client("localhost:http")
     with pytest.raises(FileNotFoundError):  # TLS files are loaded when the client is made
         Client("127.0.0.1:1", ca_file=str(tmp_path / "missing.pem"))
+
+
+def test_client_metadata_goes_with_the_discovery_too() -> None:
+    """A proxy or server that wants credentials on every call sees them on the
+    reflection call as well (grpclib's RecvRequest event shows what arrived)."""
+    from grpclib.events import RecvRequest, listen
+
+    from blazerpc.server import BlazeServer
+
+    app = BlazeApp()
+
+    @app.model("echo")
+    def echo(text: str) -> str:
+        return text
+
+    seen: list[tuple[str, str | None]] = []
+
+    async def record(event: RecvRequest) -> None:
+        seen.append((event.method_name, dict(event.metadata).get("authorization")))
+
+    async def run() -> str:
+        server = BlazeServer(app, options={"access_log": False})
+        info = await server.start("127.0.0.1", 0)
+        listen(server._server, RecvRequest, record)
+        try:
+            async with Client(info.address, timeout=10, metadata={"authorization": "Bearer t"}) as client:
+                result: str = await client.predict("echo", text="hi")
+                return result
+        finally:
+            await server.stop()
+
+    assert asyncio.run(run()) == "hi"
+    assert seen == [
+        ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "Bearer t"),
+        ("/blazerpc.InferenceService/PredictEcho", "Bearer t"),
+    ]

@@ -96,7 +96,7 @@ class Client:
             or ``False`` for plaintext.
         ca_file, cert_file, key_file: TLS with these CAs, and a client certificate (and
             its key, if not in the same file) for mutual TLS; any of them turns TLS on.
-            Neither goes with an ``ssl`` context or ``ssl=False``: ``ValueError``.
+            None of them goes with an ``ssl`` context or ``ssl=False`` (``ValueError``).
         timeout: the default timeout of every call, in seconds (``None``: none).
         metadata: metadata sent with every call (a call's own is added to it).
     """
