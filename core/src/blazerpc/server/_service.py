@@ -245,6 +245,12 @@ def order_middleware(middleware: Sequence[Middleware]) -> tuple[Middleware, ...]
 
 _Inner = Callable[[Stream[Any, Any], CallContext | None], Awaitable[None]]
 
+#: A call the client ends this close to its deadline ended because of it. The client's
+#: clock starts before the call reaches the server (its connection set up, its headers
+#: read), so its own timeout and reset can arrive a little before the server's copy of
+#: the deadline has passed.
+_DEADLINE_SLACK = 0.1
+
 
 def _admitted(
     inner: _Inner, calls: CallTracker, *, streaming: bool
@@ -293,7 +299,7 @@ def _with_middleware(
         except (asyncio.CancelledError, StreamTerminatedError):
             # The client went away or its deadline passed: grpclib ends the call, and
             # nobody is listening for an answer.
-            expired = stream.deadline is not None and stream.deadline.time_remaining() <= 0
+            expired = stream.deadline is not None and stream.deadline.time_remaining() <= _DEADLINE_SLACK
             context.status = Status.DEADLINE_EXCEEDED if expired else Status.CANCELLED
             await _respond(middleware, context, started)
             raise
