@@ -76,13 +76,17 @@ def decode_tensor(tensor: Any, spec: TensorSpec) -> np.ndarray:
 
 
 def narrowing_problem(array: np.ndarray, target: np.dtype[Any]) -> tuple[str, str] | None:
-    """Why casting ``array`` to the narrower ``target`` would change its values, or None.
+    """Why casting ``array`` to ``target`` (of the same kind, see :func:`same_kind`)
+    would change its values, or None.
 
     An integer out of ``target``'s range (numpy would wrap it around), or a finite
     number too large for a float ``target`` (it would become inf): returns what is
     wrong ("out of range", "too large") and the detail ("300 is outside int8's
-    [-128, 127]"). One pass over the data; only narrowing casts need it.
+    [-128, 127]"). A widening cast is None at once; a narrowing one costs one pass over
+    the data.
     """
+    if np.can_cast(array.dtype, target, casting="safe"):
+        return None
     if array.dtype.kind in "iu" and target.kind in "iu":
         info = np.iinfo(target)
         low, high = int(array.min()), int(array.max())
@@ -117,9 +121,9 @@ def cast_exactly(array: np.ndarray, target: np.dtype[Any]) -> np.ndarray:
     ``ValueError`` saying what would be lost (for a client's inputs)."""
     if array.dtype == target:
         return array
-    if array.size and not same_kind(array.dtype, target):
-        raise ValueError(f"expected {target.name} values, got {array.dtype}")
-    if array.size and not np.can_cast(array.dtype, target, casting="safe"):
+    if array.size:
+        if not same_kind(array.dtype, target):
+            raise ValueError(f"expected {target.name} values, got {array.dtype}")
         problem = narrowing_problem(array, target)
         if problem is not None:
             raise ValueError(f"{array.dtype.name} values {problem[0]} for {target.name}: {problem[1]}")
@@ -153,14 +157,13 @@ def encode_tensor(value: Any, spec: TensorSpec, to_array: Callable[[Any], np.nda
             raise InferenceError(
                 f"model returned a {array.dtype.name} tensor where {spec.describe()} was declared"
             )
-        if not np.can_cast(array.dtype, target, casting="safe"):
-            problem = narrowing_problem(array, target)
-            if problem is not None:
-                raise InferenceError(
-                    f"model returned {array.dtype.name} values {problem[0]} for the declared "
-                    f"{spec.describe()}: {problem[1]}; return values that fit, or declare a wider "
-                    f"dtype than {target.name}"
-                )
+        problem = narrowing_problem(array, target)
+        if problem is not None:
+            raise InferenceError(
+                f"model returned {array.dtype.name} values {problem[0]} for the declared "
+                f"{spec.describe()}: {problem[1]}; return values that fit, or declare a wider "
+                f"dtype than {target.name}"
+            )
         with np.errstate(over="ignore"):  # checked above: only inf from inf, nan from nan
             array = array.astype(target)
     dtype = TENSOR_DTYPES.get(array.dtype.name)
