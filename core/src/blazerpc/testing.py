@@ -40,6 +40,7 @@ from .app import BlazeApp
 from .client import Client, SyncClient
 from .plugins import new_plugin_manager, register, unregister
 from .server import BlazeServer, ServerInfo
+from .server._server import format_address
 from .wire._schema import MethodSchema, Schema
 
 __all__ = [
@@ -142,8 +143,7 @@ class ServeProcess:
     @property
     def address(self) -> str:
         """``host:port`` (``[host]:port`` for an IPv6 host), for a client."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return format_address(self.host, self.port)
 
     def client(self, **options: Any) -> SyncClient:
         """A :class:`blazerpc.SyncClient` for this server (``with proc.client() as c``);

@@ -131,9 +131,7 @@ class CallTracker:
         timeout; the server's own cancellation of it (the timeout, the end of a drain)
         ends as the ``GRPCError`` its client gets."""
         task = self.admit()
-        timer = (
-            None if streaming or stream.deadline is not None else self.timeout_for(stream, streaming=False)
-        )
+        timer = self._default_timeout(task, stream, streaming)
         try:
             return await call(stream, context)
         except asyncio.CancelledError:
@@ -146,14 +144,14 @@ class CallTracker:
             if timer is not None:
                 timer.cancel()
 
-    def timeout_for(self, stream: Stream[Any, Any], *, streaming: bool) -> asyncio.TimerHandle | None:
-        """Start the default timeout of a call whose client sent no deadline (unary calls
-        only); cancel the returned handle when the call is done."""
+    def _default_timeout(
+        self, task: asyncio.Task[Any], stream: Stream[Any, Any], streaming: bool
+    ) -> asyncio.TimerHandle | None:
+        """Start the default timeout of ``task``, a unary call whose client sent no
+        deadline; cancel the returned handle when the call is done."""
         timeout = self.limits.default_timeout
         if timeout is None or streaming or stream.deadline is not None:
             return None
-        task = asyncio.current_task()
-        assert task is not None
         return asyncio.get_running_loop().call_later(timeout, self._expire, task)
 
     def _expire(self, task: asyncio.Task[Any]) -> None:

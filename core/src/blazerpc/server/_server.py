@@ -29,7 +29,7 @@ from ._transport import CoalescingTransport
 if TYPE_CHECKING:
     from ..app import BlazeApp
 
-__all__ = ["BlazeServer", "ServerInfo", "run", "serve_until_signal"]
+__all__ = ["BlazeServer", "ServerInfo", "format_address", "run", "serve_until_signal"]
 
 _log = structlog.get_logger("blazerpc")
 INFERENCE_SERVICE = "blazerpc.InferenceService"
@@ -37,6 +37,11 @@ HEALTH_SERVICE = "grpc.health.v1.Health"
 #: Seconds between the last call of a drain and GOAWAY (see BlazeServer.stop).
 _GOAWAY_LINGER = 0.5
 REFLECTION_SERVICES = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection")
+
+
+def format_address(host: str, port: int) -> str:
+    """``host:port`` for a client, ``[host]:port`` for an IPv6 host."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -51,8 +56,7 @@ class ServerInfo:
 
     @property
     def address(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return format_address(self.host, self.port)
 
 
 class _Server(Server):
