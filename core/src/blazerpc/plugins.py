@@ -125,9 +125,9 @@ def _required_arguments(function: Any) -> list[str]:
     return [p.name for p in parameters if p.kind in kinds and p.default is inspect.Parameter.empty]
 
 
-def _explain_hooks(plugin: object) -> list[str]:
-    """What is wrong with ``plugin``'s hook implementations, in words."""
-    pm = _spec_manager()
+def _explain_hooks(plugin: object, pm: pluggy.PluginManager) -> list[str]:
+    """What is wrong with ``plugin``'s hook implementations, in words (``pm``: a manager
+    with core's hook specs)."""
     specs = {
         name: list(caller.spec.argnames)
         for name, caller in vars(pm.hook).items()
@@ -163,7 +163,7 @@ def _hook_problem(plugin: object) -> str | None:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         # Our own words when we can tell what is wrong; pluggy's otherwise.
-        return "; ".join(_explain_hooks(plugin)) or " ".join(str(exc).split())
+        return "; ".join(_explain_hooks(plugin, pm)) or " ".join(str(exc).split())
     except Exception as exc:  # noqa: BLE001 - e.g. an attribute that raises when pluggy reads it
         return f"{type(exc).__name__} while reading its hooks: {exc}"
     return None

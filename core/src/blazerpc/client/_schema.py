@@ -72,8 +72,10 @@ async def _fetch_with(
                 raise CallError(Status.UNAVAILABLE, "the reflection stream ended without an answer")
             if reply.HasField("error_response"):
                 error = reply.error_response
-                code = error.error_code
-                status = Status(code) if code in Status._value2member_map_ else Status.UNKNOWN
+                try:
+                    status = Status(error.error_code)
+                except ValueError:  # not a gRPC status code
+                    status = Status.UNKNOWN
                 raise CallError(status, f"reflection: {error.error_message}")
             for raw in reply.file_descriptor_response.file_descriptor_proto:
                 proto = FileDescriptorProto.FromString(raw)

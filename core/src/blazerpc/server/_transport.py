@@ -88,5 +88,5 @@ class CoalescingTransport:
         return self._transport.get_extra_info(name, default)
 
     def __getattr__(self, name: str) -> Any:
-        # is_closing, get_extra_info, pause_reading, ...: the transport's own.
+        # pause_reading, set_write_buffer_limits, ...: the transport's own.
         return getattr(self._transport, name)
