@@ -87,7 +87,7 @@ def measure(
         "errors": level.errors,
     }
     if server_pid:
-        result["cpu_us_per_call"] = (cpu_after - cpu_before) / calls * 1e6 if calls else float("nan")
+        result["cpu_us_per_call"] = (cpu_after - cpu_before) / calls * 1e6 if calls else nan
     return result
 
 
