@@ -13,7 +13,7 @@ from google.protobuf.descriptor_pb2 import FieldDescriptorProto as F
 
 from ..exceptions import InferenceError, InvalidInputError, TypeMappingError
 from ..hookspecs import hookimpl
-from ..types import TensorSpec, _TensorAnnotation, dtype_name
+from ..types import TensorInput, TensorOutput, TensorSpec, dtype_name
 from ..wire import ArrayConverter, FieldContext, WireType, scalar_wire_type, tensor_wire_type
 
 
@@ -84,7 +84,7 @@ def _ndarray_spec(annotation: Any) -> TensorSpec | None:
 
 @hookimpl(trylast=True)
 def blazerpc_map_type(annotation: Any, context: FieldContext) -> WireType | None:
-    if isinstance(annotation, type) and issubclass(annotation, _TensorAnnotation):
+    if isinstance(annotation, type) and issubclass(annotation, (TensorInput, TensorOutput)):
         if annotation.spec is None:
             raise TypeMappingError(
                 f"model {context.model!r}: field {context.name!r}: say the tensor's dtype and "
