@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._checks import check_count, is_number
 from .exceptions import ConfigurationError
 
 __all__ = ["Limits"]
@@ -31,13 +32,9 @@ class Limits:
 
     def __post_init__(self) -> None:
         for name in ("max_message_size", "max_concurrent_calls"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{name} must be a whole number >= 1, got {value!r}")
+            check_count(name, getattr(self, name))
         timeout = self.default_timeout
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-        ):
+        if timeout is not None and (not is_number(timeout) or timeout <= 0):
             raise ConfigurationError(
                 f"default_timeout must be a number of seconds > 0 or None, got {timeout!r}"
             )
