@@ -70,7 +70,8 @@ class BlazeApp:
         default_timeout: seconds a unary call may run when its client sent no
             deadline (``None``: no limit).
 
-    Every batching setting can be overridden per model on :meth:`model`.
+    Every batching setting can be overridden per model on :meth:`model`. The last three
+    are ``app.limits``, a :class:`~blazerpc.Limits`.
     """
 
     def __init__(
