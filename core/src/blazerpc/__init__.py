@@ -11,6 +11,8 @@
 Then ``blaze serve app:app``.
 """
 
+from ._limits import Limits
+from ._model import Model
 from .app import BlazeApp
 from .client import CallError, Client, SyncClient
 from .exceptions import (
@@ -39,8 +41,10 @@ __all__ = [
     "ExceptionMiddleware",
     "InferenceError",
     "InvalidInputError",
+    "Limits",
     "LoggingMiddleware",
     "Middleware",
+    "Model",
     "ModelRegistrationError",
     "PluginError",
     "RequestError",

@@ -22,7 +22,7 @@ from .wire import ArrayConverter, FieldContext, WireType
 from .wire._codec import default_problem
 from .wire._schema import FieldSchema, MethodSchema, Schema, base_name, field_name_problems
 
-__all__ = ["ModelSpec", "build_method", "check_defaults", "make_to_array"]
+__all__ = ["Model", "ModelSpec", "build_method", "check_defaults", "make_to_array"]
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*")
@@ -93,14 +93,32 @@ def _kind(func: Callable[..., Any]) -> Kind:
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """A model as registered with ``@app.model(...)``."""
+class Model:
+    """A model registered with ``@app.model(...)``, as :attr:`BlazeApp.models` lists it
+    (public as ``blazerpc.Model``).
+
+    Attributes:
+        name: the name it was registered under.
+        version: its version (``"1"`` when none was given).
+        func: the function served: the one registered, or what a plugin's
+            ``blazerpc_adapt_model`` made of it (a torch module becomes a function).
+        streaming: whether it is a server-streaming RPC.
+        kind: how it is called: ``"function"`` and ``"generator"`` run in a worker
+            thread, ``"coroutine"`` and ``"async_generator"`` on the event loop.
+    """
 
     name: str
     version: str
     func: Callable[..., Any]
     streaming: bool
     kind: Kind
+
+
+@dataclass(frozen=True)
+class ModelSpec(Model):
+    """A :class:`Model` with what start-up needs besides: whether its version was given,
+    and its own batching settings."""
+
     explicit_version: bool = False
     batching: BatchSettings = _NO_OVERRIDES
 

@@ -1,4 +1,9 @@
-"""``BlazeApp``: the model registry and the entry point to serving."""
+"""``BlazeApp``: the model registry and the entry point to serving.
+
+:func:`build_runtime` and :func:`set_default_max_queue_size` are for BlazeRPC's own
+server and CLI (they read the app's settings, which live here); they are not public API
+(``__all__``).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,12 @@ from typing import Any, TypeVar
 import numpy as np
 import pluggy
 
-from ._model import ModelSpec, build_method, check_defaults, make_to_array
+from ._limits import Limits
+from ._model import Model, ModelSpec, build_method, check_defaults, make_to_array
 from .batching import BatchConfig, BatchListener, BatchPolicy
 from .batching._plan import BatchSettings, ModelPlan, plan_model
 from .exceptions import ConfigurationError, ModelRegistrationError
 from .plugins import check_plugin, new_plugin_manager
-from .server._calls import Limits
 from .server._loop import LoopName
 from .server.middleware import Middleware
 from .wire._proto_text import render_proto
@@ -28,7 +33,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
-class _Runtime:
+class Runtime:
     """Everything computed once at start-up from the app and its plugins."""
 
     pm: pluggy.PluginManager
@@ -65,7 +70,8 @@ class BlazeApp:
         default_timeout: seconds a unary call may run when its client sent no
             deadline (``None``: no limit).
 
-    Every batching setting can be overridden per model on :meth:`model`.
+    Every batching setting can be overridden per model on :meth:`model`. The last three
+    are ``app.limits``, a :class:`~blazerpc.Limits`.
     """
 
     def __init__(
@@ -118,19 +124,11 @@ class BlazeApp:
         """A plugin manager with the installed plugins, then the app's own, as they are now."""
         return new_plugin_manager(self._plugins)
 
-    def _to_array(self, pm: pluggy.PluginManager) -> Callable[[Any], np.ndarray]:
-        converters = [c for group in pm.hook.blazerpc_array_converters() for c in group]
-        return make_to_array(converters)
-
-    def _set_default_max_queue_size(self, rows: int) -> None:
-        """``blaze serve --max-queue-size``: the app-wide default, before start-up."""
-        self._batching = dataclasses.replace(self._batching, max_queue_size=rows).check("--max-queue-size")
-
     # --- models ----------------------------------------------------------------------
 
     @property
-    def models(self) -> tuple[ModelSpec, ...]:
-        """The registered models, in registration order."""
+    def models(self) -> tuple[Model, ...]:
+        """The registered models (:class:`~blazerpc.Model`), in registration order."""
         return tuple(self._models)
 
     def model(
@@ -183,7 +181,7 @@ class BlazeApp:
             self._check_unique(spec)
             # Map every annotation, build the model's messages and check its defaults
             # now: fail early.
-            method = build_method(spec, pm, self._to_array(pm))
+            method = build_method(spec, pm, _to_array(pm))
             check_defaults(method, build_schema([method]))
             self._models.append(spec)
             return obj
@@ -206,30 +204,6 @@ class BlazeApp:
 
     # --- schema ----------------------------------------------------------------------
 
-    def _build(self, options: Mapping[str, Any] | None = None) -> _Runtime:
-        """Map every model through the current plugins and build the schema; ``options``
-        are the server's option values, for the plugins' middleware."""
-        if not self._models:
-            raise ConfigurationError("the app has no models: register one with @app.model(...)")
-        pm = self.plugin_manager()
-        to_array = self._to_array(pm)
-        methods = [build_method(spec, pm, to_array) for spec in self._models]
-        policies = self._policies(pm)
-        return _Runtime(
-            pm=pm,
-            schema=build_schema(methods),
-            models=tuple(zip(self._models, methods, strict=True)),
-            middleware=(*self._middleware, *self._plugin_middleware(pm, options or {})),
-            to_array=to_array,
-            plans=tuple(
-                plan_model(spec.batching, self._batching, method, policies)
-                for spec, method in zip(self._models, methods, strict=True)
-            ),
-            batch_listeners=tuple(
-                listener for group in pm.hook.blazerpc_batch_listeners(app=self) for listener in group
-            ),
-        )
-
     def _policies(self, pm: pluggy.PluginManager) -> dict[str, Callable[[BatchConfig], BatchPolicy]]:
         policies: dict[str, Callable[[BatchConfig], BatchPolicy]] = {}
         for group in pm.hook.blazerpc_batching_policies():
@@ -248,7 +222,7 @@ class BlazeApp:
 
     def schema(self) -> Schema:
         """The generated protobuf schema: file descriptor, pool and message classes."""
-        return self._build().schema
+        return build_runtime(self).schema
 
     def proto(self, header: str | None = None) -> str:
         """The generated ``blaze_service.proto`` as text."""
@@ -288,13 +262,47 @@ class BlazeApp:
 
         from ._logging import configure_logging
         from .server import run
-        from .server._tls import server_ssl_context
+        from .server._tls import tls_from_files
 
+        if ssl is not None and ssl_certfile is not None:
+            raise ConfigurationError("pass ssl or ssl_certfile (with ssl_keyfile, ssl_ca_certs), not both")
+        ssl = ssl or tls_from_files(ssl_certfile, ssl_keyfile, ssl_ca_certs)
         if not structlog.is_configured():
             configure_logging("console")
-
-        if ssl is None and ssl_certfile is not None:
-            ssl = server_ssl_context(ssl_certfile, ssl_keyfile, ssl_ca_certs)
-        elif ssl_keyfile is not None or ssl_ca_certs is not None:
-            raise ConfigurationError("ssl_keyfile and ssl_ca_certs need ssl_certfile")
         return run(self, host, port, ssl=ssl, options=options, grace_period=grace_period, loop=loop)
+
+
+def _to_array(pm: pluggy.PluginManager) -> Callable[[Any], np.ndarray]:
+    converters = [c for group in pm.hook.blazerpc_array_converters() for c in group]
+    return make_to_array(converters)
+
+
+def build_runtime(app: BlazeApp, options: Mapping[str, Any] | None = None) -> Runtime:
+    """Map every model of ``app`` through its current plugins and build the schema, once
+    per server start-up; ``options`` are the server's option values, for the plugins'
+    middleware."""
+    if not app._models:
+        raise ConfigurationError("the app has no models: register one with @app.model(...)")
+    pm = app.plugin_manager()
+    to_array = _to_array(pm)
+    methods = [build_method(spec, pm, to_array) for spec in app._models]
+    policies = app._policies(pm)
+    return Runtime(
+        pm=pm,
+        schema=build_schema(methods),
+        models=tuple(zip(app._models, methods, strict=True)),
+        middleware=(*app._middleware, *app._plugin_middleware(pm, options or {})),
+        to_array=to_array,
+        plans=tuple(
+            plan_model(spec.batching, app._batching, method, policies)
+            for spec, method in zip(app._models, methods, strict=True)
+        ),
+        batch_listeners=tuple(
+            listener for group in pm.hook.blazerpc_batch_listeners(app=app) for listener in group
+        ),
+    )
+
+
+def set_default_max_queue_size(app: BlazeApp, rows: int) -> None:
+    """``blaze serve --max-queue-size``: the app-wide default, before start-up."""
+    app._batching = dataclasses.replace(app._batching, max_queue_size=rows).check("--max-queue-size")

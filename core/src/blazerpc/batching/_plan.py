@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from .._checks import check_count, is_number
 from ..exceptions import ConfigurationError
 from ..plugins import entry_point_failures
 from ..wire import BatchAxis
@@ -31,12 +32,10 @@ class BatchSettings:
         """Raise :class:`ConfigurationError` for a value that cannot work."""
         for name in ("max_batch_size", "max_concurrency", "max_queue_size"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigurationError(f"{where}: {name} must be a whole number >= 1, got {value!r}")
+            if value is not None:
+                check_count(name, value, f"{where}: ")
         timeout = self.batch_timeout_ms
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
-        ):
+        if timeout is not None and (not is_number(timeout) or timeout < 0):
             raise ConfigurationError(f"{where}: batch_timeout_ms must be a number >= 0, got {timeout!r}")
         if self.batch_policy is not None and not isinstance(self.batch_policy, str):
             raise ConfigurationError(

@@ -15,13 +15,14 @@ from typing import Any, NoReturn
 
 import structlog
 
+from .._limits import Limits
+from ..app import set_default_max_queue_size
 from ..exceptions import ConfigurationError
 from ..plugins import new_plugin_manager
 from ..server import run
-from ..server._calls import Limits
 from ..server._loop import LoopName
 from ..server._supervisor import Supervisor, SupervisorInfo, python_command, reserve_port, worker_ready
-from ..server._tls import server_ssl_context
+from ..server._tls import tls_from_files
 from ._loader import load_app
 
 __all__ = ["ServeConfig", "serve_app_path"]
@@ -139,12 +140,8 @@ def serve_app_path(config: ServeConfig) -> int:
         return _supervise(config)
     app = load_app(config.app_path)
     if config.max_queue_size is not None:
-        app._set_default_max_queue_size(config.max_queue_size)
-    ssl = None
-    if config.ssl_certfile is not None:
-        ssl = server_ssl_context(config.ssl_certfile, config.ssl_keyfile, config.ssl_ca_certs)
-    elif config.ssl_keyfile is not None or config.ssl_ca_certs is not None:
-        raise ConfigurationError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
+        set_default_max_queue_size(app, config.max_queue_size)
+    ssl = tls_from_files(config.ssl_certfile, config.ssl_keyfile, config.ssl_ca_certs, spelling="option")
     abandoned = run(
         app,
         config.host,

@@ -5,52 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
 
-from ..exceptions import ConfigurationError
+from .._limits import Limits
 
 T = TypeVar("T")
 
+# Limits lives in blazerpc._limits (public as blazerpc.Limits); re-exported for this package.
 __all__ = ["CallTracker", "Limits", "read_request"]
-
-MiB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Server-wide limits, set on ``BlazeApp(...)`` and overridable by ``blaze serve``.
-
-    Attributes:
-        max_message_size: largest request message, in bytes; a larger one is refused
-            with ``RESOURCE_EXHAUSTED`` from its 5-byte header, before it is read.
-        max_concurrent_calls: inference calls in progress at once; one more is
-            refused with ``RESOURCE_EXHAUSTED``.
-        default_timeout: seconds a unary call may take when the client sent no deadline
-            (``DEADLINE_EXCEEDED`` after that); ``None`` for no limit. Streaming calls
-            are bounded by the client's deadline only.
-    """
-
-    max_message_size: int = 64 * MiB
-    max_concurrent_calls: int = 1024
-    default_timeout: float | None = 60.0
-
-    def __post_init__(self) -> None:
-        for name in ("max_message_size", "max_concurrent_calls"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{name} must be a whole number >= 1, got {value!r}")
-        timeout = self.default_timeout
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-        ):
-            raise ConfigurationError(
-                f"default_timeout must be a number of seconds > 0 or None, got {timeout!r}"
-            )
 
 
 async def read_request(stream: Stream[Any, Any], max_size: int) -> bytes:

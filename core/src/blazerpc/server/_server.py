@@ -18,8 +18,9 @@ from grpclib.health.service import Health
 from grpclib.server import Server
 
 from .._h2 import install as install_h2_repr
-from ..wire._schema import MethodSchema, Schema
-from ._calls import CallTracker, Limits
+from .._limits import Limits
+from ..wire import MethodSchema, Schema
+from ._calls import CallTracker
 from ._executor import ModelThreads
 from ._loop import LoopName, loop_factory
 from ._reflection import reflection_services
@@ -46,7 +47,11 @@ def format_address(host: str, port: int) -> str:
 
 @dataclass(frozen=True)
 class ServerInfo:
-    """What a started server serves and where; passed to lifecycle hooks."""
+    """What a started server serves and where; passed to lifecycle hooks.
+
+    ``methods`` has one :class:`~blazerpc.wire.MethodSchema` per model; ``options`` are
+    the values of plugins' ``blaze serve`` options; ``tls`` says whether it serves TLS.
+    """
 
     host: str
     port: int
@@ -109,7 +114,9 @@ class BlazeServer:
     ) -> None:
         self.app = app
         self.options = dict(options or {})
-        self._runtime = runtime = app._build(self.options)
+        from ..app import build_runtime  # app imports this package: not at module level
+
+        self._runtime = runtime = build_runtime(app, self.options)
         self.limits = limits or app.limits
         self._calls = CallTracker(self.limits)
         self._executor = ModelThreads(max_workers=32)

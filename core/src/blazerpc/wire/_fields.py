@@ -7,13 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from google.protobuf.descriptor_pb2 import DescriptorProto, FieldDescriptorProto
+from google.protobuf.descriptor_pb2 import DescriptorProto
 
 from ..types import TensorSpec
 
-__all__ = ["ArrayConverter", "BatchAxis", "FieldContext", "ProtoType", "WireType"]
-
-ProtoType = FieldDescriptorProto.Type
+__all__ = ["ArrayConverter", "BatchAxis", "FieldContext", "WireType"]
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,13 @@ class FieldSchema:
 
 @dataclass(frozen=True)
 class MethodSchema:
-    """One model's RPC: its name, its messages and their fields."""
+    """One model's RPC: its name, its messages and their fields (public as
+    ``blazerpc.wire.MethodSchema``; ``ServerInfo.methods`` lists them).
+
+    ``model`` and ``version`` are the model's; ``rpc`` is the method's name
+    (``PredictSentiment``), ``request`` and ``response`` its messages' names, ``inputs``
+    and ``outputs`` their fields (:class:`FieldSchema`).
+    """
 
     model: str
     version: str
@@ -111,7 +117,13 @@ class MethodSchema:
 
 @dataclass(frozen=True)
 class Schema:
-    """The generated file, the pool that holds it and its message classes."""
+    """The generated file, the pool that holds it and its message classes (public as
+    ``blazerpc.wire.Schema``; ``BlazeApp.schema()`` returns one).
+
+    ``file`` is ``blaze_service.proto``; ``pool`` holds it (and the health and reflection
+    files: reflection serves this pool); ``methods`` has one :class:`MethodSchema` per
+    model; ``classes`` are the message classes by message name (``SentimentRequest``).
+    """
 
     file: FileDescriptorProto
     pool: descriptor_pool.DescriptorPool
