@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from .._plugins import entry_point_failures
 from ..exceptions import ConfigurationError
-from ..plugins import entry_point_failures
 from ..wire import BatchAxis
 from ..wire._schema import MethodSchema
 from ._policies import BatchConfig, BatchPolicy
