@@ -107,7 +107,13 @@ def _supervise(config: ServeConfig) -> int:
         for name, _ in iter_calls(pm.hook.blazerpc_supervisor_start, {"supervisor": info}):
             started.append(name)
         what = f"{config.workers} workers" if config.workers > 1 else "a worker, reloading on changes"
-        _log.info(f"Starting {what} on {config.host}:{port}", workers=config.workers, reload=config.reload)
+        _log.info(
+            f"Starting {what} on {config.host}:{port}",
+            host=config.host,
+            port=port,
+            workers=config.workers,
+            reload=config.reload,
+        )
         exit_hook = pm.hook.blazerpc_worker_exit
 
         def worker_exit(pid: int, code: int) -> None:
