@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import pluggy
 import structlog
 import typer
+from rich.markup import escape
 
 from .. import __version__
 from .._hooks import iter_calls
@@ -457,10 +458,24 @@ def _plugin_cli(pm: pluggy.PluginManager) -> list[ServeOption]:
     return [option for group in options.values() for option in group]
 
 
+def _as_written(command: Any) -> None:
+    """Make every help text of ``command`` and its subcommands print as written: typer's
+    help is rendered by rich, which reads ``[app's value]`` as markup and drops it."""
+    for item in (command, *command.params):
+        for attribute in ("help", "short_help"):
+            text = getattr(item, attribute, None)
+            if text:
+                setattr(item, attribute, escape(text))
+    for subcommand in getattr(command, "commands", {}).values():  # a group's commands
+        _as_written(subcommand)
+
+
 def build_command() -> Any:
     """The ``blaze`` command with every installed plugin's commands and options."""
     _add_serve_options(_plugin_cli(new_plugin_manager()))
-    return typer.main.get_command(cli)
+    command = typer.main.get_command(cli)
+    _as_written(command)
+    return command
 
 
 def main() -> None:
