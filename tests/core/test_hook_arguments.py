@@ -17,7 +17,7 @@ import pluggy
 import pytest
 from plugin_fixtures import subset_args_plugin as plugin
 from plugin_fixtures.subset_args_plugin import Doubler, Grid, Reading
-from test_plugins import FIXTURES, install_distribution, site_env
+from test_plugins import FIXTURES, blaze, install_distribution, site_env
 
 from blazerpc import BlazeApp, PluginError, TensorInput, TensorOutput, hookimpl, hookspecs
 from blazerpc.server import ServerInfo
@@ -191,3 +191,19 @@ def test_a_wrapper_of_a_hook_core_calls_one_plugin_at_a_time_is_refused() -> Non
         PluginError, match=r"blazerpc_shutdown cannot be a wrapper .*each plugin's implementation"
     ):
         BlazeApp(plugins=[_WrappingShutdown()])
+
+
+def test_a_supervisor_start_hook_that_raises_aborts_and_only_started_plugins_stop(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    for name, fixture in (("subset", "subset_args_plugin.py"), ("failing", "failing_start_plugin.py")):
+        install_distribution(site, f"blazerpc-{name}", "1.0", f"blazerpc_{name}", FIXTURES / fixture, name)
+    app = tmp_path / "empty.py"
+    app.write_text("from blazerpc import BlazeApp\n\napp = BlazeApp()\n")
+    log = tmp_path / "hooks.jsonl"
+    env = site_env(site, SUBSET_HOOKS_LOG=str(log))
+    result = blaze("serve", f"{app}:app", "--workers", "2", "--port", "0", "--log-format", "json", env=env)
+    assert result.returncode == 1
+    errors = [json.loads(line)["event"] for line in result.stderr.splitlines() if line.startswith("{")]
+    assert "no shared directory for the workers" in errors
+    hooks = [r["hook"] for r in _records(log) if r["hook"] not in ("blazerpc_cli", "blazerpc_serve_options")]
+    assert hooks == ["blazerpc_supervisor_start", "blazerpc_supervisor_stop"]
