@@ -3,8 +3,9 @@
 `blaze serve --workers N` runs N `blaze serve` processes under a supervising parent,
 which calls the plugin's supervisor hooks (blazerpc_supervisor_start before the first
 worker, blazerpc_worker_exit for each worker that exits, blazerpc_supervisor_stop at
-the end). Here this test process is that parent: it calls the same hooks and runs two
-real `blaze serve` processes, which inherit the environment the hooks set up.
+the end). In the first tests this test process is that parent: it calls the start and
+stop hooks and runs two real `blaze serve` processes, which inherit the environment the
+hooks set up. The last runs the real `blaze serve --workers 2`.
 """
 
 from __future__ import annotations
@@ -53,8 +54,6 @@ async def _hang(proc: ServeProcess) -> asyncio.Task[object]:
 
 
 def test_one_scrape_sums_every_worker(supervisor: SimpleNamespace, tmp_path: Path) -> None:
-    from blazerpc_metrics import hooks
-
     calls_log = tmp_path / "score-calls"
     env = {"SHOP_SCORE_CALLS": str(calls_log)}
     with (
@@ -84,7 +83,8 @@ def test_one_scrape_sums_every_worker(supervisor: SimpleNamespace, tmp_path: Pat
             await asyncio.gather(call, return_exceptions=True)
 
         asyncio.run(kill_one_with_a_call_in_flight())
-        hooks.blazerpc_worker_exit(supervisor=supervisor, pid=one.process.pid)
+        # No worker-exit hook here (test_worker_exit.py has the real supervisor's): the
+        # scrape finds the worker gone.
         after = scrape(supervisor.port)
         # The dead worker's gauges left the sum; its counters stayed in it.
         assert after.value("blazerpc_requests_in_flight", model="wait") == 0

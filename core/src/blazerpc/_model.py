@@ -15,9 +15,9 @@ from typing import Any, Literal
 import numpy as np
 import pluggy
 
+from ._plugins import entry_point_failures, failed_plugin_for_module
 from .batching._plan import BatchSettings
 from .exceptions import InferenceError, ModelRegistrationError, TypeMappingError
-from .plugins import entry_point_failures, failed_plugin_for_module
 from .wire import ArrayConverter, FieldContext, WireType
 from .wire._codec import default_problem
 from .wire._schema import FieldSchema, MethodSchema, Schema, base_name, field_name_problems

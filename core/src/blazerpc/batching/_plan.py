@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .._checks import check_count, is_number
+from .._plugins import entry_point_failures
 from ..exceptions import ConfigurationError
-from ..plugins import entry_point_failures
 from ..wire import BatchAxis
 from ..wire._schema import MethodSchema
 from ._policies import BatchConfig, BatchPolicy

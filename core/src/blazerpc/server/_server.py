@@ -18,6 +18,7 @@ from grpclib.health.service import Health
 from grpclib.server import Server
 
 from .._h2 import install as install_h2_repr
+from .._hooks import call_each, log_failure
 from .._limits import Limits
 from ..wire import MethodSchema, Schema
 from ._calls import CallTracker
@@ -263,12 +264,9 @@ class BlazeServer:
 
     def _run_shutdown_hooks(self, info: ServerInfo) -> None:
         # Every plugin gets its shutdown call, whatever an earlier one raised, in the
-        # reverse of pluggy's call order (get_hookimpls() lists impls in that reverse).
-        for impl in self._runtime.pm.hook.blazerpc_shutdown.get_hookimpls():
-            try:
-                impl.function(app=self.app, server=info)
-            except Exception:  # noqa: BLE001 - one failing plugin must not skip the others
-                _log.exception("plugin shutdown failed", plugin=impl.plugin_name)
+        # reverse of the start-up order.
+        hook = self._runtime.pm.hook.blazerpc_shutdown
+        call_each(hook, {"app": self.app, "server": info}, reverse=True, on_error=log_failure(hook.name))
 
 
 async def serve_until_signal(
