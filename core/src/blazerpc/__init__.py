@@ -12,7 +12,7 @@ Then ``blaze serve app:app``.
 """
 
 from .app import BlazeApp
-from .client import CallError, Client, SyncClient
+from .client import CallError, Client, ClientInputError, SyncClient
 from .exceptions import (
     BlazeRPCError,
     ConfigurationError,
@@ -35,6 +35,7 @@ __all__ = [
     "CallContext",
     "CallError",
     "Client",
+    "ClientInputError",
     "ConfigurationError",
     "ExceptionMiddleware",
     "InferenceError",
