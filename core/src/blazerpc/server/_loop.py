@@ -21,7 +21,9 @@ def loop_factory(name: LoopName) -> Callable[[], asyncio.AbstractEventLoop]:
         import uvloop
     except ImportError:
         if name == "uvloop":
-            raise ConfigurationError("--loop uvloop needs uvloop: pip install 'blazerpc[speed]'") from None
+            raise ConfigurationError(
+                "--loop uvloop needs uvloop: pip install 'uvloop>=0.19' (core's speed extra)"
+            ) from None
         return asyncio.new_event_loop
     return uvloop.new_event_loop
 
