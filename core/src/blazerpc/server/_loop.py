@@ -1,4 +1,4 @@
-"""Which event loop serves: uvloop when it is installed (``blazerpc[speed]``), else asyncio's."""
+"""Which event loop serves: uvloop when it is installed (core's ``speed`` extra), else asyncio's."""
 
 from __future__ import annotations
 
