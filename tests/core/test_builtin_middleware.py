@@ -431,7 +431,9 @@ def test_unbatched_calls_reach_batch_listeners_as_batches_of_one() -> None:
 def test_metrics_middleware_import_names_the_plugin_to_install() -> None:
     if importlib.util.find_spec("blazerpc_metrics") is not None:
         pytest.skip("blazerpc-metrics is installed here")
-    with pytest.raises(ImportError, match="pip install blazerpc-metrics"):
+    with pytest.raises(
+        ImportError, match=r"not installed: pip install \./plugins/blazerpc-metrics \(from the root"
+    ):
         from blazerpc.server.middleware import MetricsMiddleware  # noqa: F401
     import blazerpc.server.middleware as middleware
 

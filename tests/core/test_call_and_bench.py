@@ -147,8 +147,16 @@ def test_a_failed_call_prints_its_status_and_exits_1(served: ServeProcess) -> No
     [
         ("{nope", "Error: --data is not valid JSON: "),
         ("[1]", "Error: --data must be a JSON object of the inputs, got list"),
-        ('{"txt": ["a"]}', "Error: model 'sentiment' has no input 'txt' (its inputs: text)"),
-        ('{"text": "a"}', "INVALID_ARGUMENT: input 'text' of model 'sentiment': expected a list, got str"),
+        (
+            '{"txt": ["a"]}',
+            "Error: refused by the client, nothing sent: model 'sentiment' has no input 'txt' "
+            "(its inputs: text)",
+        ),
+        (
+            '{"text": "a"}',
+            "Error: refused by the client, nothing sent: input 'text' of model 'sentiment' expects "
+            "list[string], got 'a' (str)",
+        ),
         ("@/no/such/file.json", "Error: cannot read --data file '/no/such/file.json': "),
     ],
 )
@@ -174,7 +182,9 @@ def test_bad_data_is_explained(served: ServeProcess, data: str, message: str) ->
 def test_bad_tensor_objects_are_explained(served: ServeProcess, tensor: dict, message: str) -> None:
     done = call(served, "scale", "-d", json.dumps({"x": tensor, "factor": 1}))
     assert done.returncode == 1
-    assert done.stderr.startswith(f"Error: input 'x' (float32[batch, 3]): {message}"), done.stderr
+    refused = "Error: refused by the client, nothing sent: input 'x' of model 'scale' expects "
+    assert done.stderr.startswith(refused + "float32[batch, 3], got {"), done.stderr
+    assert f" (dict): {message}" in done.stderr
 
 
 def test_json_integers_for_a_uint8_tensor(types_server: ServeProcess) -> None:
@@ -187,7 +197,8 @@ def test_a_tensor_object_whose_values_its_dtype_cannot_hold(types_server: ServeP
     done = call(types_server, "double", "-d", '{"x": {"dtype": "int8", "data": [1, 300]}}')
     assert done.returncode == 1
     assert done.stderr == (
-        "Error: input 'x' (tensor[...]): int64 values out of range for int8: "
+        "Error: refused by the client, nothing sent: input 'x' of model 'double' expects tensor[...], "
+        "got {'dtype': 'int8', 'data': [1, 300]} (dict): int64 values out of range for int8: "
         "300 is outside int8's [-128, 127]\n"
     )
 

@@ -18,7 +18,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from support import QUICKSTART, app_target, certificates
 
-from blazerpc import BlazeApp, CallError, Client, SyncClient
+from blazerpc import BlazeApp, CallError, Client, ClientInputError, SyncClient
 from blazerpc.client._schema import ServiceSchema
 from blazerpc.testing import ServeProcess, serve_app, serve_process
 
@@ -51,6 +51,14 @@ def _error(call: object, *args: object, **kwargs: object) -> CallError:
     with pytest.raises(CallError) as caught:
         call(*args, **kwargs)  # type: ignore[operator]
     return caught.value
+
+
+def _refused(call: object, *args: object, **kwargs: object) -> str:
+    """The message of the client's refusal, without its prefix."""
+    with pytest.raises(ClientInputError) as caught:
+        call(*args, **kwargs)  # type: ignore[operator]
+    assert caught.value.message.startswith(ClientInputError.PREFIX)
+    return caught.value.message.removeprefix(ClientInputError.PREFIX)
 
 
 # --- what the client learns -------------------------------------------------------------
@@ -127,23 +135,23 @@ def test_nested_lists_become_the_declared_dtype(client: SyncClient) -> None:
 
 
 def test_a_value_that_would_change_kind_is_refused_before_sending(types: SyncClient) -> None:
-    error = _error(types.predict, "fixed", x=[[1.5, 2, 3], [4, 5, 6]])  # declared int32
-    assert error.status is Status.INVALID_ARGUMENT
-    assert error.message == "input 'x' of model 'fixed': expected int32 values, got float64"
+    message = _refused(types.predict, "fixed", x=[[1.5, 2, 3], [4, 5, 6]])  # declared int32
+    assert message == (
+        "input 'x' of model 'fixed' expects int32[2, 3], got [[1.5, 2, 3], [4, 5, 6]] (list): "
+        "expected int32 values, got float64"
+    )
 
 
 def test_python_ints_fill_an_unsigned_tensor_when_every_value_fits(types: SyncClient) -> None:
     result = types.predict("invert", image=[[0, 255], [1, 2]])  # int64 from numpy, declared uint8
     assert result.dtype == np.uint8
     assert result.tolist() == [[255, 0], [254, 253]]
-    error = _error(types.predict, "invert", image=[[0, 256]])
-    assert error.status is Status.INVALID_ARGUMENT
-    assert error.message == (
-        "input 'image' of model 'invert': int64 values out of range for uint8: "
-        "256 is outside uint8's [0, 255]"
+    message = _refused(types.predict, "invert", image=[[0, 256]])
+    assert message.startswith("input 'image' of model 'invert' expects uint8[")
+    assert message.endswith(
+        "got [[0, 256]] (list): int64 values out of range for uint8: 256 is outside uint8's [0, 255]"
     )
-    error = _error(types.predict, "invert", image=[[-1, 0]])
-    assert error.message.endswith("-1 is outside uint8's [0, 255]")
+    assert _refused(types.predict, "invert", image=[[-1, 0]]).endswith("-1 is outside uint8's [0, 255]")
 
 
 @pytest.mark.parametrize(
@@ -152,13 +160,15 @@ def test_python_ints_fill_an_unsigned_tensor_when_every_value_fits(types: SyncCl
         (
             "fixed",
             {"x": [[2**40, 0, 0], [0, 0, 0]]},
-            "input 'x' of model 'fixed': int64 values out of range for int32: "
+            "input 'x' of model 'fixed' expects int32[2, 3], got [[1099511627776, 0, 0], [0, 0, 0]] "
+            "(list): int64 values out of range for int32: "
             "1099511627776 is outside int32's [-2147483648, 2147483647]",
         ),
         (
             "affine",
             {"x": [[1e40, 0, 0]], "w": [[1], [1], [1]]},
-            "input 'x' of model 'affine': float64 values too large for float32: "
+            "input 'x' of model 'affine' expects float32[batch, 3], got [[1e+40, 0, 0]] (list): "
+            "float64 values too large for float32: "
             "1e+40 would become inf in float32 (largest finite: 3.40282e+38)",
         ),
     ],
@@ -166,8 +176,7 @@ def test_python_ints_fill_an_unsigned_tensor_when_every_value_fits(types: SyncCl
 def test_a_value_the_declared_dtype_cannot_hold_is_refused_before_sending(
     types: SyncClient, model: str, inputs: dict, message: str
 ) -> None:
-    error = _error(types.predict, model, inputs)
-    assert (error.status, error.message) == (Status.INVALID_ARGUMENT, message)
+    assert _refused(types.predict, model, inputs) == message
 
 
 def test_inputs_as_a_mapping_for_names_that_clash_with_arguments(client: SyncClient) -> None:
@@ -277,9 +286,7 @@ def test_an_error_in_the_middle_of_a_stream_raises_after_the_messages_before_it(
 
 
 def test_predict_on_a_streaming_model_says_to_use_stream(client: SyncClient) -> None:
-    error = _error(client.predict, "words", text="a")
-    assert error.status is Status.INVALID_ARGUMENT
-    assert "use client.stream()" in error.message
+    assert "use client.stream()" in _refused(client.predict, "words", text="a")
 
 
 # --- errors, timeouts, metadata ----------------------------------------------------------
@@ -301,9 +308,8 @@ def test_an_unknown_model_or_input_is_named(client: SyncClient) -> None:
     assert error.status is Status.UNIMPLEMENTED
     assert error.message.startswith("the server does not serve model 'nosuch'; it serves: sentiment, ")
     assert "text-embed v1.5" in error.message
-    error = _error(client.predict, "sentiment", txt=["x"])
-    assert error.status is Status.INVALID_ARGUMENT
-    assert error.message == "model 'sentiment' has no input 'txt' (its inputs: text)"
+    message = _refused(client.predict, "sentiment", txt=["x"])
+    assert message == "model 'sentiment' has no input 'txt' (its inputs: text)"
 
 
 def test_metadata_reaches_the_servers_middleware(served: ServeProcess) -> None:

@@ -460,7 +460,7 @@ def test_framework_type_names_the_plugin_to_install(
         BlazeApp().model("embed")(model_with(x=annotation, **{"return": float}))
     message = str(info.value)
     assert f"model 'embed': parameter 'x' has type {module}.{name}" in message
-    assert f"pip install {distribution}" in message
+    assert f"pip install ./plugins/{distribution} (from the root of the BlazeRPC repository" in message
 
 
 def test_failed_registration_leaves_the_app_unchanged() -> None:

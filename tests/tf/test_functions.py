@@ -133,7 +133,7 @@ def test_without_the_plugin_a_tf_tensor_annotation_names_the_distribution(
 ) -> None:
     monkeypatch.setenv("BLAZERPC_DISABLE_PLUGIN_AUTOLOAD", "1")
     app = BlazeApp()
-    with pytest.raises(ModelRegistrationError, match="pip install blazerpc-tf"):
+    with pytest.raises(ModelRegistrationError, match=r"pip install \./plugins/blazerpc-tf \(from the root"):
 
         @app.model("scale")
         def scale(x: tf.Tensor) -> tf.Tensor:

@@ -14,7 +14,7 @@ Then ``blaze serve app:app``.
 from ._limits import Limits
 from ._model import Model
 from .app import BlazeApp
-from .client import CallError, Client, SyncClient
+from .client import CallError, Client, ClientInputError, SyncClient
 from .exceptions import (
     BlazeRPCError,
     ConfigurationError,
@@ -37,6 +37,7 @@ __all__ = [
     "CallContext",
     "CallError",
     "Client",
+    "ClientInputError",
     "ConfigurationError",
     "ExceptionMiddleware",
     "InferenceError",

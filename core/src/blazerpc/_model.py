@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pluggy
 
+from ._install import plugin_install
 from ._plugins import entry_point_failures, failed_plugin_for_module
 from .batching._plan import BatchSettings
 from .exceptions import InferenceError, ModelRegistrationError, TypeMappingError
@@ -199,7 +200,7 @@ def _plugin_hint(annotation: Any) -> str:
         failed = [f for f in entry_point_failures() if f.distribution == distribution]
         if failed:
             return f" The plugin {distribution} is installed but failed to load: {failed[0].error}"
-        return f" Install the plugin that maps it: pip install {distribution}"
+        return f" Install the plugin that maps it: {plugin_install(distribution)}"
     return (
         " Supported: str, int, float, bool, bytes, list[T], T | None, numpy scalar types, "
         "TensorInput/TensorOutput, np.ndarray, and types of installed plugins "

@@ -97,7 +97,9 @@ def _supervise(config: ServeConfig) -> int:
         try:
             import watchfiles  # noqa: F401
         except ImportError:
-            raise ConfigurationError("--reload needs watchfiles: pip install 'blazerpc[reload]'") from None
+            raise ConfigurationError(
+                "--reload needs watchfiles: pip install 'watchfiles>=0.21' (core's reload extra)"
+            ) from None
     reserved, port = reserve_port(config.host, config.port)
     pm = new_plugin_manager()
     info = SupervisorInfo(config.host, port, config.workers, dict(config.plugin_options))

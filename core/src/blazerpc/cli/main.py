@@ -144,7 +144,11 @@ def serve(
         ),
     ] = None,
     loop: Annotated[
-        _Loop, typer.Option(help="Event loop: uvloop when installed (blazerpc[speed]), or asyncio's.")
+        _Loop,
+        typer.Option(
+            help="Event loop: uvloop when installed (core's speed extra: pip install './core[speed]'), "
+            "or asyncio's."
+        ),
     ] = _Loop.auto,
     log_format: Annotated[_LogFormat, typer.Option(help="Log output.")] = _LogFormat.console,
     log_level: Annotated[_LogLevel, typer.Option(help="Lowest level logged.")] = _LogLevel.info,

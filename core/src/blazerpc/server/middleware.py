@@ -68,6 +68,8 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.metadata import encode_metadata
 
+from .._install import plugin_install
+
 __all__ = ["CallContext", "ExceptionMiddleware", "LoggingMiddleware", "Middleware"]
 
 
@@ -281,7 +283,8 @@ def __getattr__(name: str) -> Any:
             plugin = importlib.import_module("blazerpc_metrics")
         except ImportError as exc:
             raise ImportError(
-                "MetricsMiddleware is provided by the metrics plugin: pip install blazerpc-metrics",
+                "MetricsMiddleware is provided by the metrics plugin, which is not installed: "
+                + plugin_install("blazerpc-metrics"),
                 name="blazerpc_metrics",
             ) from exc
         return plugin.MetricsMiddleware
