@@ -45,14 +45,16 @@ def _tensor_reader(f: FieldSchema) -> Callable[[Message, dict[int, RawTensor]], 
     return read
 
 
-def _reader(f: FieldSchema) -> Callable[[Message, dict[int, RawTensor]], Any]:
-    """A function reading field ``f`` of a request as the model's argument."""
+def _reader(f: FieldSchema, request_class: type[Message]) -> Callable[[Message, dict[int, RawTensor]], Any]:
+    """A function reading field ``f`` of a ``request_class`` message as the model's argument."""
     if f.wire.message == TENSOR_MESSAGE and f.wire.decode is not None:
         return _tensor_reader(f)
-    return _plain_reader(f)
+    return _plain_reader(f, request_class)
 
 
-def _plain_reader(f: FieldSchema) -> Callable[[Message, dict[int, RawTensor]], Any]:
+def _plain_reader(
+    f: FieldSchema, request_class: type[Message]
+) -> Callable[[Message, dict[int, RawTensor]], Any]:
     """Reads an ordinary field (the tensors cut out of the request are not its concern)."""
     name, wire = f.name, f.wire
     convert = wire.decode
@@ -64,7 +66,7 @@ def _plain_reader(f: FieldSchema) -> Callable[[Message, dict[int, RawTensor]], A
         return lambda msg, tensors: convert(list(getattr(msg, name)))
     # Every singular request field has presence (scalars are proto3 ``optional``).
     if wire.proto_type != _MESSAGE and f.required:
-        return _required_scalar_reader(f)
+        return _required_scalar_reader(f, request_class.HasField)
     required = f.required  # a message field the request must carry
 
     def read_present(msg: Message, tensors: dict[int, RawTensor]) -> Any:
@@ -99,23 +101,26 @@ def _missing_scalar_message(f: FieldSchema) -> str:
     return f"is required but was not set: send it{what} ({note})"
 
 
-def _required_scalar_reader(f: FieldSchema) -> Callable[[Message, dict[int, RawTensor]], Any]:
+def _required_scalar_reader(
+    f: FieldSchema, has_field: Callable[[Message, str], bool]
+) -> Callable[[Message, dict[int, RawTensor]], Any]:
     """Reads a required singular scalar; the field has presence, so a request that did
-    not send it (rather than sent 0) is refused. One ``HasField`` more than a plain read."""
+    not send it (rather than sent 0) is refused. One ``HasField`` more than a plain read:
+    the class's own, unbound (no bound method made per call)."""
     name, convert = f.name, f.wire.decode
     missing = _missing_scalar_message(f)
 
     if convert is None:
 
         def read(msg: Message, tensors: dict[int, RawTensor]) -> Any:
-            if not msg.HasField(name):
+            if not has_field(msg, name):
                 raise InvalidInputError(missing)
             return getattr(msg, name)
 
         return read
 
     def read_converted(msg: Message, tensors: dict[int, RawTensor]) -> Any:
-        if not msg.HasField(name):
+        if not has_field(msg, name):
             raise InvalidInputError(missing)
         return convert(getattr(msg, name))
 
@@ -128,7 +133,7 @@ class RequestDecoder:
     def __init__(self, method: MethodSchema, request_class: type[Message]) -> None:
         self._parse = request_class.FromString
         self._message_name = f"blazerpc.{method.request}"
-        self._readers = [(f.name, _reader(f)) for f in method.inputs]
+        self._readers = [(f.name, _reader(f, request_class)) for f in method.inputs]
         self._tensor_numbers = {
             f.number: f.name
             for f in method.inputs
@@ -337,7 +342,7 @@ def default_problem(f: FieldSchema, request_class: type[Message]) -> str | None:
         tensors: dict[int, RawTensor] = {}
         if wire.message == TENSOR_MESSAGE and wire.decode is not None:
             data, tensors = split_fields(data, {f.number: f.name})
-        decoded = _reader(f)(request_class.FromString(data), tensors)
+        decoded = _reader(f, request_class)(request_class.FromString(data), tensors)
     except RequestError as exc:
         # Encoders word their errors for a model's results ("model returned 300, out of
         # range for int8"); here the value is the default.
