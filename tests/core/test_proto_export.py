@@ -226,15 +226,22 @@ def _leading_comments(file: FileDescriptorProto) -> dict[tuple[int, ...], str]:
 
 def test_protoc_reads_the_same_comments_that_reflection_serves(tmp_path: Path) -> None:
     """The written text and the served descriptor document the same things: each RPC's
-    model, version and docstring, each tensor field's dtype and shape."""
+    model, version and docstring, each tensor field's dtype and shape, which request
+    fields are required."""
     proto = _write_proto(app_target("export_app"), tmp_path)
     compiled = _compile_with_protoc(proto, tmp_path, "--include_source_info")
     built = _load(APPS / "export_app.py", "proto_export_comments").app.schema().file
     served = _leading_comments(built)
     assert served == {path: text for path, text in _leading_comments(compiled).items() if path in served}
     text = proto.read_text()
-    assert "  // float32, shape [batch, 3]\n  TensorProto batch = 1;\n" in text
-    assert "  // any dtype, any shape\n  TensorProto extra = 2;\n" in text
+    required = "  // Required: a request without it is refused.\n"
+    assert "  // float32, shape [batch, 3]\n" + required + "  TensorProto batch = 1;\n" in text
+    assert "  // any dtype, any shape\n" + required + "  TensorProto extra = 2;\n" in text
+    assert (
+        '  // Required: a request without it is refused ("optional" gives it presence: 0, "" and '
+        "false are values).\n  optional int64 count = 2;\n"
+    ) in text
+    assert "  optional int64 limit = 1;\n" in text  # int | None: no comment
     assert "  // float32, shape [batch]\n  TensorProto result_0 = 1;\n" in text
     assert (
         '  // Model "tensors", version "1".\n  //\n'
@@ -263,11 +270,11 @@ EXPORT_MESSAGES = {
         _one("data", 3, "TYPE_BYTES"),
     ],
     "ScalarsRequest": [
-        _one("text", 1, "TYPE_STRING"),
-        _one("count", 2, "TYPE_INT64"),
-        _one("ratio", 3, "TYPE_DOUBLE"),
-        _one("flag", 4, "TYPE_BOOL"),
-        _one("blob", 5, "TYPE_BYTES"),
+        _opt("text", 1, "TYPE_STRING"),
+        _opt("count", 2, "TYPE_INT64"),
+        _opt("ratio", 3, "TYPE_DOUBLE"),
+        _opt("flag", 4, "TYPE_BOOL"),
+        _opt("blob", 5, "TYPE_BYTES"),
     ],
     "ScalarsResponse": [
         _one("result_0", 1, "TYPE_STRING"),
@@ -291,7 +298,7 @@ EXPORT_MESSAGES = {
         _opt("note", 4, "TYPE_STRING"),
     ],
     "OptionsResponse": [_one("result_0", 1, "TYPE_STRING"), _opt("result_1", 2, "TYPE_INT64")],
-    "NumericRequest": [_one("x", 1, "TYPE_FLOAT"), _one("small", 2, "TYPE_INT32")],
+    "NumericRequest": [_opt("x", 1, "TYPE_FLOAT"), _opt("small", 2, "TYPE_INT32")],
     "NumericResponse": [_one("result_0", 1, "TYPE_FLOAT"), _one("result_1", 2, "TYPE_INT32")],
     "TensorsRequest": [
         _one("batch", 1, "TYPE_MESSAGE", TENSOR),
@@ -302,7 +309,7 @@ EXPORT_MESSAGES = {
         _one("result_1", 2, "TYPE_MESSAGE", TENSOR),
         _one("result_2", 3, "TYPE_INT64"),
     ],
-    "CountdownRequest": [_one("start", 1, "TYPE_INT64"), _opt("label", 2, "TYPE_STRING")],
+    "CountdownRequest": [_opt("start", 1, "TYPE_INT64"), _opt("label", 2, "TYPE_STRING")],
     "CountdownResponse": [_one("result_0", 1, "TYPE_STRING"), _one("result_1", 2, "TYPE_INT64")],
 }
 

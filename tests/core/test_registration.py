@@ -377,7 +377,7 @@ def test_fields_in_declaration_order_with_optionals() -> None:
         return []
 
     assert fields(app, "SearchRequest") == [
-        ("query", 1, F.TYPE_STRING, OPTIONAL, False),
+        ("query", 1, F.TYPE_STRING, OPTIONAL, True),  # required, but with presence
         ("tags", 2, F.TYPE_STRING, REPEATED, False),
         ("limit", 3, F.TYPE_INT64, OPTIONAL, True),
         ("cursor", 4, F.TYPE_BYTES, OPTIONAL, True),

@@ -241,6 +241,8 @@ def decode_args(method: MethodSchema, payload: bytes) -> list[Any]:
             args.append([convert(element_type(f), v) for v in getattr(msg, f.name)])
         elif f.wire.optional and not msg.HasField(f.name):
             args.append(absent)
+        elif not msg.HasField(f.name):  # a required scalar (request scalars have presence)
+            raise Undecodable(f"no {f.name}")
         else:
             args.append(convert(element_type(f), getattr(msg, f.name)))
     return args

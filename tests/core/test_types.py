@@ -336,9 +336,9 @@ def test_narrow_integers_accept_their_whole_range(
     types: Client, field: str, np_type: Any, which: str
 ) -> None:
     value = _extreme(np_type, which)
-    reply = call(types, "narrow", **{field: value})
-    expected = {"i8": 0, "i16": 0, "u8": 0, "u16": 0, field: value}
-    assert reply.result == ",".join(str(expected[f]) for f in ("i8", "i16", "u8", "u16"))
+    sent = {"i8": 0, "i16": 0, "u8": 0, "u16": 0, field: value}  # every input is required
+    reply = call(types, "narrow", **sent)
+    assert reply.result == ",".join(str(sent[f]) for f in ("i8", "i16", "u8", "u16"))
 
 
 @pytest.mark.parametrize(
@@ -356,7 +356,7 @@ def test_narrow_integers_reject_values_out_of_range(
     types: Client, field: str, value: int, type_name: str
 ) -> None:
     with pytest.raises(GRPCError) as info:
-        call(types, "narrow", **{field: value})
+        call(types, "narrow", **{"i8": 0, "i16": 0, "u8": 0, "u16": 0, field: value})
     assert info.value.status is Status.INVALID_ARGUMENT
     message = info.value.message or ""
     assert f"field '{field}'" in message

@@ -28,6 +28,7 @@ from ..wire._schema import (
     leading_comments,
     method_path,
     parse_method_comment,
+    parse_required_comment,
     parse_tensor_comment,
 )
 from ._errors import CallError, ClientInputError
@@ -130,7 +131,8 @@ class FieldInfo:
     #: ``"string"``, ``"int64"``, ``"tensor"``, or a message's full name.
     type: str
     repeated: bool = False
-    #: The field may be absent: ``None`` when it is (proto3 ``optional``).
+    #: The field may be absent: ``None`` when it is (proto3 ``optional`` and not
+    #: commented ``Required:``; the server refuses a request without a required field).
     optional: bool = False
     #: A tensor's declared dtype (``"float32"``), ``None`` for any dtype.
     dtype: str | None = None
@@ -224,7 +226,14 @@ def _field_info(field: FieldDescriptor, comment: str) -> FieldInfo:
     else:
         kind = _TYPE_NAMES.get(field.type, str(field.type))
     repeated = _repeated(field)
-    optional = not repeated and field.has_presence and field.type != _FD.TYPE_MESSAGE
+    # Request scalars have presence whether or not they are required; the comment
+    # says which are (a server without such comments gave presence to optional ones only).
+    optional = (
+        not repeated
+        and field.has_presence
+        and field.type != _FD.TYPE_MESSAGE
+        and not parse_required_comment(comment)
+    )
     return FieldInfo(field.name, kind, repeated, optional, dtype, dims)
 
 
