@@ -257,7 +257,7 @@ def test_leaving_a_stream_early_ends_the_call(client: SyncClient) -> None:
     assert client.predict("sentiment", text=["x"]) == [0.95]
 
 
-def test_an_error_in_the_middle_of_a_stream_raises_after_the_messages_before_it() -> None:
+async def test_an_error_in_the_middle_of_a_stream_raises_after_the_messages_before_it() -> None:
     async def run(address: str) -> tuple[list[object], CallError]:
         got: list[object] = []
 
@@ -271,7 +271,7 @@ def test_an_error_in_the_middle_of_a_stream_raises_after_the_messages_before_it(
         return got, caught.value
 
     with serve_process(app_target("streaming")) as proc:
-        got, error = asyncio.run(run(proc.address))
+        got, error = await run(proc.address)
     assert got == [0, 1, 2]
     assert error.status is Status.INTERNAL
 
@@ -331,17 +331,14 @@ def test_a_server_that_is_not_there_is_unavailable() -> None:
     assert f"cannot reach 127.0.0.1:{port}" in error.message
 
 
-def test_a_server_without_models_of_ours_is_unimplemented(types_server: ServeProcess) -> None:
-    async def run() -> CallError:
-        client = Client(types_server.address)
-        try:
-            with pytest.raises(CallError) as caught:
-                await client.predict("sentiment", text=["x"])
-            return caught.value
-        finally:
-            client.close()
-
-    error = asyncio.run(run())
+async def test_a_server_without_models_of_ours_is_unimplemented(types_server: ServeProcess) -> None:
+    client = Client(types_server.address)
+    try:
+        with pytest.raises(CallError) as caught:
+            await client.predict("sentiment", text=["x"])
+        error = caught.value
+    finally:
+        client.close()
     assert error.status is Status.UNIMPLEMENTED
     assert "does not serve model 'sentiment'" in error.message
 
@@ -349,15 +346,13 @@ def test_a_server_without_models_of_ours_is_unimplemented(types_server: ServePro
 # --- async client, concurrency, event loops ---------------------------------------------
 
 
-def test_async_client_serves_concurrent_calls_over_one_connection(served: ServeProcess) -> None:
-    async def run() -> list[float]:
-        async with Client(served.address, timeout=10) as client:
-            return await asyncio.gather(*[client.predict("sleepy", seconds=0.2) for _ in range(20)])
-
-    assert asyncio.run(run()) == [0.2] * 20
+async def test_async_client_serves_concurrent_calls_over_one_connection(served: ServeProcess) -> None:
+    async with Client(served.address, timeout=10) as client:
+        got = await asyncio.gather(*[client.predict("sleepy", seconds=0.2) for _ in range(20)])
+    assert got == [0.2] * 20
 
 
-def test_sync_client_works_from_threads_and_inside_a_running_loop(client: SyncClient) -> None:
+async def test_sync_client_works_from_threads_and_inside_a_running_loop(client: SyncClient) -> None:
     results: list[object] = []
     threads = [
         threading.Thread(target=lambda: results.append(client.predict("sentiment", text=["x"])))
@@ -369,10 +364,8 @@ def test_sync_client_works_from_threads_and_inside_a_running_loop(client: SyncCl
         t.join()
     assert results == [[0.95]] * 8
 
-    async def inside_a_loop() -> object:
-        return client.predict("sentiment", text=["y"])
-
-    assert asyncio.run(inside_a_loop()) == [0.95]
+    got = client.predict("sentiment", text=["y"])
+    assert got == [0.95]
 
 
 def test_a_closed_sync_client_refuses_calls(served: ServeProcess) -> None:
@@ -384,18 +377,16 @@ def test_a_closed_sync_client_refuses_calls(served: ServeProcess) -> None:
         client.predict("sentiment", text=["x"])
 
 
-def test_serve_app_gives_a_client_to_the_server_it_started() -> None:
+async def test_serve_app_gives_a_client_to_the_server_it_started() -> None:
     app = BlazeApp()
 
     @app.model("double")
     async def double(x: int) -> int:
         return 2 * x
 
-    async def run() -> int:
-        async with serve_app(app) as server, server.client(timeout=5) as client:
-            return await client.predict("double", x=21)  # type: ignore[no-any-return]
-
-    assert asyncio.run(run()) == 42
+    async with serve_app(app) as server, server.client(timeout=5) as client:
+        got = await client.predict("double", x=21)
+    assert got == 42
 
 
 # --- TLS ---------------------------------------------------------------------------------
@@ -442,7 +433,7 @@ def test_tls_arguments_that_contradict_each_other_are_refused(tmp_path: Path) ->
         Client("127.0.0.1:1", ca_file=str(tmp_path / "missing.pem"))
 
 
-def test_client_metadata_goes_with_the_discovery_too() -> None:
+async def test_client_metadata_goes_with_the_discovery_too() -> None:
     """A proxy or server that wants credentials on every call sees them on the
     reflection call as well (grpclib's RecvRequest event shows what arrived)."""
     from grpclib.events import RecvRequest, listen
@@ -460,18 +451,16 @@ def test_client_metadata_goes_with_the_discovery_too() -> None:
     async def record(event: RecvRequest) -> None:
         seen.append((event.method_name, dict(event.metadata).get("authorization")))
 
-    async def run() -> str:
-        server = BlazeServer(app, options={"access_log": False})
-        info = await server.start("127.0.0.1", 0)
-        listen(server._server, RecvRequest, record)
-        try:
-            async with Client(info.address, timeout=10, metadata={"authorization": "Bearer t"}) as client:
-                result: str = await client.predict("echo", text="hi")
-                return result
-        finally:
-            await server.stop()
-
-    assert asyncio.run(run()) == "hi"
+    server = BlazeServer(app, options={"access_log": False})
+    info = await server.start("127.0.0.1", 0)
+    listen(server._server, RecvRequest, record)
+    try:
+        async with Client(info.address, timeout=10, metadata={"authorization": "Bearer t"}) as client:
+            result: str = await client.predict("echo", text="hi")
+            got = result
+    finally:
+        await server.stop()
+    assert got == "hi"
     assert seen == [
         ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "Bearer t"),
         ("/blazerpc.InferenceService/PredictEcho", "Bearer t"),
