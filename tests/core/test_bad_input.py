@@ -50,17 +50,17 @@ def errors(errors_server: ServeProcess) -> Client:
     return Client(load_app_module("errors_app"), errors_server)
 
 
-def failure(client: Client, model: str, **fields: Any) -> tuple[Status, str]:
+async def failure(client: Client, model: str, **fields: Any) -> tuple[Status, str]:
     """Call ``model``; the status and message it fails with (fails the test if it succeeds)."""
     try:
-        reply = asyncio.run(client.call(model, **fields))
+        reply = await client.call(model, **fields)
     except GRPCError as exc:
         return exc.status, exc.message or ""
     raise AssertionError(f"{model} succeeded: {reply}")
 
 
-def raw_failure(client: Client, path: str, payload: bytes) -> tuple[Status, str]:
-    status, message, replies = asyncio.run(client.raw(path, payload))
+async def raw_failure(client: Client, path: str, payload: bytes) -> tuple[Status, str]:
+    status, message, replies = await client.raw(path, payload)
     assert replies == []
     return status, message or ""
 
@@ -73,9 +73,9 @@ def f32(*shape: int) -> bytes:
     return np.arange(int(np.prod(shape)), dtype="<f4").tobytes()
 
 
-def good_scale_call(client: Client) -> None:
+async def good_scale_call(client: Client) -> None:
     x = np.array([[1, 2, 3], [-4, 0.5, 6]], dtype="<f4")
-    reply = asyncio.run(client.call("scale", x=tensor(client, [2, 3], "float32", x.tobytes())))
+    reply = await client.call("scale", x=tensor(client, [2, 3], "float32", x.tobytes()))
     assert list(reply.result.shape) == [2, 3]
     assert reply.result.dtype == "float32"
     assert np.frombuffer(reply.result.data, dtype="<f4").tolist() == (x * 2).ravel().tolist()
@@ -93,41 +93,41 @@ def good_scale_call(client: Client) -> None:
     ],
     ids=["garbage", "truncated", "tag-only"],
 )
-def test_bytes_that_are_not_a_protobuf_message(errors: Client, payload: bytes, reason: str) -> None:
-    status, message = raw_failure(errors, errors.method("text").path, payload)
+async def test_bytes_that_are_not_a_protobuf_message(errors: Client, payload: bytes, reason: str) -> None:
+    status, message = await raw_failure(errors, errors.method("text").path, payload)
     assert status is Status.INVALID_ARGUMENT
     assert "request is not a valid blazerpc.TextRequest message" in message
     assert reason in message
 
 
-def test_another_models_request_where_a_string_cannot_hold_its_bytes(errors: Client) -> None:
+async def test_another_models_request_where_a_string_cannot_hold_its_bytes(errors: Client) -> None:
     # ScaleRequest's field 1 is a TensorProto whose float data is not UTF-8; field 1 of
     # TextRequest is a string, so these bytes are not a TextRequest.
     data = np.array([1.0, -2.0, 3.0], dtype="<f4").tobytes()
     payload = errors.request("scale", x=tensor(errors, [1, 3], "float32", data)).SerializeToString()
-    status, message = raw_failure(errors, errors.method("text").path, payload)
+    status, message = await raw_failure(errors, errors.method("text").path, payload)
     assert status is Status.INVALID_ARGUMENT
     assert "request is not a valid blazerpc.TextRequest message" in message
     assert "UTF-8" in message
 
 
-def test_another_models_request_where_a_string_lands_in_a_tensor_field(errors: Client) -> None:
+async def test_another_models_request_where_a_string_lands_in_a_tensor_field(errors: Client) -> None:
     # TextRequest(value="hi") parses as a ScaleRequest whose tensor has no dtype.
     payload = errors.request("text", value="hi").SerializeToString()
-    status, message = raw_failure(errors, errors.method("scale").path, payload)
+    status, message = await raw_failure(errors, errors.method("scale").path, payload)
     assert status is Status.INVALID_ARGUMENT
     assert message == "field 'x': unknown dtype ''; expected float32"
 
 
-def test_a_varint_where_a_tensor_is_expected(errors: Client) -> None:
+async def test_a_varint_where_a_tensor_is_expected(errors: Client) -> None:
     # Field 1 is the tensor field; a varint there cannot be a TensorProto.
-    status, message = raw_failure(errors, errors.method("scale").path, b"\x08\x01")
+    status, message = await raw_failure(errors, errors.method("scale").path, b"\x08\x01")
     assert status is Status.INVALID_ARGUMENT
     assert message == "field 'x': expected a TensorProto (wire type 2), got wire type 0"
 
 
-def test_empty_request_message_is_missing_its_required_tensor(errors: Client) -> None:
-    status, message = raw_failure(errors, errors.method("scale").path, b"")
+async def test_empty_request_message_is_missing_its_required_tensor(errors: Client) -> None:
+    status, message = await raw_failure(errors, errors.method("scale").path, b"")
     assert status is Status.INVALID_ARGUMENT
     assert message == "field 'x': is required but was not set"
 
@@ -278,20 +278,20 @@ TENSOR_CASES: list[Any] = [
 
 
 @pytest.mark.parametrize(("model", "fields", "expected"), TENSOR_CASES)
-def test_tensor_that_does_not_match_its_declaration(
+async def test_tensor_that_does_not_match_its_declaration(
     errors: Client, model: str, fields: Callable[[Client], dict[str, Any]], expected: list[str]
 ) -> None:
-    status, message = failure(errors, model, **fields(errors))
+    status, message = await failure(errors, model, **fields(errors))
     assert status is Status.INVALID_ARGUMENT, message
     for part in expected:
         assert part in message
 
 
-def test_bool_tensor_of_zeros_and_ones_round_trips(errors: Client) -> None:
+async def test_bool_tensor_of_zeros_and_ones_round_trips(errors: Client) -> None:
     data = b"\x01\x00\x00\x01\x01"
-    reply = asyncio.run(errors.call("mask", m=tensor(errors, [5], "bool", data)))
+    reply = await errors.call("mask", m=tensor(errors, [5], "bool", data))
     assert (list(reply.result.shape), reply.result.dtype, reply.result.data) == ([5], "bool", data)
-    empty = asyncio.run(errors.call("mask", m=tensor(errors, [0], "bool", b"")))
+    empty = await errors.call("mask", m=tensor(errors, [0], "bool", b""))
     assert (list(empty.result.shape), empty.result.data) == ([0], b"")
 
 
@@ -309,12 +309,12 @@ def test_bool_tensor_of_zeros_and_ones_round_trips(errors: Client) -> None:
     ],
     ids=["int8-high", "int8-low", "int8-int32-max", "uint8", "list-of-int16"],
 )
-def test_numpy_integer_out_of_range(errors: Client, fields: dict[str, Any], expected: str) -> None:
-    assert failure(errors, "narrow", **fields) == (Status.INVALID_ARGUMENT, expected)
+async def test_numpy_integer_out_of_range(errors: Client, fields: dict[str, Any], expected: str) -> None:
+    assert await failure(errors, "narrow", **fields) == (Status.INVALID_ARGUMENT, expected)
 
 
-def test_numpy_integers_in_range_are_accepted(errors: Client) -> None:
-    reply = asyncio.run(errors.call("narrow", small=-128, byte=255, values=[-32768, 32767]))
+async def test_numpy_integers_in_range_are_accepted(errors: Client) -> None:
+    reply = await errors.call("narrow", small=-128, byte=255, values=[-32768, 32767])
     assert reply.result == -128 + 255 - 1
 
 
@@ -325,9 +325,9 @@ def test_numpy_integers_in_range_are_accepted(errors: Client) -> None:
     "path",
     [f"{SERVICE}/PredictNope", f"{SERVICE}/predicttext", "/blazerpc.Other/PredictText", "/nothing"],
 )
-def test_unknown_method_is_unimplemented(errors: Client, path: str) -> None:
+async def test_unknown_method_is_unimplemented(errors: Client, path: str) -> None:
     payload = errors.request("text", value="x").SerializeToString()
-    status, message = raw_failure(errors, path, payload)
+    status, message = await raw_failure(errors, path, payload)
     assert status is Status.UNIMPLEMENTED, message
     assert message is not None
     assert message.startswith(f"unknown method {path}; blazerpc.InferenceService has: ")
@@ -359,24 +359,24 @@ def test_unknown_method_is_unimplemented_for_a_grpcio_client(errors_server: Serv
 # --- models that raise ------------------------------------------------------------------
 
 
-def test_model_raising_value_error_is_internal_with_its_type_and_message(errors: Client) -> None:
-    status, message = failure(errors, "raises_value_error", message="bad things happened")
+async def test_model_raising_value_error_is_internal_with_its_type_and_message(errors: Client) -> None:
+    status, message = await failure(errors, "raises_value_error", message="bad things happened")
     assert status is Status.INTERNAL
     assert message == "model 'raises_value_error' raised ValueError: bad things happened"
 
 
-def test_async_model_raising_is_internal(errors: Client) -> None:
-    status, message = failure(errors, "raises_async", message="missing-key")
+async def test_async_model_raising_is_internal(errors: Client) -> None:
+    status, message = await failure(errors, "raises_async", message="missing-key")
     assert status is Status.INTERNAL
     assert message == "model 'raises_async' raised KeyError: 'missing-key'"
 
 
-def test_model_raising_grpc_error_passes_its_status_through(errors: Client) -> None:
-    assert failure(errors, "raises_not_found", key="abc") == (Status.NOT_FOUND, "no item named 'abc'")
+async def test_model_raising_grpc_error_passes_its_status_through(errors: Client) -> None:
+    assert await failure(errors, "raises_not_found", key="abc") == (Status.NOT_FOUND, "no item named 'abc'")
 
 
-def test_model_raising_invalid_input_error_is_invalid_argument(errors: Client) -> None:
-    assert failure(errors, "raises_invalid_input", value="") == (
+async def test_model_raising_invalid_input_error_is_invalid_argument(errors: Client) -> None:
+    assert await failure(errors, "raises_invalid_input", value="") == (
         Status.INVALID_ARGUMENT,
         "value must not be ''",
     )
@@ -480,10 +480,10 @@ def test_model_raising_invalid_input_error_is_invalid_argument(errors: Client) -
         ),
     ],
 )
-def test_model_returning_the_wrong_type_is_internal(
+async def test_model_returning_the_wrong_type_is_internal(
     errors: Client, model: str, fields: dict[str, Any], expected: list[str]
 ) -> None:
-    status, message = failure(errors, model, **fields)
+    status, message = await failure(errors, model, **fields)
     assert status is Status.INTERNAL, message
     for part in expected:
         assert part in message
@@ -501,10 +501,10 @@ def test_model_returning_the_wrong_type_is_internal(
         ("to_float16", "too_large", ["float64 values too large", "float16[n]", "1000000.0", "inf"]),
     ],
 )
-def test_a_result_that_a_narrowing_cast_would_change_is_internal(
+async def test_a_result_that_a_narrowing_cast_would_change_is_internal(
     errors: Client, model: str, kind: str, expected: list[str]
 ) -> None:
-    status, message = failure(errors, model, kind=kind)
+    status, message = await failure(errors, model, kind=kind)
     assert status is Status.INTERNAL, message
     assert message.startswith("field 'result': ")
     for part in expected:
@@ -520,10 +520,10 @@ def test_a_result_that_a_narrowing_cast_would_change_is_internal(
         ("to_float16", "inf", "<f2", [float("inf"), float("-inf"), 2.0]),  # inf already: kept
     ],
 )
-def test_a_narrowing_cast_that_keeps_every_value_is_made(
+async def test_a_narrowing_cast_that_keeps_every_value_is_made(
     errors: Client, model: str, kind: str, dtype: str, values: list[Any]
 ) -> None:
-    reply = asyncio.run(errors.call(model, kind=kind))
+    reply = await errors.call(model, kind=kind)
     assert reply.result.dtype == np.dtype(dtype).name
     assert np.frombuffer(reply.result.data, dtype=dtype).tolist() == values
 
@@ -531,25 +531,22 @@ def test_a_narrowing_cast_that_keeps_every_value_is_made(
 # --- the server keeps serving -----------------------------------------------------------
 
 
-def test_server_keeps_serving_after_bad_input(errors: Client, errors_server: ServeProcess) -> None:
-    async def hammer() -> list[Status]:
-        text_path = errors.method("text").path
-        calls = [errors.raw(text_path, b"\xff" * n) for n in range(1, 11)]
-        x = errors.schema.classes["TensorProto"](shape=[2**40, 3], dtype="float32", data=b"")
-        calls += [errors.call("scale", x=x) for _ in range(10)]
-        calls += [errors.call("raises_value_error", message=str(i)) for i in range(10)]
-        calls += [errors.call("wrong_tensor", kind="shape") for _ in range(10)]
-        results = await asyncio.gather(*calls, return_exceptions=True)
-        return [r[0] if isinstance(r, tuple) else r.status for r in results]  # type: ignore[union-attr]
-
-    statuses = asyncio.run(hammer())
+async def test_server_keeps_serving_after_bad_input(errors: Client, errors_server: ServeProcess) -> None:
+    text_path = errors.method("text").path
+    calls = [errors.raw(text_path, b"\xff" * n) for n in range(1, 11)]
+    x = errors.schema.classes["TensorProto"](shape=[2**40, 3], dtype="float32", data=b"")
+    calls += [errors.call("scale", x=x) for _ in range(10)]
+    calls += [errors.call("raises_value_error", message=str(i)) for i in range(10)]
+    calls += [errors.call("wrong_tensor", kind="shape") for _ in range(10)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    statuses = [r[0] if isinstance(r, tuple) else r.status for r in results]
     assert statuses == [Status.INVALID_ARGUMENT] * 20 + [Status.INTERNAL] * 20
-    good_scale_call(errors)
-    assert asyncio.run(errors.call("text", value="still here")).result == "STILL HERE"
+    await good_scale_call(errors)
+    assert (await errors.call("text", value="still here")).result == "STILL HERE"
     assert errors_server.process.poll() is None
 
 
-def test_good_call_after_every_other_test(errors: Client, errors_server: ServeProcess) -> None:
+async def test_good_call_after_every_other_test(errors: Client, errors_server: ServeProcess) -> None:
     """Runs last in this module: everything above hit the same server."""
-    good_scale_call(errors)
+    await good_scale_call(errors)
     assert errors_server.process.poll() is None

@@ -3,7 +3,6 @@ real entry points of a fake distribution on PYTHONPATH of a `blaze` subprocess."
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import inspect
 import json
@@ -100,7 +99,7 @@ def field_type(server: Any, message: str, field: str) -> int:
 
 
 @pytest.mark.parametrize("how", ["app", "fixture"])
-def test_plugin_maps_a_custom_type(how: str, request: pytest.FixtureRequest) -> None:
+async def test_plugin_maps_a_custom_type(how: str, request: pytest.FixtureRequest) -> None:
     plugin = CelsiusPlugin()
     if how == "app":
         app, received = thermo_app(plugins=[plugin])
@@ -108,14 +107,11 @@ def test_plugin_maps_a_custom_type(how: str, request: pytest.FixtureRequest) -> 
         request.getfixturevalue("blazerpc_register_plugin")(plugin)
         app, received = thermo_app()
 
-    async def run() -> tuple[list[float], list[int], int, int]:
-        async with serve_app(app) as server:
-            types = [field_type(server, "WarmRequest", "t"), field_type(server, "WarmResponse", "result")]
-            calls_at_start = plugin.map_calls
-            replies = [(await server.call("warm", t=t, by=1.25)).result for t in (20.5, -3.0, 0.0)]
-            return replies, types, calls_at_start, plugin.map_calls
-
-    replies, types, calls_at_start, calls_after = asyncio.run(run())
+    async with serve_app(app) as server:
+        types = [field_type(server, "WarmRequest", "t"), field_type(server, "WarmResponse", "result")]
+        calls_at_start = plugin.map_calls
+        replies = [(await server.call("warm", t=t, by=1.25)).result for t in (20.5, -3.0, 0.0)]
+        replies, types, calls_at_start, calls_after = replies, types, calls_at_start, plugin.map_calls
     assert replies == [21.75, -1.75, 1.25]
     assert plugin.decoded == [20.5, -3.0, 0.0]
     assert plugin.encoded == [21.75, -1.75, 1.25]
@@ -233,19 +229,16 @@ def shout_app(**kwargs: Any) -> BlazeApp:
     return app
 
 
-def test_plugin_overrides_a_builtin_mapping() -> None:
+async def test_plugin_overrides_a_builtin_mapping() -> None:
     app = shout_app(plugins=[StrAsBytes()])
 
-    async def run() -> tuple[list[bytes], int, int]:
-        async with serve_app(app) as server:
-            reply = await server.call("shout", text="héllo".encode())
-            return (
-                list(reply.result),
-                field_type(server, "ShoutRequest", "text"),
-                field_type(server, "ShoutResponse", "result"),
-            )
-
-    result, request_type, response_type = asyncio.run(run())
+    async with serve_app(app) as server:
+        reply = await server.call("shout", text="héllo".encode())
+        result, request_type, response_type = (
+            list(reply.result),
+            field_type(server, "ShoutRequest", "text"),
+            field_type(server, "ShoutResponse", "result"),
+        )
     assert result == ["HÉLLO".encode(), "héllo".encode()]
     assert request_type == FieldDescriptor.TYPE_BYTES
     # list[str] maps its items through the plugins too (context.resolve).
@@ -311,16 +304,14 @@ def doubling_app(result_type: type[FakeTensor], batched: bool, **kwargs: Any) ->
     return app
 
 
-def call_double(app: BlazeApp) -> tuple[list[int], str, list[float]]:
-    async def run() -> tuple[list[int], str, list[float]]:
-        async with serve_app(app) as server:
-            tensor = server.schema.classes["TensorProto"](
-                shape=[3], dtype="float32", data=np.array([1, 2, 3], dtype="<f4").tobytes()
-            )
-            out = (await server.call("double", x=tensor)).result
-            return list(out.shape), out.dtype, np.frombuffer(out.data, dtype=out.dtype).tolist()
-
-    return asyncio.run(run())
+async def call_double(app: BlazeApp) -> tuple[list[int], str, list[float]]:
+    async with serve_app(app) as server:
+        tensor = server.schema.classes["TensorProto"](
+            shape=[3], dtype="float32", data=np.array([1, 2, 3], dtype="<f4").tobytes()
+        )
+        out = (await server.call("double", x=tensor)).result
+        got = list(out.shape), out.dtype, np.frombuffer(out.data, dtype=out.dtype).tolist()
+    return got
 
 
 @pytest.mark.parametrize("batched", [False, True], ids=["fixed-shape", "batch-axis"])
@@ -332,18 +323,18 @@ def call_double(app: BlazeApp) -> tuple[list[int], str, list[float]]:
         (OtherFakeTensor, [20.0, 40.0, 60.0], ["exact:OtherFakeTensor"]),
     ],
 )
-def test_plugin_array_converter_serializes_a_returned_tensor(
+async def test_plugin_array_converter_serializes_a_returned_tensor(
     result_type: type[FakeTensor], expected: list[float], converted: list[str], batched: bool
 ) -> None:
     plugin = FakeTensorPlugin()
-    shape, dtype, values = call_double(doubling_app(result_type, batched, plugins=[plugin]))
+    shape, dtype, values = await call_double(doubling_app(result_type, batched, plugins=[plugin]))
     assert (shape, dtype, values) == ([3], "float32", expected)
     assert plugin.converted == converted
 
 
-def test_without_the_converter_a_foreign_tensor_is_an_internal_error() -> None:
+async def test_without_the_converter_a_foreign_tensor_is_an_internal_error() -> None:
     with pytest.raises(GRPCError) as info:
-        call_double(doubling_app(FakeTensor, batched=False))
+        await call_double(doubling_app(FakeTensor, batched=False))
     assert info.value.status is Status.INTERNAL
     assert "FakeTensor" in (info.value.message or "")
 
@@ -385,7 +376,7 @@ class LinearAdapter:
         return predict
 
 
-def test_plugin_adapts_a_framework_object_into_a_model() -> None:
+async def test_plugin_adapts_a_framework_object_into_a_model() -> None:
     adapter = LinearAdapter()
     app = BlazeApp(plugins=[adapter])
     obj = Linear([1.0, 2.0, 3.0])
@@ -396,14 +387,11 @@ def test_plugin_adapts_a_framework_object_into_a_model() -> None:
     def plain(x: int) -> int:
         return x + 1
 
-    async def run() -> tuple[float, int, list[int]]:
-        async with serve_app(app) as server:
-            request = server.schema.pool.FindMessageTypeByName("blazerpc.LinearRequest")
-            types = [request.fields_by_name["x"].type, request.fields_by_name["bias"].type]
-            linear = (await server.call("linear", x=[1.0, 1.0, 2.0], bias=0.5)).result
-            return linear, (await server.call("plain", x=41)).result, types
-
-    linear, plain_result, types = asyncio.run(run())
+    async with serve_app(app) as server:
+        request = server.schema.pool.FindMessageTypeByName("blazerpc.LinearRequest")
+        types = [request.fields_by_name["x"].type, request.fields_by_name["bias"].type]
+        linear = (await server.call("linear", x=[1.0, 1.0, 2.0], bias=0.5)).result
+        linear, plain_result, types = linear, (await server.call("plain", x=41)).result, types
     assert linear == 9.5
     assert plain_result == 42
     assert types == [FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_DOUBLE]
@@ -449,17 +437,14 @@ def two_model_app(*plugins: object) -> BlazeApp:
     return app
 
 
-def test_startup_and_shutdown_get_the_server_info() -> None:
+async def test_startup_and_shutdown_get_the_server_info() -> None:
     calls: list[tuple[str, str, Any, ServerInfo]] = []
     app = two_model_app(Lifecycle("a", calls))
 
-    async def run() -> tuple[int, list[Any]]:
-        async with serve_app(app, options={"threshold": 0.5}) as server:
-            during = list(calls)
-            assert (await server.call("alpha", x=7)).result == 7
-            return server.port, during
-
-    port, during = asyncio.run(run())
+    async with serve_app(app, options={"threshold": 0.5}) as server:
+        during = list(calls)
+        assert (await server.call("alpha", x=7)).result == 7
+        port, during = server.port, during
     assert [(c[0], c[1]) for c in during] == [("startup", "a")]
     assert [(c[0], c[1]) for c in calls] == [("startup", "a"), ("shutdown", "a")]
     (_, _, started_app, info), (_, _, stopped_app, stopped_info) = calls
@@ -478,15 +463,12 @@ def test_startup_and_shutdown_get_the_server_info() -> None:
     assert stopped_info == info
 
 
-def test_startup_hooks_run_latest_registered_first_and_shutdown_in_reverse() -> None:
+async def test_startup_hooks_run_latest_registered_first_and_shutdown_in_reverse() -> None:
     calls: list[tuple[str, str, Any, ServerInfo]] = []
     app = two_model_app(Lifecycle("first", calls), Lifecycle("second", calls))
 
-    async def run() -> None:
-        async with serve_app(app):
-            pass
-
-    asyncio.run(run())
+    async with serve_app(app):
+        pass
     # pluggy's order, as the hook specs document: the most recently registered first.
     assert [c[1] for c in calls if c[0] == "startup"] == ["second", "first"]
     assert [c[1] for c in calls if c[0] == "shutdown"] == ["first", "second"]
@@ -498,16 +480,13 @@ class FailingShutdown:
         raise RuntimeError("cannot release the GPU")
 
 
-def test_every_shutdown_hook_runs_even_if_one_raises() -> None:
+async def test_every_shutdown_hook_runs_even_if_one_raises() -> None:
     calls: list[tuple[str, str, Any, ServerInfo]] = []
     # The failing plugin sits between two others: one of them runs after it, whatever the order.
     app = two_model_app(Lifecycle("before", calls), FailingShutdown(), Lifecycle("after", calls))
 
-    async def run() -> None:
-        async with serve_app(app):
-            pass
-
-    asyncio.run(run())
+    async with serve_app(app):
+        pass
     assert sorted(c[1] for c in calls if c[0] == "shutdown") == ["after", "before"]
 
 
@@ -521,7 +500,7 @@ class FailingStartup:
         raise RuntimeError("no GPU available")
 
 
-def test_a_failing_startup_hook_aborts_startup() -> None:
+async def test_a_failing_startup_hook_aborts_startup() -> None:
     failing = FailingStartup()
     app = two_model_app(failing)
     entered = []
@@ -531,7 +510,7 @@ def test_a_failing_startup_hook_aborts_startup() -> None:
             entered.append(True)
 
     with pytest.raises(RuntimeError, match="no GPU available"):
-        asyncio.run(run())
+        await run()
     assert entered == []
     assert failing.port
     # The listener was closed: the port can be bound (and listened on) again.
@@ -792,9 +771,9 @@ def _quickstart_module() -> Any:
     return module
 
 
-def test_serve_starts_despite_a_failed_plugin_and_warns(site: Path) -> None:
+async def test_serve_starts_despite_a_failed_plugin_and_warns(site: Path) -> None:
     with serve_process(f"{QUICKSTART}:app", env=site_env(site)) as proc:
-        reply = asyncio.run(Client(_quickstart_module(), proc).call("sentiment", text=["good"]))
+        reply = await Client(_quickstart_module(), proc).call("sentiment", text=["good"])
         warnings = [e for e in proc.logs if e.get("level") == "warning" and e.get("plugin") == "broken"]
     assert list(reply.result) == [0.95]
     assert len(warnings) == 1

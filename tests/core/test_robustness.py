@@ -715,12 +715,13 @@ async def good_calls(server: ServeProcess) -> list[str]:
         channel.close()
 
 
-def test_good_call_to_every_method(server: ServeProcess) -> None:
-    problems = asyncio.run(good_calls(server))
+async def test_good_call_to_every_method(server: ServeProcess) -> None:
+    problems = await good_calls(server)
     assert not problems, "\n".join(problems)
 
 
 def test_random_and_mutated_request_bytes_get_a_proper_status_from_every_method(server: ServeProcess) -> None:
+    # Hypothesis runs a sync function per example: each example runs its own event loop.
     statuses: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
 
@@ -777,8 +778,8 @@ FOUND_BY_FUZZING = [
 
 
 @pytest.mark.parametrize("case", FOUND_BY_FUZZING)
-def test_requests_found_by_fuzzing(server: ServeProcess, case: Case) -> None:
-    problems = asyncio.run(fuzz_once(server, case, Counter()))
+async def test_requests_found_by_fuzzing(server: ServeProcess, case: Case) -> None:
+    problems = await fuzz_once(server, case, Counter())
     assert not problems, "\n".join(problems)
     assert server.process.poll() is None
 
@@ -929,13 +930,13 @@ def rss_kib(pid: int) -> int:
 
 
 @pytest.mark.slow
-def test_load_64_clients_20000_calls_every_answer_right_and_memory_flat(server: ServeProcess) -> None:
+async def test_load_64_clients_20000_calls_every_answer_right_and_memory_flat(server: ServeProcess) -> None:
     pid = server.process.pid
     started = time.monotonic()
-    check_outcomes(asyncio.run(run_load(server, N_CALLS, N_WARMUP)), N_CALLS)
+    check_outcomes(await run_load(server, N_CALLS, N_WARMUP), N_CALLS)
     warm_rss = rss_kib(pid)
     warmed = time.monotonic()
-    check_outcomes(asyncio.run(run_load(server, 0, N_CALLS)), 0)
+    check_outcomes(await run_load(server, 0, N_CALLS), 0)
     end_rss = rss_kib(pid)
     print(
         f"warm-up {warmed - started:.1f} s, {N_CALLS} calls {time.monotonic() - warmed:.1f} s; "
@@ -943,5 +944,5 @@ def test_load_64_clients_20000_calls_every_answer_right_and_memory_flat(server: 
     )
     assert end_rss <= warm_rss * 1.10, f"RSS grew from {warm_rss} KiB to {end_rss} KiB"
     assert server.process.poll() is None
-    problems = asyncio.run(good_calls(server))
+    problems = await good_calls(server)
     assert not problems, "\n".join(problems)
