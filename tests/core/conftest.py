@@ -1,4 +1,4 @@
-"""Shared fixtures: real `blaze serve` processes on free loopback ports."""
+"""Shared fixtures: real `blaze serve` processes on free loopback ports, and grpcurl."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from support import QUICKSTART, Client, app_target, load_app_module
+from support import APPS, QUICKSTART, AppCaller, app_target, load_app_module
 
 from blazerpc.testing import ServeProcess, serve_process
 
@@ -25,18 +25,33 @@ def grpcurl() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
+# Servers that several test files call, started once for the whole run (session scope):
+# their tests only call them; none stops, signals or reconfigures one. A test that does
+# starts its own (`serve_process` in the test, or a module-scoped fixture in its file).
+@pytest.fixture(scope="session")
+def types_server() -> Iterator[ServeProcess]:
+    with serve_process(app_target("types_app")) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="session")
+def export_server() -> Iterator[ServeProcess]:
+    with serve_process(app_target("export_app")) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="session")
 def quickstart_server() -> Iterator[ServeProcess]:
     with serve_process(f"{QUICKSTART}:app") as proc:
         yield proc
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def streaming_server() -> Iterator[ServeProcess]:
     with serve_process(app_target("streaming")) as proc:
         yield proc
 
 
-@pytest.fixture(scope="module")
-def streaming(streaming_server: ServeProcess) -> Client:
-    return Client(load_app_module("streaming"), streaming_server)
+@pytest.fixture(scope="session")
+def streaming(streaming_server: ServeProcess) -> AppCaller:
+    return AppCaller(load_app_module(APPS / "streaming.py"), streaming_server)

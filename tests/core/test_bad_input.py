@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from support import Client, app_target, load_app_module
+from support import APPS, AppCaller, app_target, load_app_module
 
 from blazerpc.testing import ServeProcess, run_grpcio_client, serve_process
 
@@ -46,11 +46,11 @@ def errors_server() -> Iterator[ServeProcess]:
 
 
 @pytest.fixture(scope="module")
-def errors(errors_server: ServeProcess) -> Client:
-    return Client(load_app_module("errors_app"), errors_server)
+def errors(errors_server: ServeProcess) -> AppCaller:
+    return AppCaller(load_app_module(APPS / "errors_app.py"), errors_server)
 
 
-async def failure(client: Client, model: str, **fields: Any) -> tuple[Status, str]:
+async def failure(client: AppCaller, model: str, **fields: Any) -> tuple[Status, str]:
     """Call ``model``; the status and message it fails with (fails the test if it succeeds)."""
     try:
         reply = await client.call(model, **fields)
@@ -59,13 +59,13 @@ async def failure(client: Client, model: str, **fields: Any) -> tuple[Status, st
     raise AssertionError(f"{model} succeeded: {reply}")
 
 
-async def raw_failure(client: Client, path: str, payload: bytes) -> tuple[Status, str]:
+async def raw_failure(client: AppCaller, path: str, payload: bytes) -> tuple[Status, str]:
     status, message, replies = await client.raw(path, payload)
     assert replies == []
     return status, message or ""
 
 
-def tensor(client: Client, shape: list[int], dtype: str, data: bytes) -> Any:
+def tensor(client: AppCaller, shape: list[int], dtype: str, data: bytes) -> Any:
     return client.schema.classes["TensorProto"](shape=shape, dtype=dtype, data=data)
 
 
@@ -73,7 +73,7 @@ def f32(*shape: int) -> bytes:
     return np.arange(int(np.prod(shape)), dtype="<f4").tobytes()
 
 
-async def good_scale_call(client: Client) -> None:
+async def good_scale_call(client: AppCaller) -> None:
     x = np.array([[1, 2, 3], [-4, 0.5, 6]], dtype="<f4")
     reply = await client.call("scale", x=tensor(client, [2, 3], "float32", x.tobytes()))
     assert list(reply.result.shape) == [2, 3]
@@ -93,14 +93,14 @@ async def good_scale_call(client: Client) -> None:
     ],
     ids=["garbage", "truncated", "tag-only"],
 )
-async def test_bytes_that_are_not_a_protobuf_message(errors: Client, payload: bytes, reason: str) -> None:
+async def test_bytes_that_are_not_a_protobuf_message(errors: AppCaller, payload: bytes, reason: str) -> None:
     status, message = await raw_failure(errors, errors.method("text").path, payload)
     assert status is Status.INVALID_ARGUMENT
     assert "request is not a valid blazerpc.TextRequest message" in message
     assert reason in message
 
 
-async def test_another_models_request_where_a_string_cannot_hold_its_bytes(errors: Client) -> None:
+async def test_another_models_request_where_a_string_cannot_hold_its_bytes(errors: AppCaller) -> None:
     # ScaleRequest's field 1 is a TensorProto whose float data is not UTF-8; field 1 of
     # TextRequest is a string, so these bytes are not a TextRequest.
     data = np.array([1.0, -2.0, 3.0], dtype="<f4").tobytes()
@@ -111,7 +111,7 @@ async def test_another_models_request_where_a_string_cannot_hold_its_bytes(error
     assert "UTF-8" in message
 
 
-async def test_another_models_request_where_a_string_lands_in_a_tensor_field(errors: Client) -> None:
+async def test_another_models_request_where_a_string_lands_in_a_tensor_field(errors: AppCaller) -> None:
     # TextRequest(value="hi") parses as a ScaleRequest whose tensor has no dtype.
     payload = errors.request("text", value="hi").SerializeToString()
     status, message = await raw_failure(errors, errors.method("scale").path, payload)
@@ -119,14 +119,14 @@ async def test_another_models_request_where_a_string_lands_in_a_tensor_field(err
     assert message == "field 'x': unknown dtype ''; expected float32"
 
 
-async def test_a_varint_where_a_tensor_is_expected(errors: Client) -> None:
+async def test_a_varint_where_a_tensor_is_expected(errors: AppCaller) -> None:
     # Field 1 is the tensor field; a varint there cannot be a TensorProto.
     status, message = await raw_failure(errors, errors.method("scale").path, b"\x08\x01")
     assert status is Status.INVALID_ARGUMENT
     assert message == "field 'x': expected a TensorProto (wire type 2), got wire type 0"
 
 
-async def test_empty_request_message_is_missing_its_required_tensor(errors: Client) -> None:
+async def test_empty_request_message_is_missing_its_required_tensor(errors: AppCaller) -> None:
     status, message = await raw_failure(errors, errors.method("scale").path, b"")
     assert status is Status.INVALID_ARGUMENT
     assert message == "field 'x': is required but was not set"
@@ -279,7 +279,7 @@ TENSOR_CASES: list[Any] = [
 
 @pytest.mark.parametrize(("model", "fields", "expected"), TENSOR_CASES)
 async def test_tensor_that_does_not_match_its_declaration(
-    errors: Client, model: str, fields: Callable[[Client], dict[str, Any]], expected: list[str]
+    errors: AppCaller, model: str, fields: Callable[[AppCaller], dict[str, Any]], expected: list[str]
 ) -> None:
     status, message = await failure(errors, model, **fields(errors))
     assert status is Status.INVALID_ARGUMENT, message
@@ -287,7 +287,7 @@ async def test_tensor_that_does_not_match_its_declaration(
         assert part in message
 
 
-async def test_bool_tensor_of_zeros_and_ones_round_trips(errors: Client) -> None:
+async def test_bool_tensor_of_zeros_and_ones_round_trips(errors: AppCaller) -> None:
     data = b"\x01\x00\x00\x01\x01"
     reply = await errors.call("mask", m=tensor(errors, [5], "bool", data))
     assert (list(reply.result.shape), reply.result.dtype, reply.result.data) == ([5], "bool", data)
@@ -309,11 +309,11 @@ async def test_bool_tensor_of_zeros_and_ones_round_trips(errors: Client) -> None
     ],
     ids=["int8-high", "int8-low", "int8-int32-max", "uint8", "list-of-int16"],
 )
-async def test_numpy_integer_out_of_range(errors: Client, fields: dict[str, Any], expected: str) -> None:
+async def test_numpy_integer_out_of_range(errors: AppCaller, fields: dict[str, Any], expected: str) -> None:
     assert await failure(errors, "narrow", **fields) == (Status.INVALID_ARGUMENT, expected)
 
 
-async def test_numpy_integers_in_range_are_accepted(errors: Client) -> None:
+async def test_numpy_integers_in_range_are_accepted(errors: AppCaller) -> None:
     reply = await errors.call("narrow", small=-128, byte=255, values=[-32768, 32767])
     assert reply.result == -128 + 255 - 1
 
@@ -325,7 +325,7 @@ async def test_numpy_integers_in_range_are_accepted(errors: Client) -> None:
     "path",
     [f"{SERVICE}/PredictNope", f"{SERVICE}/predicttext", "/blazerpc.Other/PredictText", "/nothing"],
 )
-async def test_unknown_method_is_unimplemented(errors: Client, path: str) -> None:
+async def test_unknown_method_is_unimplemented(errors: AppCaller, path: str) -> None:
     payload = errors.request("text", value="x").SerializeToString()
     status, message = await raw_failure(errors, path, payload)
     assert status is Status.UNIMPLEMENTED, message
@@ -359,23 +359,23 @@ def test_unknown_method_is_unimplemented_for_a_grpcio_client(errors_server: Serv
 # --- models that raise ------------------------------------------------------------------
 
 
-async def test_model_raising_value_error_is_internal_with_its_type_and_message(errors: Client) -> None:
+async def test_model_raising_value_error_is_internal_with_its_type_and_message(errors: AppCaller) -> None:
     status, message = await failure(errors, "raises_value_error", message="bad things happened")
     assert status is Status.INTERNAL
     assert message == "model 'raises_value_error' raised ValueError: bad things happened"
 
 
-async def test_async_model_raising_is_internal(errors: Client) -> None:
+async def test_async_model_raising_is_internal(errors: AppCaller) -> None:
     status, message = await failure(errors, "raises_async", message="missing-key")
     assert status is Status.INTERNAL
     assert message == "model 'raises_async' raised KeyError: 'missing-key'"
 
 
-async def test_model_raising_grpc_error_passes_its_status_through(errors: Client) -> None:
+async def test_model_raising_grpc_error_passes_its_status_through(errors: AppCaller) -> None:
     assert await failure(errors, "raises_not_found", key="abc") == (Status.NOT_FOUND, "no item named 'abc'")
 
 
-async def test_model_raising_invalid_input_error_is_invalid_argument(errors: Client) -> None:
+async def test_model_raising_invalid_input_error_is_invalid_argument(errors: AppCaller) -> None:
     assert await failure(errors, "raises_invalid_input", value="") == (
         Status.INVALID_ARGUMENT,
         "value must not be ''",
@@ -481,7 +481,7 @@ async def test_model_raising_invalid_input_error_is_invalid_argument(errors: Cli
     ],
 )
 async def test_model_returning_the_wrong_type_is_internal(
-    errors: Client, model: str, fields: dict[str, Any], expected: list[str]
+    errors: AppCaller, model: str, fields: dict[str, Any], expected: list[str]
 ) -> None:
     status, message = await failure(errors, model, **fields)
     assert status is Status.INTERNAL, message
@@ -502,7 +502,7 @@ async def test_model_returning_the_wrong_type_is_internal(
     ],
 )
 async def test_a_result_that_a_narrowing_cast_would_change_is_internal(
-    errors: Client, model: str, kind: str, expected: list[str]
+    errors: AppCaller, model: str, kind: str, expected: list[str]
 ) -> None:
     status, message = await failure(errors, model, kind=kind)
     assert status is Status.INTERNAL, message
@@ -521,7 +521,7 @@ async def test_a_result_that_a_narrowing_cast_would_change_is_internal(
     ],
 )
 async def test_a_narrowing_cast_that_keeps_every_value_is_made(
-    errors: Client, model: str, kind: str, dtype: str, values: list[Any]
+    errors: AppCaller, model: str, kind: str, dtype: str, values: list[Any]
 ) -> None:
     reply = await errors.call(model, kind=kind)
     assert reply.result.dtype == np.dtype(dtype).name
@@ -531,7 +531,7 @@ async def test_a_narrowing_cast_that_keeps_every_value_is_made(
 # --- the server keeps serving -----------------------------------------------------------
 
 
-async def test_server_keeps_serving_after_bad_input(errors: Client, errors_server: ServeProcess) -> None:
+async def test_server_keeps_serving_after_bad_input(errors: AppCaller, errors_server: ServeProcess) -> None:
     text_path = errors.method("text").path
     calls = [errors.raw(text_path, b"\xff" * n) for n in range(1, 11)]
     x = errors.schema.classes["TensorProto"](shape=[2**40, 3], dtype="float32", data=b"")
@@ -546,7 +546,7 @@ async def test_server_keeps_serving_after_bad_input(errors: Client, errors_serve
     assert errors_server.process.poll() is None
 
 
-async def test_good_call_after_every_other_test(errors: Client, errors_server: ServeProcess) -> None:
+async def test_good_call_after_every_other_test(errors: AppCaller, errors_server: ServeProcess) -> None:
     """Runs last in this module: everything above hit the same server."""
     await good_scale_call(errors)
     assert errors_server.process.poll() is None

@@ -12,33 +12,11 @@ import numpy as np
 import pytest
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from support import Client, load_app_module
+from support import APPS, AppCaller, Gate, load_app_module, wait_until
 
 from blazerpc import BlazeApp, ConfigurationError, TensorInput, TensorOutput, hookimpl
 from blazerpc.batching import BatchConfig, BatchEvent, BatchListener, FixedWindowPolicy, QueueState
 from blazerpc.testing import serve_app
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 5) -> None:
-    """Poll a condition set by the model's thread (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.005)
-
-
-class Gate:
-    """Blocks the model's first call until released, so requests pile up in the queue."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self) -> None:
-        if not self.release.is_set():
-            self.entered.set()
-            assert self.release.wait(10)
 
 
 class DepthRecorder(BatchListener):
@@ -686,7 +664,6 @@ def test_batching_true_on_a_model_without_a_batch_axis_fails_at_start_up() -> No
 def test_the_start_up_log_says_which_models_are_batched_and_why_not(
     target: str, lines: dict[str, str]
 ) -> None:
-    from support import APPS
 
     from blazerpc.testing import serve_process
 
@@ -784,13 +761,12 @@ async def test_batch_listeners_see_every_batch_and_the_queue_depth() -> None:
 
 
 async def test_failing_listeners_are_logged_and_a_failing_policy_fails_only_its_requests() -> None:
-    from support import APPS
 
     from blazerpc.testing import serve_process
 
-    module = load_app_module("broken_batching_app")
+    module = load_app_module(APPS / "broken_batching_app.py")
     with serve_process(f"{APPS / 'broken_batching_app'}.py:app") as proc:
-        client = Client(module, proc)
+        client = AppCaller(module, proc)
 
         for i in range(3):  # listeners raise on every call: the calls do not notice
             assert list((await client.call("double", x=[i, 1])).result) == [2 * i, 2]

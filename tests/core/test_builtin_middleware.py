@@ -17,7 +17,7 @@ import pytest
 from grpclib.client import Channel, UnaryUnaryMethod
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from support import app_target, load_app_module
+from support import APPS, app_target, load_app_module
 
 from blazerpc import (
     BlazeApp,
@@ -58,7 +58,7 @@ def _blaze_serve(target: str, *args: str) -> Iterator[tuple[int, list[dict[str, 
 
 
 async def _calls(port: int) -> None:
-    schema = load_app_module("access_log_app").app.schema()
+    schema = load_app_module(APPS / "access_log_app.py").app.schema()
     methods = {m.model: m for m in schema.methods}
 
     def rpc(channel: Channel, model: str) -> UnaryUnaryMethod[Any, Any]:

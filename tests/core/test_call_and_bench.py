@@ -26,12 +26,6 @@ def served() -> Iterator[ServeProcess]:
         yield proc
 
 
-@pytest.fixture(scope="module")
-def types_server() -> Iterator[ServeProcess]:
-    with serve_process(app_target("types_app")) as proc:
-        yield proc
-
-
 def blaze(*args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*blaze_command(), *args],

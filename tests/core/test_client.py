@@ -16,7 +16,7 @@ import pytest
 from google.protobuf.descriptor_pb2 import FileDescriptorProto
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from support import QUICKSTART, app_target, certificates
+from support import APPS, QUICKSTART, app_target, certificates, load_app_module
 
 from blazerpc import BlazeApp, CallError, Client, SyncClient
 from blazerpc.client._schema import ServiceSchema
@@ -26,12 +26,6 @@ from blazerpc.testing import ServeProcess, serve_app, serve_process
 @pytest.fixture(scope="module")
 def served() -> Iterator[ServeProcess]:
     with serve_process(app_target("client_app")) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def types_server() -> Iterator[ServeProcess]:
-    with serve_process(app_target("types_app")) as proc:
         yield proc
 
 
@@ -88,9 +82,7 @@ def test_a_server_without_schema_comments_is_still_callable_by_its_rpc_names() -
 
 
 def _load_schema_file() -> FileDescriptorProto:
-    import importlib
-
-    return importlib.import_module("apps.client_app").app.schema().file
+    return load_app_module(APPS / "client_app.py").app.schema().file
 
 
 # --- calls ------------------------------------------------------------------------------

@@ -10,19 +10,19 @@ import pytest
 from grpclib.client import UnaryStreamMethod, UnaryUnaryMethod
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from support import Client, app_target, load_app_module
+from support import APPS, AppCaller, app_target, load_app_module
 
 from blazerpc import BlazeApp, CallContext, Middleware, hookimpl
 from blazerpc.testing import RunningServer, serve_app, serve_process
 
 
 @pytest.fixture(scope="module")
-def auth() -> Iterator[Client]:
+def auth() -> Iterator[AppCaller]:
     with serve_process(app_target("auth_app")) as proc:
-        yield Client(load_app_module("auth_app"), proc)
+        yield AppCaller(load_app_module(APPS / "auth_app.py"), proc)
 
 
-async def _call_with_metadata(client: Client, metadata: dict[str, str] | None) -> list[float]:
+async def _call_with_metadata(client: AppCaller, metadata: dict[str, str] | None) -> list[float]:
     m = client.method("sentiment")
     channel = client.channel()
     try:
@@ -35,14 +35,14 @@ async def _call_with_metadata(client: Client, metadata: dict[str, str] | None) -
     return got
 
 
-async def test_auth_example_rejects_a_call_without_token(auth: Client) -> None:
+async def test_auth_example_rejects_a_call_without_token(auth: AppCaller) -> None:
     with pytest.raises(GRPCError) as info:
         await _call_with_metadata(auth, None)
     assert info.value.status is Status.UNAUTHENTICATED
     assert info.value.message == "Missing token"
 
 
-async def test_auth_example_lets_a_call_with_token_through(auth: Client) -> None:
+async def test_auth_example_lets_a_call_with_token_through(auth: AppCaller) -> None:
     assert await _call_with_metadata(auth, {"authorization": "Bearer abc"}) == pytest.approx([0.95, 0.95])
 
 

@@ -3,7 +3,6 @@ real entry points of a fake distribution on PYTHONPATH of a `blaze` subprocess."
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import json
 import os
@@ -24,7 +23,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from support import QUICKSTART, Client
+from support import QUICKSTART, AppCaller, load_app_module
 
 import blazerpc
 from blazerpc import BlazeApp, ModelRegistrationError, TensorInput, TensorOutput, TypeMappingError, hookimpl
@@ -762,18 +761,9 @@ def test_serve_aborts_when_a_startup_hook_raises(site: Path) -> None:
     assert "Server listening" not in result.stderr
 
 
-def _quickstart_module() -> Any:
-    spec = importlib.util.spec_from_file_location("quickstart_app_for_plugins", QUICKSTART)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 async def test_serve_starts_despite_a_failed_plugin_and_warns(site: Path) -> None:
     with serve_process(f"{QUICKSTART}:app", env=site_env(site)) as proc:
-        reply = await Client(_quickstart_module(), proc).call("sentiment", text=["good"])
+        reply = await AppCaller(load_app_module(QUICKSTART), proc).call("sentiment", text=["good"])
         warnings = [e for e in proc.logs if e.get("level") == "warning" and e.get("plugin") == "broken"]
     assert list(reply.result) == [0.95]
     assert len(warnings) == 1

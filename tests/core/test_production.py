@@ -23,15 +23,15 @@ from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated, ResponseReceived, StreamEnded
-from support import APPS, Client, RecordingChannel, app_target, certificates, load_app_module, spawned
+from support import APPS, AppCaller, RecordingChannel, app_target, certificates, load_app_module, spawned
 
 from blazerpc.server._service import BlazeCodec, RawMessage
 from blazerpc.testing import ServeProcess, blaze_command, serve_process
 from blazerpc.wire._schema import Schema
 
-SCHEMA = load_app_module("serving_app").app.schema()
-DRAIN = load_app_module("drain_app").app.schema()
-LIMITS = load_app_module("limits_app").app.schema()
+SCHEMA = load_app_module(APPS / "serving_app.py").app.schema()
+DRAIN = load_app_module(APPS / "drain_app.py").app.schema()
+LIMITS = load_app_module(APPS / "limits_app.py").app.schema()
 
 
 def rpc(channel: Channel, model: str, schema: Schema = SCHEMA) -> UnaryUnaryMethod[Any, Any]:
@@ -568,7 +568,7 @@ def test_tls_with_a_missing_certificate_fails_at_start_up(tmp_path: Path) -> Non
 
 async def test_an_oversized_request_is_refused_before_it_is_read() -> None:
     with serve_process(app_target("serving_app"), "--max-message-size", "1000") as proc:
-        client = Client(load_app_module("serving_app"), proc)
+        client = AppCaller(load_app_module(APPS / "serving_app.py"), proc)
         assert (await client.call("pid", text="x" * 900)).result == proc.process.pid
         with pytest.raises(GRPCError) as info:
             await client.call("pid", text="x" * 5000)

@@ -33,7 +33,7 @@ from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import app_target, load_app_module
+from support import APPS, app_target, load_app_module
 
 from blazerpc.server._service import BlazeCodec, RawMessage
 from blazerpc.testing import ServeProcess, serve_process
@@ -41,7 +41,7 @@ from blazerpc.types import TENSOR_DTYPES, TensorSpec
 from blazerpc.wire._codec import split_result
 from blazerpc.wire._schema import FieldSchema, MethodSchema
 
-APP = load_app_module("robust_app")
+APP = load_app_module(APPS / "robust_app.py")
 SCHEMA = APP.app.schema()
 METHODS: tuple[MethodSchema, ...] = SCHEMA.methods
 METHOD = {m.model: m for m in METHODS}

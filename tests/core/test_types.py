@@ -22,7 +22,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.reflection.v1.reflection_grpc import ServerReflectionStub
 from grpclib.reflection.v1.reflection_pb2 import ServerReflectionRequest
-from support import Client, app_target, load_app_module
+from support import APPS, AppCaller, app_target, load_app_module
 
 from blazerpc.testing import ServeProcess, serve_process
 from blazerpc.types import TENSOR_DTYPES
@@ -31,14 +31,8 @@ from blazerpc.types import TENSOR_DTYPES
 
 
 @pytest.fixture(scope="module")
-def types_server() -> Iterator[ServeProcess]:
-    with serve_process(app_target("types_app")) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def types(types_server: ServeProcess) -> Client:
-    return Client(load_app_module("types_app"), types_server)
+def types(types_server: ServeProcess) -> AppCaller:
+    return AppCaller(load_app_module(APPS / "types_app.py"), types_server)
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +42,15 @@ def future_server() -> Iterator[ServeProcess]:
 
 
 @pytest.fixture(scope="module")
-def future(future_server: ServeProcess) -> Client:
-    return Client(load_app_module("future_app"), future_server)
+def future(future_server: ServeProcess) -> AppCaller:
+    return AppCaller(load_app_module(APPS / "future_app.py"), future_server)
 
 
-async def call(client: Client, model: str, **fields: Any) -> Any:
+async def call(client: AppCaller, model: str, **fields: Any) -> Any:
     return await client.call(model, **fields)
 
 
-def tensor(client: Client, array: np.ndarray) -> Any:
+def tensor(client: AppCaller, array: np.ndarray) -> Any:
     """A TensorProto for ``array``: its shape, dtype name and little-endian C-order bytes."""
     little = array.astype(array.dtype.newbyteorder("<"), copy=False)
     return client.schema.classes["TensorProto"](
@@ -133,44 +127,44 @@ def sample(dtype_name: str, shape: tuple[int, ...]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("value", ["", "abc", "héllo wörld ✓ 🙂", "x" * 10_000])
-async def test_str(types: Client, value: str) -> None:
+async def test_str(types: AppCaller, value: str) -> None:
     assert (await call(types, "echo_str", value=value)).result == value[::-1]
 
 
 @pytest.mark.parametrize("value", [0, -1, 41, -(2**63), 2**63 - 2])
-async def test_int_is_int64(types: Client, value: int) -> None:
+async def test_int_is_int64(types: AppCaller, value: int) -> None:
     assert (await call(types, "echo_int", value=value)).result == value + 1
 
 
 @pytest.mark.parametrize("value", [0.0, 0.1, -2.5e-300, 1e308, 1 / 3])
-async def test_float_is_double(types: Client, value: float) -> None:
+async def test_float_is_double(types: AppCaller, value: float) -> None:
     # 0.1 * 2 and 1/3 * 2 would differ if the value went through a 32-bit float.
     assert (await call(types, "echo_float", value=value)).result == value * 2
 
 
-async def test_float_keeps_negative_zero_and_infinity(types: Client) -> None:
+async def test_float_keeps_negative_zero_and_infinity(types: AppCaller) -> None:
     assert math.copysign(1, (await call(types, "echo_float", value=-0.0)).result) == -1
     assert (await call(types, "echo_float", value=float("-inf"))).result == float("-inf")
 
 
 @pytest.mark.parametrize("value", [True, False])
-async def test_bool(types: Client, value: bool) -> None:
+async def test_bool(types: AppCaller, value: bool) -> None:
     assert (await call(types, "echo_bool", value=value)).result is (not value)
 
 
 @pytest.mark.parametrize("value", [b"", b"\x00", bytes(range(256)), b"\xff" * 100_000])
-async def test_bytes(types: Client, value: bytes) -> None:
+async def test_bytes(types: AppCaller, value: bytes) -> None:
     assert (await call(types, "echo_bytes", value=value)).result == value[::-1]
 
 
-async def test_async_model(types: Client) -> None:
+async def test_async_model(types: AppCaller) -> None:
     assert (await call(types, "echo_async", value="quiet")).result == "QUIET"
 
 
 # --- lists -------------------------------------------------------------------------------
 
 
-async def test_lists_of_every_scalar(types: Client) -> None:
+async def test_lists_of_every_scalar(types: AppCaller) -> None:
     reply = await call(
         types,
         "lists",
@@ -189,13 +183,13 @@ async def test_lists_of_every_scalar(types: Client) -> None:
     assert list(reply.result_5) == [b"", b"\x01\x00"]
 
 
-async def test_empty_lists(types: Client) -> None:
+async def test_empty_lists(types: AppCaller) -> None:
     reply = await call(types, "lists", tag="t")
     for name in ("result_1", "result_2", "result_3", "result_4", "result_5"):
         assert list(getattr(reply, name)) == []
 
 
-async def test_lists_of_numpy_scalars_arrive_as_numpy_values(types: Client) -> None:
+async def test_lists_of_numpy_scalars_arrive_as_numpy_values(types: AppCaller) -> None:
     reply = await call(
         types, "numpy_lists", tag="-", small=[-128, 127], wide=[2**64 - 1], halves=[0.5, -2.25]
     )
@@ -208,7 +202,7 @@ async def test_lists_of_numpy_scalars_arrive_as_numpy_values(types: Client) -> N
     ]
 
 
-async def test_list_of_numpy_scalars_as_result(types: Client) -> None:
+async def test_list_of_numpy_scalars_as_result(types: AppCaller) -> None:
     assert list((await call(types, "numpy_list_result", n=2)).result) == [-2, -1, 0, 1]
     assert list((await call(types, "numpy_list_result", n=0)).result) == []
 
@@ -218,13 +212,13 @@ async def test_list_of_numpy_scalars_as_result(types: Client) -> None:
 OPTIONAL_RESULTS = ("result_0", "result_1", "result_2", "result_3", "result_4")
 
 
-async def test_optional_absent_is_none_and_a_none_result_is_absent(types: Client) -> None:
+async def test_optional_absent_is_none_and_a_none_result_is_absent(types: AppCaller) -> None:
     reply = await call(types, "optional")
     for name in OPTIONAL_RESULTS:
         assert not reply.HasField(name), name
 
 
-async def test_optional_present_with_zero_values_is_not_none(types: Client) -> None:
+async def test_optional_present_with_zero_values_is_not_none(types: AppCaller) -> None:
     reply = await call(types, "optional", number=0, text="", ratio=0.0, flag=False, blob=b"")
     for name in OPTIONAL_RESULTS:
         assert reply.HasField(name), name
@@ -237,7 +231,7 @@ async def test_optional_present_with_zero_values_is_not_none(types: Client) -> N
     )
 
 
-async def test_optional_present_values(types: Client) -> None:
+async def test_optional_present_values(types: AppCaller) -> None:
     reply = await call(types, "optional", number=-9, text="abc", ratio=0.25, flag=True, blob=b"\x01\x02")
     assert (reply.result_0, reply.result_1, reply.result_2, reply.result_3, reply.result_4) == (
         -8,
@@ -248,22 +242,22 @@ async def test_optional_present_values(types: Client) -> None:
     )
 
 
-async def test_optional_some_present(types: Client) -> None:
+async def test_optional_some_present(types: AppCaller) -> None:
     reply = await call(types, "optional", text="xy")
     assert [reply.HasField(name) for name in OPTIONAL_RESULTS] == [False, True, False, False, False]
     assert reply.result_1 == "yx"
 
 
-async def test_defaults_apply_when_fields_are_absent(types: Client) -> None:
+async def test_defaults_apply_when_fields_are_absent(types: AppCaller) -> None:
     assert (await call(types, "defaults", x=2.0)).result == "default|5.0|7|True|42|int8:-3"
 
 
-async def test_defaults_do_not_replace_zero_values_that_were_sent(types: Client) -> None:
+async def test_defaults_do_not_replace_zero_values_that_were_sent(types: AppCaller) -> None:
     reply = await call(types, "defaults", x=2.0, factor=0.0, label="", count=0, flag=False, maybe=0, level=0)
     assert reply.result == "|0.0|0|False|0|int8:0"
 
 
-async def test_defaults_mixed(types: Client) -> None:
+async def test_defaults_mixed(types: AppCaller) -> None:
     reply = await call(types, "defaults", x=3.0, label="lbl", maybe=-1, level=127)
     assert reply.result == "lbl|7.5|7|True|-1|int8:127"
 
@@ -296,14 +290,14 @@ def _extreme(np_type: Any, which: str) -> Any:
     return {"max": 0.1, "min": -1 / 3}[which]
 
 
-async def test_numpy_scalars_arrive_as_their_numpy_type(types: Client) -> None:
+async def test_numpy_scalars_arrive_as_their_numpy_type(types: AppCaller) -> None:
     fields = dict.fromkeys(NUMPY_FIELDS, 1)
     reply = await call(types, "numpy_kinds", **fields)
     assert list(reply.result) == [t.__name__ for t in NUMPY_TYPES]
 
 
 @pytest.mark.parametrize("which", ["min", "max"])
-async def test_numpy_scalars_round_trip_at_their_extremes(types: Client, which: str) -> None:
+async def test_numpy_scalars_round_trip_at_their_extremes(types: AppCaller, which: str) -> None:
     fields = {name: _extreme(t, which) for name, t in zip(NUMPY_FIELDS, NUMPY_TYPES, strict=True)}
     reply = await call(types, "numpy_scalars", **fields)
     for name, np_type in zip(NUMPY_FIELDS, NUMPY_TYPES, strict=True):
@@ -319,7 +313,7 @@ async def test_numpy_scalars_round_trip_at_their_extremes(types: Client, which: 
         assert getattr(reply, name) == expected, name
 
 
-async def test_float16_and_float32_are_computed_in_their_own_precision(types: Client) -> None:
+async def test_float16_and_float32_are_computed_in_their_own_precision(types: AppCaller) -> None:
     fields = {name: _extreme(t, "max") for name, t in zip(NUMPY_FIELDS, NUMPY_TYPES, strict=True)}
     reply = await call(types, "numpy_scalars", **fields)
     assert reply.f16 == float(np.float16(np.float32(0.1)) * 2) != float(np.float32(0.1) * 2)
@@ -332,7 +326,7 @@ async def test_float16_and_float32_are_computed_in_their_own_precision(types: Cl
 )
 @pytest.mark.parametrize("which", ["min", "max"])
 async def test_narrow_integers_accept_their_whole_range(
-    types: Client, field: str, np_type: Any, which: str
+    types: AppCaller, field: str, np_type: Any, which: str
 ) -> None:
     value = _extreme(np_type, which)
     reply = await call(types, "narrow", **{field: value})
@@ -352,7 +346,7 @@ async def test_narrow_integers_accept_their_whole_range(
     ],
 )
 async def test_narrow_integers_reject_values_out_of_range(
-    types: Client, field: str, value: int, type_name: str
+    types: AppCaller, field: str, value: int, type_name: str
 ) -> None:
     with pytest.raises(GRPCError) as info:
         await call(types, "narrow", **{field: value})
@@ -371,7 +365,7 @@ SHAPES = [(), (0,), (3, 0, 2), (7,), (2, 3, 4), (1, 1, 1, 2, 1)]
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("dtype_name", list(TENSOR_DTYPES))
 async def test_tensor_round_trip_every_dtype_and_shape(
-    types: Client, dtype_name: str, shape: tuple[int, ...]
+    types: AppCaller, dtype_name: str, shape: tuple[int, ...]
 ) -> None:
     x = sample(dtype_name, shape)
     reply = await call(types, "double", x=tensor(types, x))
@@ -402,25 +396,25 @@ def test_tensor_dtypes_cover_every_documented_dtype() -> None:
 
 @pytest.mark.parametrize("dtype_name", list(TENSOR_DTYPES))
 async def test_model_receives_a_read_only_array_of_the_sent_dtype_and_shape(
-    types: Client, dtype_name: str
+    types: AppCaller, dtype_name: str
 ) -> None:
     x = sample(dtype_name, (2, 0, 3))
     assert (await call(types, "describe_array", x=tensor(types, x))).result == f"{dtype_name}|[2, 0, 3]|False"
 
 
-async def test_zero_dim_tensor_wire_form(types: Client) -> None:
+async def test_zero_dim_tensor_wire_form(types: AppCaller) -> None:
     x = np.array(-1.25, dtype=np.float32)
     reply = await call(types, "double", x=tensor(types, x))
     assert list(reply.result.shape) == []
     assert reply.result.data == struct.pack("<f", -2.5)
 
 
-async def test_0d_arrays_are_accepted_for_scalar_fields(types: Client) -> None:
+async def test_0d_arrays_are_accepted_for_scalar_fields(types: AppCaller) -> None:
     reply = await call(types, "zero_d_scalars", x=2.5)
     assert (reply.result_0, reply.result_1, reply.result_2, reply.result_3) == (2.5, True, 2, "2.5")
 
 
-async def test_a_rank_0_tensor_declared_with_empty_dims(types: Client) -> None:
+async def test_a_rank_0_tensor_declared_with_empty_dims(types: AppCaller) -> None:
     method = types.method("scalar_tensor")
     assert [f.wire.describe for f in (*method.inputs[:1], *method.outputs)] == ["float64[]", "float64[]"]
     reply = await call(types, "scalar_tensor", x=tensor(types, np.array(1.5)), rank=0)
@@ -438,14 +432,14 @@ async def test_a_rank_0_tensor_declared_with_empty_dims(types: Client) -> None:
     assert "expected a tensor of rank 0 (float64[]), got shape [1]" in (wrong.value.message or "")
 
 
-async def test_empty_tensor_wire_form(types: Client) -> None:
+async def test_empty_tensor_wire_form(types: AppCaller) -> None:
     reply = await call(types, "double", x=tensor(types, np.zeros((4, 0), dtype=np.int16)))
     assert list(reply.result.shape) == [4, 0]
     assert reply.result.dtype == "int16"
     assert reply.result.data == b""
 
 
-async def test_tensor_data_is_little_endian(types: Client) -> None:
+async def test_tensor_data_is_little_endian(types: AppCaller) -> None:
     x = np.array([1, 256], dtype=np.int32)
     reply = await call(types, "double", x=tensor(types, x))
     assert reply.result.data == b"\x02\x00\x00\x00\x00\x02\x00\x00"
@@ -472,7 +466,7 @@ LAYOUT_DTYPES = ["bool", "int8", "uint16", "int64", "float16", "float64", "compl
     ids=lambda v: "x".join(map(str, v)) or "0d" if isinstance(v, tuple) else v,
 )
 async def test_non_contiguous_and_foreign_layout_results(
-    types: Client, dtype_name: str, how: str, shape: tuple[int, ...]
+    types: AppCaller, dtype_name: str, how: str, shape: tuple[int, ...]
 ) -> None:
     x = sample(dtype_name, shape)
     expected = {
@@ -489,14 +483,14 @@ async def test_non_contiguous_and_foreign_layout_results(
 # --- tensors: declared dtypes and dims ---------------------------------------------------
 
 
-async def test_fixed_and_symbolic_dims(types: Client) -> None:
+async def test_fixed_and_symbolic_dims(types: AppCaller) -> None:
     x = np.arange(12, dtype=np.float32).reshape(4, 3)
     w = np.arange(15, dtype=np.float32).reshape(3, 5) - 7
     reply = await call(types, "affine", x=tensor(types, x), w=tensor(types, w))
     assert_same_array(array_of(reply.result), x @ w)
 
 
-async def test_symbolic_dim_of_size_zero(types: Client) -> None:
+async def test_symbolic_dim_of_size_zero(types: AppCaller) -> None:
     x = np.zeros((0, 3), dtype=np.float32)
     w = np.ones((3, 2), dtype=np.float32)
     reply = await call(types, "affine", x=tensor(types, x), w=tensor(types, w))
@@ -504,20 +498,20 @@ async def test_symbolic_dim_of_size_zero(types: Client) -> None:
 
 
 @pytest.mark.parametrize("n", [0, 1, 5])
-async def test_shared_symbolic_dim_across_two_inputs(types: Client, n: int) -> None:
+async def test_shared_symbolic_dim_across_two_inputs(types: AppCaller, n: int) -> None:
     a = np.arange(n * 2, dtype=np.float64).reshape(n, 2) / 4
     b = -np.arange(n * 2, dtype=np.float64).reshape(n, 2) * 3
     reply = await call(types, "add_pair", a=tensor(types, a), b=tensor(types, b))
     assert_same_array(array_of(reply.result), a + b)
 
 
-async def test_all_fixed_dims(types: Client) -> None:
+async def test_all_fixed_dims(types: AppCaller) -> None:
     x = np.array([[1, -2, 3], [4, 5, -(2**31)]], dtype=np.int32)
     reply = await call(types, "fixed", x=tensor(types, x))
     assert_same_array(array_of(reply.result), x.T * np.int32(10))
 
 
-async def test_float64_result_is_converted_to_the_declared_float32(types: Client) -> None:
+async def test_float64_result_is_converted_to_the_declared_float32(types: AppCaller) -> None:
     x = np.array([[1, 2, 3], [-1, 0, 7], [0.5, 0.25, 0.75]], dtype=np.float32)
     reply = await call(types, "row_means", x=tensor(types, x))
     assert reply.result.dtype == "float32"
@@ -525,18 +519,18 @@ async def test_float64_result_is_converted_to_the_declared_float32(types: Client
 
 
 @pytest.mark.parametrize("n", [0, 1, 6])
-async def test_list_result_for_a_tensor(types: Client, n: int) -> None:
+async def test_list_result_for_a_tensor(types: AppCaller, n: int) -> None:
     reply = await call(types, "arange", n=n)
     assert_same_array(array_of(reply.result), np.arange(n, dtype=np.int64))
 
 
-async def test_numpy_typing_ndarray(types: Client) -> None:
+async def test_numpy_typing_ndarray(types: AppCaller) -> None:
     x = np.array([[0.5, -1.25], [3.0, 1e-3]], dtype=np.float32)
     reply = await call(types, "scale_ndarray", x=tensor(types, x), factor=0.1)
     assert_same_array(array_of(reply.result), x * np.float32(0.1))
 
 
-async def test_optional_tensor_absent_and_present(types: Client) -> None:
+async def test_optional_tensor_absent_and_present(types: AppCaller) -> None:
     assert not (await call(types, "maybe_tensor")).HasField("result")
     x = np.array([1.5, -2.0], dtype=np.float32)
     reply = await call(types, "maybe_tensor", x=tensor(types, x))
@@ -544,13 +538,13 @@ async def test_optional_tensor_absent_and_present(types: Client) -> None:
     assert_same_array(array_of(reply.result), x + 1)
 
 
-async def test_optional_tensor_present_and_empty(types: Client) -> None:
+async def test_optional_tensor_present_and_empty(types: AppCaller) -> None:
     reply = await call(types, "maybe_tensor", x=tensor(types, np.zeros(0, dtype=np.float32)))
     assert reply.HasField("result")
     assert_same_array(array_of(reply.result), np.zeros(0, dtype=np.float32))
 
 
-async def test_tensor_parameter_with_a_default(types: Client) -> None:
+async def test_tensor_parameter_with_a_default(types: AppCaller) -> None:
     x = np.array([1, 2, 3], dtype=np.int64)
     assert_same_array(array_of((await call(types, "tensor_default", x=tensor(types, x))).result), x)
     offset = np.array([10, 20, -30], dtype=np.int64)
@@ -592,7 +586,9 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-async def test_parameters_are_fields_in_declaration_order(types: Client, types_server: ServeProcess) -> None:
+async def test_parameters_are_fields_in_declaration_order(
+    types: AppCaller, types_server: ServeProcess
+) -> None:
     assert await served_fields(types_server, "OrderedRequest") == [
         ("first", 1),
         ("second", 2),
@@ -615,7 +611,7 @@ async def test_parameters_are_fields_in_declaration_order(types: Client, types_s
     assert [response.FromString(r).result for r in replies] == ["one|22|3.5|True|five"]
 
 
-async def test_keyword_only_parameters(types: Client) -> None:
+async def test_keyword_only_parameters(types: AppCaller) -> None:
     reply = await call(types, "ordered", first="a", second=-1, third=0.25, fourth=False, fifth="e")
     assert reply.result == "a|-1|0.25|False|e"
     assert (await call(types, "keyword_only", text="ab")).result == "ab-ab"
@@ -625,7 +621,7 @@ async def test_keyword_only_parameters(types: Client) -> None:
 # --- composite results -------------------------------------------------------------------
 
 
-async def test_tuple_result_fields(types: Client, types_server: ServeProcess) -> None:
+async def test_tuple_result_fields(types: AppCaller, types_server: ServeProcess) -> None:
     assert [name for name, _ in await served_fields(types_server, "SplitWordsResponse")] == [
         "result_0",
         "result_1",
@@ -639,7 +635,7 @@ async def test_tuple_result_fields(types: Client, types_server: ServeProcess) ->
     )
 
 
-async def test_typeddict_result_fields(types: Client, types_server: ServeProcess) -> None:
+async def test_typeddict_result_fields(types: AppCaller, types_server: ServeProcess) -> None:
     assert await served_fields(types_server, "StatsResponse") == [("total", 1), ("count", 2), ("mean", 3)]
     reply = await call(types, "stats", values=[1.0, 2.5, -0.5])
     assert (reply.total, reply.count, reply.mean) == (3.0, 3, 1.0)
@@ -647,7 +643,7 @@ async def test_typeddict_result_fields(types: Client, types_server: ServeProcess
     assert (empty.total, empty.count, empty.HasField("mean")) == (0.0, 0, False)
 
 
-async def test_dataclass_result_fields(types: Client, types_server: ServeProcess) -> None:
+async def test_dataclass_result_fields(types: AppCaller, types_server: ServeProcess) -> None:
     assert await served_fields(types_server, "SummarizeResponse") == [
         ("minimum", 1),
         ("maximum", 2),
@@ -660,7 +656,7 @@ async def test_dataclass_result_fields(types: Client, types_server: ServeProcess
     assert_same_array(array_of(reply.normalized), np.array([0.0, 0.5, 0.25, 1.0]))
 
 
-async def test_namedtuple_result_fields(types: Client, types_server: ServeProcess) -> None:
+async def test_namedtuple_result_fields(types: AppCaller, types_server: ServeProcess) -> None:
     assert await served_fields(types_server, "DivModResponse") == [("quotient", 1), ("remainder", 2)]
     reply = await call(types, "div_mod", a=-17, b=5)
     assert (reply.quotient, reply.remainder) == (-4, 3)
@@ -676,7 +672,7 @@ async def test_namedtuple_result_fields(types: Client, types_server: ServeProces
     ],
 )
 async def test_single_field_composite_results(
-    types: Client, types_server: ServeProcess, model: str, field: str
+    types: AppCaller, types_server: ServeProcess, model: str, field: str
 ) -> None:
     response = types.method(model).response
     assert await served_fields(types_server, response) == [(field, 1)]
@@ -686,13 +682,13 @@ async def test_single_field_composite_results(
 # --- string annotations (from __future__ import annotations) -----------------------------
 
 
-async def test_future_scalars_defaults_and_keyword_only(future: Client) -> None:
+async def test_future_scalars_defaults_and_keyword_only(future: AppCaller) -> None:
     assert (await call(future, "shout", text="hi")).result == "HI HI"
     assert (await call(future, "shout", text="hi", times=3, sep="-")).result == "HI-HI-HI"
     assert (await call(future, "shout", text="hi", times=0)).result == ""
 
 
-async def test_future_optional_and_list(future: Client) -> None:
+async def test_future_optional_and_list(future: AppCaller) -> None:
     reply = await call(future, "maybe_half", values=[1, -2])
     assert not reply.HasField("result_0")
     assert list(reply.result_1) == [3, -6]
@@ -700,25 +696,25 @@ async def test_future_optional_and_list(future: Client) -> None:
     assert (reply.HasField("result_0"), reply.result_0, list(reply.result_1)) == (True, 2.5, [])
 
 
-async def test_future_numpy_scalars(future: Client) -> None:
+async def test_future_numpy_scalars(future: AppCaller) -> None:
     assert (await call(future, "narrow_sum", a=-128, b=65535)).result == 65407
 
 
-async def test_future_tensors_with_shared_symbolic_dims(future: Client) -> None:
+async def test_future_tensors_with_shared_symbolic_dims(future: AppCaller) -> None:
     a = np.arange(6, dtype=np.float64).reshape(2, 3)
     b = np.arange(12, dtype=np.float64).reshape(3, 4) - 5
     reply = await call(future, "matmul", a=tensor(future, a), b=tensor(future, b))
     assert_same_array(array_of(reply.result), a @ b)
 
 
-async def test_future_numpy_typing_and_bare_ndarray(future: Client) -> None:
+async def test_future_numpy_typing_and_bare_ndarray(future: AppCaller) -> None:
     x = np.array([[1, -2], [32767, -32767]], dtype=np.int16)
     assert_same_array(array_of((await call(future, "negate", x=tensor(future, x))).result), -x)
     z = sample("complex64", (2, 3))
     assert_same_array(array_of((await call(future, "flip_any", x=tensor(future, z))).result), np.flip(z))
 
 
-async def test_future_composite_results(future: Client, future_server: ServeProcess) -> None:
+async def test_future_composite_results(future: AppCaller, future_server: ServeProcess) -> None:
     assert await served_fields(future_server, "ExtremesResponse") == [
         ("low", 1),
         ("high", 2),
