@@ -18,13 +18,15 @@ from types import ModuleType
 from typing import Any
 
 
-async def wait_until(condition: Callable[[], Any], timeout: float = 10) -> None:
-    """Poll a condition set by another thread or task (no fixed sleeps)."""
+async def wait_until(condition: Callable[[], Any], timeout: float = 10, interval: float = 0.002) -> Any:
+    """Poll a condition set by another thread, task or process (no fixed sleeps); returns
+    its first true value, fails after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (result := condition()):
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(interval)
+    return result
 
 
 class Gate:
