@@ -55,3 +55,10 @@ def streaming_server() -> Iterator[ServeProcess]:
 @pytest.fixture(scope="session")
 def streaming(streaming_server: ServeProcess) -> AppCaller:
     return AppCaller(load_app_module(APPS / "streaming.py"), streaming_server)
+
+
+@pytest.fixture(scope="session")
+def robust_server() -> Iterator[ServeProcess]:
+    """tests/core/apps/robust_app.py, for test_fuzzing.py and test_load.py."""
+    with serve_process(app_target("robust_app")) as proc:
+        yield proc
