@@ -6,8 +6,10 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from installed_plugins_support import FIXTURES, install_distribution
 from support import APPS, QUICKSTART, AppCaller, app_target, load_app_module
 
 from blazerpc.testing import ServeProcess, serve_process
@@ -62,3 +64,25 @@ def robust_server() -> Iterator[ServeProcess]:
     """tests/core/apps/robust_app.py, for test_fuzzing.py and test_load.py."""
     with serve_process(app_target("robust_app")) as proc:
         yield proc
+
+
+# --- plugins ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_plugin_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Subprocesses inherit this environment: start from no plugin selection. The plugin
+    test files use it for every test (`pytestmark = pytest.mark.usefixtures(...)`)."""
+    monkeypatch.delenv("BLAZERPC_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    monkeypatch.delenv("BLAZERPC_PLUGINS", raising=False)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A site directory with blazerpc-fake 0.1 (works) and blazerpc-broken 0.2 (import fails)."""
+    path = tmp_path_factory.mktemp("site")
+    install_distribution(path, "blazerpc-fake", "0.1", "blazerpc_fake", FIXTURES / "fake_plugin.py", "fake")
+    install_distribution(
+        path, "blazerpc-broken", "0.2", "blazerpc_broken", FIXTURES / "broken_plugin.py", "broken"
+    )
+    return path
