@@ -37,6 +37,24 @@ def types_server() -> Iterator[ServeProcess]:
 
 
 @pytest.fixture(scope="session")
+def types(types_server: ServeProcess) -> AppCaller:
+    """Calls types_app.py's models with grpclib, from its own message classes."""
+    return AppCaller(load_app_module(APPS / "types_app.py"), types_server)
+
+
+@pytest.fixture(scope="session")
+def future_server() -> Iterator[ServeProcess]:
+    with serve_process(app_target("future_app")) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="session")
+def future(future_server: ServeProcess) -> AppCaller:
+    """Calls future_app.py's models (string annotations)."""
+    return AppCaller(load_app_module(APPS / "future_app.py"), future_server)
+
+
+@pytest.fixture(scope="session")
 def export_server() -> Iterator[ServeProcess]:
     with serve_process(app_target("export_app")) as proc:
         yield proc

@@ -36,7 +36,7 @@ def client(served: ServeProcess) -> Iterator[SyncClient]:
 
 
 @pytest.fixture(scope="module")
-def types(types_server: ServeProcess) -> Iterator[SyncClient]:
+def types_client(types_server: ServeProcess) -> Iterator[SyncClient]:
     with SyncClient(types_server.address, timeout=10) as c:
         yield c
 
@@ -118,23 +118,23 @@ def test_nested_lists_become_the_declared_dtype(client: SyncClient) -> None:
     np.testing.assert_array_equal(client.predict("scale", x=np.ones((1, 3)), factor=1), [[1, 1, 1]])
 
 
-def test_a_value_that_would_change_kind_is_refused_before_sending(types: SyncClient) -> None:
-    error = _error(types.predict, "fixed", x=[[1.5, 2, 3], [4, 5, 6]])  # declared int32
+def test_a_value_that_would_change_kind_is_refused_before_sending(types_client: SyncClient) -> None:
+    error = _error(types_client.predict, "fixed", x=[[1.5, 2, 3], [4, 5, 6]])  # declared int32
     assert error.status is Status.INVALID_ARGUMENT
     assert error.message == "input 'x' of model 'fixed': expected int32 values, got float64"
 
 
-def test_python_ints_fill_an_unsigned_tensor_when_every_value_fits(types: SyncClient) -> None:
-    result = types.predict("invert", image=[[0, 255], [1, 2]])  # int64 from numpy, declared uint8
+def test_python_ints_fill_an_unsigned_tensor_when_every_value_fits(types_client: SyncClient) -> None:
+    result = types_client.predict("invert", image=[[0, 255], [1, 2]])  # int64 from numpy, declared uint8
     assert result.dtype == np.uint8
     assert result.tolist() == [[255, 0], [254, 253]]
-    error = _error(types.predict, "invert", image=[[0, 256]])
+    error = _error(types_client.predict, "invert", image=[[0, 256]])
     assert error.status is Status.INVALID_ARGUMENT
     assert error.message == (
         "input 'image' of model 'invert': int64 values out of range for uint8: "
         "256 is outside uint8's [0, 255]"
     )
-    error = _error(types.predict, "invert", image=[[-1, 0]])
+    error = _error(types_client.predict, "invert", image=[[-1, 0]])
     assert error.message.endswith("-1 is outside uint8's [0, 255]")
 
 
@@ -156,9 +156,9 @@ def test_python_ints_fill_an_unsigned_tensor_when_every_value_fits(types: SyncCl
     ],
 )
 def test_a_value_the_declared_dtype_cannot_hold_is_refused_before_sending(
-    types: SyncClient, model: str, inputs: dict, message: str
+    types_client: SyncClient, model: str, inputs: dict, message: str
 ) -> None:
-    error = _error(types.predict, model, inputs)
+    error = _error(types_client.predict, model, inputs)
     assert (error.status, error.message) == (Status.INVALID_ARGUMENT, message)
 
 
@@ -178,31 +178,31 @@ def test_inputs_as_a_mapping_for_names_that_clash_with_arguments(client: SyncCli
         ("numpy_list_result", {"n": 2}, [-2, -1, 0, 1]),
     ],
 )
-def test_scalars_and_lists(types: SyncClient, model: str, inputs: dict, expected: object) -> None:
-    assert types.predict(model, inputs) == expected
+def test_scalars_and_lists(types_client: SyncClient, model: str, inputs: dict, expected: object) -> None:
+    assert types_client.predict(model, inputs) == expected
 
 
-def test_several_results_come_back_as_a_dict_by_field_name(types: SyncClient) -> None:
-    assert types.predict("split_words", text="a b") == {
+def test_several_results_come_back_as_a_dict_by_field_name(types_client: SyncClient) -> None:
+    assert types_client.predict("split_words", text="a b") == {
         "result_0": "A B",
         "result_1": 2,
         "result_2": ["a", "b"],
     }
-    assert types.predict("stats", values=[1.0, 3.0]) == {"total": 4.0, "count": 2, "mean": 2.0}
-    assert types.predict("single_dataclass", value=4) == {"doubled": 8}
-    summary = types.predict("summarize", x=np.array([1.0, 3.0]), label="ab")
+    assert types_client.predict("stats", values=[1.0, 3.0]) == {"total": 4.0, "count": 2, "mean": 2.0}
+    assert types_client.predict("single_dataclass", value=4) == {"doubled": 8}
+    summary = types_client.predict("summarize", x=np.array([1.0, 3.0]), label="ab")
     assert summary["label"] == "ba"
     assert summary["normalized"].tolist() == [0.0, 1.0]
 
 
-def test_optional_fields_present_and_absent(types: SyncClient) -> None:
-    assert types.predict("optional", number=None, text=None, ratio=None, flag=None, blob=None) == {
+def test_optional_fields_present_and_absent(types_client: SyncClient) -> None:
+    assert types_client.predict("optional", number=None, text=None, ratio=None, flag=None, blob=None) == {
         f"result_{i}": None for i in range(5)
     }
-    present = types.predict("optional", number=0, text="ab", ratio=0.0, flag=False, blob=b"")
+    present = types_client.predict("optional", number=0, text="ab", ratio=0.0, flag=False, blob=b"")
     assert present == {"result_0": 1, "result_1": "ba", "result_2": 0.0, "result_3": True, "result_4": b""}
-    assert types.predict("maybe_tensor") is None
-    assert types.predict("maybe_tensor", x=[1, 2]).tolist() == [2.0, 3.0]  # x + 1
+    assert types_client.predict("maybe_tensor") is None
+    assert types_client.predict("maybe_tensor", x=[1, 2]).tolist() == [2.0, 3.0]  # x + 1
 
 
 @pytest.mark.parametrize(
@@ -224,15 +224,15 @@ def test_optional_fields_present_and_absent(types: SyncClient) -> None:
         "complex128",
     ],
 )
-def test_tensors_of_every_dtype_round_trip(types: SyncClient, dtype: str) -> None:
+def test_tensors_of_every_dtype_round_trip(types_client: SyncClient, dtype: str) -> None:
     x = (np.arange(12) % 3).astype(dtype).reshape(3, 4)
-    result = types.predict("double", x=x)
+    result = types_client.predict("double", x=x)
     assert result.dtype == x.dtype
     np.testing.assert_array_equal(result, x + x)
 
 
-def test_keyword_only_parameters(types: SyncClient) -> None:
-    assert types.predict("keyword_only", text="a", times=3) == "a-a-a"
+def test_keyword_only_parameters(types_client: SyncClient) -> None:
+    assert types_client.predict("keyword_only", text="a", times=3) == "a-a-a"
 
 
 # --- streaming ---------------------------------------------------------------------------
