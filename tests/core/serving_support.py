@@ -4,6 +4,7 @@ line or a file the app writes."""
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -60,3 +61,34 @@ async def health(channel: Channel) -> int:
         HealthCheckRequest(service="blazerpc.InferenceService"), timeout=5
     )
     return reply.status
+
+
+async def channel_per_worker(proc: ServeProcess, workers: int, schema: Schema = SCHEMA) -> dict[int, Channel]:
+    """One open connection to each worker: new channels until every pid has answered."""
+    channels: dict[int, Channel] = {}
+    deadline = time.monotonic() + 30
+    while len(channels) < workers:
+        assert time.monotonic() < deadline, f"reached only workers {sorted(channels)}"
+        channel = Channel(proc.host, proc.port)
+        pid = (await rpc(channel, "pid", schema)(request("pid", schema, text="?"), timeout=5)).result
+        if pid in channels:
+            channel.close()
+        else:
+            channels[pid] = channel
+    return channels
+
+
+def client_context(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(ca))
+    context.set_alpn_protocols(["h2"])
+    if cert is not None:
+        context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+async def pid_over(proc: ServeProcess, context: ssl.SSLContext | None) -> int:
+    channel = Channel(proc.host, proc.port, ssl=context)
+    try:
+        return (await rpc(channel, "pid")(request("pid", text="tls"), timeout=5)).result
+    finally:
+        channel.close()

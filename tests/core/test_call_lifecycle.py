@@ -11,7 +11,7 @@ from grpclib.client import Channel
 from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from h2.events import ResponseReceived, StreamEnded
-from serving_support import SCHEMA, request, rpc
+from serving_support import SCHEMA, pid_over, request, rpc
 from support import RecordingChannel, app_target
 
 from blazerpc.server._service import BlazeCodec, RawMessage
@@ -41,7 +41,7 @@ async def test_a_content_type_other_than_protobuf_is_refused_with_a_message() ->
             raise AssertionError("a JSON call was accepted")
 
         error, channel = await scenario()
-        assert await _pid_over(proc, None) == proc.process.pid
+        assert await pid_over(proc, None) == proc.process.pid
     # What the server sent: one HEADERS frame that ends the stream (a trailers-only
     # answer) with HTTP 415 Unsupported Media Type and a gRPC status and message.
     [(_, response)] = channel.of_type(ResponseReceived)
@@ -70,7 +70,7 @@ async def test_a_client_that_disconnects_mid_call_leaves_nothing_behind() -> Non
         channel.close()  # the connection goes away under the call
         with pytest.raises((StreamTerminatedError, asyncio.CancelledError, ConnectionError)):
             await call
-        assert await _pid_over(proc, None) == proc.process.pid
+        assert await pid_over(proc, None) == proc.process.pid
         assert _calls_left_at_shutdown(proc) == 0
 
 

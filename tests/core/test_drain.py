@@ -20,7 +20,15 @@ from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated, StreamEnded
-from serving_support import DRAIN, line_count, request, rpc, wait_async, wait_for_log
+from serving_support import (
+    DRAIN,
+    channel_per_worker,
+    line_count,
+    request,
+    rpc,
+    wait_async,
+    wait_for_log,
+)
 from support import RecordingChannel, app_target
 
 from blazerpc.testing import ServeProcess, serve_process
@@ -228,7 +236,7 @@ async def test_a_hung_sync_model_does_not_keep_the_process_past_the_grace_period
         if workers > 1:
             wait_for_log(proc, lambda e: e.get("event") == f"Worker {workers}/{workers} serving")
 
-        channels = await _channel_per_worker(proc, workers, DRAIN)
+        channels = await channel_per_worker(proc, workers, DRAIN)
         # Two calls stuck in time.sleep(3600) on every worker.
         calls = [
             asyncio.ensure_future(rpc(ch, "hang_sync", DRAIN)(request("hang_sync", DRAIN, x=i), timeout=60))

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import pytest
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto as F
-from registration_support import fields, foreign_type, model_with, rpcs
+from registration_support import OPTIONAL, REPEATED, fields, foreign_type, model_with, rpcs
 
 from blazerpc import BlazeApp, ConfigurationError, ModelRegistrationError, TypeMappingError
 

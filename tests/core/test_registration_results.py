@@ -9,7 +9,7 @@ from typing import NamedTuple, TypedDict
 import numpy as np
 import pytest
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto as F
-from registration_support import fields, model_with
+from registration_support import OPTIONAL, REPEATED, fields, model_with
 
 from blazerpc import BlazeApp, ModelRegistrationError, TensorOutput
 
@@ -72,11 +72,6 @@ def test_tensor_result() -> None:
     ((name, number, type_, label, _),) = fields(app, "LogitsResponse")
     assert (name, number, type_, label) == ("result", 1, F.TYPE_MESSAGE, OPTIONAL)
     assert app.schema().methods[0].outputs[0].wire.describe == "float32[batch, 10]"
-
-
-# Defined after the model that refers to them: forward references, resolved at registration.
-Embedding = list[float]
-Label = str
 
 
 @pytest.mark.parametrize("default", [[1, 2], None, (3,)])

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import pytest
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto as F
-from registration_support import fields
+from registration_support import OPTIONAL, REPEATED, fields
 
 from blazerpc import BlazeApp, ModelRegistrationError
 
@@ -171,3 +171,8 @@ def test_fields_in_declaration_order_with_optionals() -> None:
         ("cursor", 4, F.TYPE_BYTES, OPTIONAL, True),
         ("lang", 5, F.TYPE_STRING, OPTIONAL, True),
     ]
+
+
+# Defined after the model that refers to them: forward references, resolved at registration.
+Embedding = list[float]
+Label = str

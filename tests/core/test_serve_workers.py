@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 from grpclib.client import Channel
 from grpclib.exceptions import GRPCError, StreamTerminatedError
-from serving_support import SCHEMA, request, rpc, wait_for_log
+from serving_support import channel_per_worker, request, rpc, wait_for_log
 from support import app_target, spawned
 
 from blazerpc.testing import ServeProcess, blaze_command, serve_process
-from blazerpc.wire._schema import Schema
 
 
 @pytest.fixture
@@ -71,23 +70,6 @@ def test_stopping_the_parent_stops_every_worker(two_workers: ServeProcess) -> No
             os.kill(pid, 0)
 
 
-async def _channel_per_worker(
-    proc: ServeProcess, workers: int, schema: Schema = SCHEMA
-) -> dict[int, Channel]:
-    """One open connection to each worker: new channels until every pid has answered."""
-    channels: dict[int, Channel] = {}
-    deadline = time.monotonic() + 30
-    while len(channels) < workers:
-        assert time.monotonic() < deadline, f"reached only workers {sorted(channels)}"
-        channel = Channel(proc.host, proc.port)
-        pid = (await rpc(channel, "pid", schema)(request("pid", schema, text="?"), timeout=5)).result
-        if pid in channels:
-            channel.close()
-        else:
-            channels[pid] = channel
-    return channels
-
-
 async def test_the_log_lines_of_two_workers_never_interleave() -> None:
     """Both workers write JSON lines to the one stderr at once: each line stays whole."""
     command = [*blaze_command(), "serve", app_target("serving_app"), "--host", "127.0.0.1", "--port", "0"]
@@ -97,7 +79,7 @@ async def test_the_log_lines_of_two_workers_never_interleave() -> None:
         port = next(json.loads(line)["port"] for line in server.lines if '"Server listening' in line)
         proc = ServeProcess(process=server.process, port=port, host="127.0.0.1")  # type: ignore[arg-type]
 
-        channels = await _channel_per_worker(proc, 2)
+        channels = await channel_per_worker(proc, 2)
         await asyncio.gather(
             *[
                 rpc(ch, "pid")(request("pid", text="?"), timeout=10)

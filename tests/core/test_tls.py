@@ -8,37 +8,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from grpclib.client import Channel
 from grpclib.exceptions import GRPCError, StreamTerminatedError
-from serving_support import request, rpc, wait_for_log
+from serving_support import client_context, pid_over, wait_for_log
 from support import APPS, app_target, certificates, spawned
 
 from blazerpc.testing import ServeProcess, serve_process
-
-
-def _client_context(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(ca))
-    context.set_alpn_protocols(["h2"])
-    if cert is not None:
-        context.load_cert_chain(str(cert), str(key))
-    return context
-
-
-async def _pid_over(proc: ServeProcess, context: ssl.SSLContext | None) -> int:
-    channel = Channel(proc.host, proc.port, ssl=context)
-    try:
-        return (await rpc(channel, "pid")(request("pid", text="tls"), timeout=5)).result
-    finally:
-        channel.close()
 
 
 async def test_tls(tmp_path: Path) -> None:
     certs = certificates(tmp_path)
     args = ("--ssl-certfile", str(certs["server"]), "--ssl-keyfile", str(certs["server-key"]))
     with serve_process(app_target("serving_app"), *args) as proc:
-        assert await _pid_over(proc, _client_context(certs["ca"])) == proc.process.pid
+        assert await pid_over(proc, client_context(certs["ca"])) == proc.process.pid
         with pytest.raises((ConnectionError, StreamTerminatedError, GRPCError, OSError)):
-            await _pid_over(proc, None)  # plaintext against a TLS port
+            await pid_over(proc, None)  # plaintext against a TLS port
         listening = wait_for_log(proc, lambda e: str(e.get("event", "")).startswith("Server listening"))
         assert listening["transport"] == "TLS"
 
@@ -50,15 +33,15 @@ async def test_mutual_tls_requires_a_client_certificate_from_the_ca(tmp_path: Pa
         "--ssl-ca-certs", str(certs["ca"]),
     )  # fmt: skip
     with serve_process(app_target("serving_app"), *args) as proc:
-        good = _client_context(certs["ca"], certs["client"], certs["client-key"])
-        assert await _pid_over(proc, good) == proc.process.pid
+        good = client_context(certs["ca"], certs["client"], certs["client-key"])
+        assert await pid_over(proc, good) == proc.process.pid
         for refused in (
-            _client_context(certs["ca"]),
-            _client_context(certs["ca"], certs["rogue-client"], certs["rogue-client-key"]),
+            client_context(certs["ca"]),
+            client_context(certs["ca"], certs["rogue-client"], certs["rogue-client-key"]),
         ):
             with pytest.raises((ConnectionError, StreamTerminatedError, GRPCError, OSError, ssl.SSLError)):
-                await _pid_over(proc, refused)
-        assert await _pid_over(proc, good) == proc.process.pid  # still serving
+                await pid_over(proc, refused)
+        assert await pid_over(proc, good) == proc.process.pid  # still serving
 
 
 SERVE_SCRIPT = """
@@ -88,12 +71,12 @@ async def test_mutual_tls_through_app_serve(tmp_path: Path) -> None:
         listening = server.wait_for(lambda lines: [json.loads(x) for x in lines if '"Server listening' in x])
         process = server.process
         proc = ServeProcess(process=process, port=listening[0]["port"], host="127.0.0.1")
-        good = _client_context(certs["ca"], certs["client"], certs["client-key"])
-        assert await _pid_over(proc, good) == process.pid
-        for refused in (None, _client_context(certs["ca"])):  # plaintext; TLS without a certificate
+        good = client_context(certs["ca"], certs["client"], certs["client-key"])
+        assert await pid_over(proc, good) == process.pid
+        for refused in (None, client_context(certs["ca"])):  # plaintext; TLS without a certificate
             with pytest.raises((ConnectionError, StreamTerminatedError, GRPCError, OSError, ssl.SSLError)):
-                await _pid_over(proc, refused)
-        assert await _pid_over(proc, good) == process.pid
+                await pid_over(proc, refused)
+        assert await pid_over(proc, good) == process.pid
         code = server.stop()
     assert code == 0
     assert listening[0]["transport"] == "TLS"
