@@ -55,6 +55,19 @@ def future(future_server: ServeProcess) -> AppCaller:
 
 
 @pytest.fixture(scope="session")
+def errors_server() -> Iterator[ServeProcess]:
+    """errors_app.py: every test of test_bad_requests.py and test_model_failures.py calls
+    it, and the last ones check that it still serves after all of them."""
+    with serve_process(app_target("errors_app")) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="session")
+def errors(errors_server: ServeProcess) -> AppCaller:
+    return AppCaller(load_app_module(APPS / "errors_app.py"), errors_server)
+
+
+@pytest.fixture(scope="session")
 def export_server() -> Iterator[ServeProcess]:
     with serve_process(app_target("export_app")) as proc:
         yield proc

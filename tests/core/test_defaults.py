@@ -1,6 +1,6 @@
 """A parameter's default must be a value of its field's type: checked at registration
 through the field's own converters, since the model gets the default whenever a client
-leaves the field out. (Valid defaults reaching the model are in test_types.py.)"""
+leaves the field out. (Valid defaults reaching the model are in test_scalar_types.py.)"""
 
 from __future__ import annotations
 

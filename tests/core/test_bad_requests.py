@@ -1,85 +1,34 @@
-"""Bad input and misbehaving models against a real `blaze serve` process.
+"""Bad requests against a real `blaze serve` process (errors_app.py).
 
 Each case checks the gRPC status and that the message names the field (where there is
-one), what was expected and what came. The server must keep serving afterwards. What
-each kind of bad input gets:
+one), what was expected and what came. What each kind of bad request gets:
 
 - bytes that are not a protobuf message, another model's request that does not fit,
   a missing required tensor: ``INVALID_ARGUMENT``;
 - a tensor whose dtype, shape, rank or data length disagrees with its declaration, a
   negative or absurd dimension (refused before anything is allocated), a scalar out of
   its type's range: ``INVALID_ARGUMENT``;
-- an unknown method (grpclib, grpcio and grpcurl clients): ``UNIMPLEMENTED``;
-- a model that raises: ``INTERNAL`` with the exception's type and message; one that
-  raises ``GRPCError``: its own status; ``InvalidInputError``: ``INVALID_ARGUMENT``;
-- a model that returns the wrong type, shape or row count, or a value a narrowing cast
-  would change: ``INTERNAL``.
+- an unknown method (grpclib, grpcio and grpcurl clients): ``UNIMPLEMENTED``.
 
-Elsewhere: an oversized message (``RESOURCE_EXHAUSTED``, before it is read), a content
-type other than protobuf, a client that disconnects mid-call, a deadline passing in the
-queue (``DEADLINE_EXCEEDED``) and a model hanging past the deadline are in
-``test_production.py`` and ``test_batching.py``; random and mutated bytes to every
-method (hypothesis) in ``test_robustness.py``.
+Elsewhere: an oversized message (``RESOURCE_EXHAUSTED``, before it is read) in
+``test_serve_limits.py``; a content type other than protobuf, a client that disconnects
+mid-call and a model hanging past the deadline in ``test_call_lifecycle.py``; a deadline
+passing in the queue (``DEADLINE_EXCEEDED``) in ``test_batch_queue.py``; random and
+mutated bytes to every method (hypothesis) in ``test_fuzzing.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+from bad_input_support import SERVICE, f32, failure, raw_failure, tensor
 from grpclib.const import Status
-from grpclib.exceptions import GRPCError
-from support import APPS, AppCaller, app_target, load_app_module
+from support import AppCaller
 
-from blazerpc.testing import ServeProcess, run_grpcio_client, serve_process
-
-SERVICE = "/blazerpc.InferenceService"
-
-
-@pytest.fixture(scope="module")
-def errors_server() -> Iterator[ServeProcess]:
-    with serve_process(app_target("errors_app")) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def errors(errors_server: ServeProcess) -> AppCaller:
-    return AppCaller(load_app_module(APPS / "errors_app.py"), errors_server)
-
-
-async def failure(client: AppCaller, model: str, **fields: Any) -> tuple[Status, str]:
-    """Call ``model``; the status and message it fails with (fails the test if it succeeds)."""
-    try:
-        reply = await client.call(model, **fields)
-    except GRPCError as exc:
-        return exc.status, exc.message or ""
-    raise AssertionError(f"{model} succeeded: {reply}")
-
-
-async def raw_failure(client: AppCaller, path: str, payload: bytes) -> tuple[Status, str]:
-    status, message, replies = await client.raw(path, payload)
-    assert replies == []
-    return status, message or ""
-
-
-def tensor(client: AppCaller, shape: list[int], dtype: str, data: bytes) -> Any:
-    return client.schema.classes["TensorProto"](shape=shape, dtype=dtype, data=data)
-
-
-def f32(*shape: int) -> bytes:
-    return np.arange(int(np.prod(shape)), dtype="<f4").tobytes()
-
-
-async def good_scale_call(client: AppCaller) -> None:
-    x = np.array([[1, 2, 3], [-4, 0.5, 6]], dtype="<f4")
-    reply = await client.call("scale", x=tensor(client, [2, 3], "float32", x.tobytes()))
-    assert list(reply.result.shape) == [2, 3]
-    assert reply.result.dtype == "float32"
-    assert np.frombuffer(reply.result.data, dtype="<f4").tolist() == (x * 2).ravel().tolist()
-
+from blazerpc.testing import ServeProcess, run_grpcio_client
 
 # --- request bytes that do not decode ---------------------------------------------------
 
@@ -354,199 +303,3 @@ def test_unknown_method_is_unimplemented_for_a_grpcio_client(errors_server: Serv
     done = run_grpcio_client(GRPCIO_CALL, errors_server.address, f"{SERVICE}/PredictNope")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "UNIMPLEMENTED"
-
-
-# --- models that raise ------------------------------------------------------------------
-
-
-async def test_model_raising_value_error_is_internal_with_its_type_and_message(errors: AppCaller) -> None:
-    status, message = await failure(errors, "raises_value_error", message="bad things happened")
-    assert status is Status.INTERNAL
-    assert message == "model 'raises_value_error' raised ValueError: bad things happened"
-
-
-async def test_async_model_raising_is_internal(errors: AppCaller) -> None:
-    status, message = await failure(errors, "raises_async", message="missing-key")
-    assert status is Status.INTERNAL
-    assert message == "model 'raises_async' raised KeyError: 'missing-key'"
-
-
-async def test_model_raising_grpc_error_passes_its_status_through(errors: AppCaller) -> None:
-    assert await failure(errors, "raises_not_found", key="abc") == (Status.NOT_FOUND, "no item named 'abc'")
-
-
-async def test_model_raising_invalid_input_error_is_invalid_argument(errors: AppCaller) -> None:
-    assert await failure(errors, "raises_invalid_input", value="") == (
-        Status.INVALID_ARGUMENT,
-        "value must not be ''",
-    )
-
-
-# --- models that return the wrong thing -------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("model", "fields", "expected"),
-    [
-        pytest.param(
-            "wrong_scalar",
-            {"kind": "str"},
-            ["model returned str for field 'result', expected float"],
-            id="str-for-float",
-        ),
-        pytest.param(
-            "wrong_scalar",
-            {"kind": "list"},
-            ["model returned list for field 'result', expected float"],
-            id="list-for-float",
-        ),
-        pytest.param(
-            "wrong_scalar",
-            {"kind": "none"},
-            ["model returned None for field 'result' (float)"],
-            id="none-for-float",
-        ),
-        pytest.param(
-            "wrong_int",
-            {"value": 2.5},
-            ["model returned float for field 'result', expected int"],
-            id="float-for-int",
-        ),
-        pytest.param(
-            "wrong_int8",
-            {"value": 300},
-            ["field 'result'", "300", "int8"],
-            id="out-of-range-for-int8",
-        ),
-        pytest.param(
-            "wrong_tensor",
-            {"kind": "shape"},
-            ["field 'result'", "float32[n, 2]", "got shape [3, 3]"],
-            id="tensor-wrong-shape",
-        ),
-        pytest.param(
-            "wrong_tensor",
-            {"kind": "rank"},
-            ["field 'result'", "rank 2", "got shape [4]"],
-            id="tensor-wrong-rank",
-        ),
-        pytest.param(
-            "wrong_tensor",
-            {"kind": "dtype"},
-            ["field 'result'", "model returned a complex128 tensor where float32[n, 2] was declared"],
-            id="tensor-wrong-dtype",
-        ),
-        pytest.param(
-            "wrong_tensor",
-            {"kind": "strings"},
-            ["field 'result'", "float32[n, 2] was declared"],
-            id="tensor-of-strings",
-        ),
-        pytest.param(
-            "wrong_tensor",
-            {"kind": "str"},
-            ["field 'result'", "model returned str for a tensor"],
-            id="str-for-tensor",
-        ),
-        pytest.param(
-            "wrong_tensor",
-            {"kind": "none"},
-            ["model returned None for field 'result' (float32[n, 2])"],
-            id="none-for-tensor",
-        ),
-        pytest.param(
-            "wrong_any_tensor",
-            {"kind": "strings"},
-            ["field 'result'", "tensor of dtype", "no wire form"],
-            id="string-array-for-any-tensor",
-        ),
-        pytest.param(
-            "wrong_any_tensor",
-            {"kind": "objects"},
-            ["field 'result'", "tensor of dtype object", "no wire form"],
-            id="object-array-for-any-tensor",
-        ),
-        pytest.param(
-            "wrong_tuple",
-            {"n": 3},
-            ["model returned a tuple of 3 values, expected 2"],
-            id="tuple-too-long",
-        ),
-        pytest.param(
-            "wrong_tuple",
-            {"n": 1},
-            ["model returned a tuple of 1 values, expected 2"],
-            id="tuple-too-short",
-        ),
-    ],
-)
-async def test_model_returning_the_wrong_type_is_internal(
-    errors: AppCaller, model: str, fields: dict[str, Any], expected: list[str]
-) -> None:
-    status, message = await failure(errors, model, **fields)
-    assert status is Status.INTERNAL, message
-    for part in expected:
-        assert part in message
-
-
-@pytest.mark.parametrize(
-    ("model", "kind", "expected"),
-    [
-        (
-            "to_int32",
-            "above",
-            ["int64 values out of range", "int32[n]", "8589934597", "[-2147483648, 2147483647]"],
-        ),
-        ("to_int32", "below", ["int64 values out of range", "int32[n]", "-1099511627776"]),
-        ("to_float16", "too_large", ["float64 values too large", "float16[n]", "1000000.0", "inf"]),
-    ],
-)
-async def test_a_result_that_a_narrowing_cast_would_change_is_internal(
-    errors: AppCaller, model: str, kind: str, expected: list[str]
-) -> None:
-    status, message = await failure(errors, model, kind=kind)
-    assert status is Status.INTERNAL, message
-    assert message.startswith("field 'result': ")
-    for part in expected:
-        assert part in message
-    assert "declare a wider dtype" in message
-
-
-@pytest.mark.parametrize(
-    ("model", "kind", "dtype", "values"),
-    [
-        ("to_int32", "fits", "<i4", [5, -(2**31), 2**31 - 1]),
-        ("to_float16", "fits", "<f2", np.array([1.5, -65504.0, 0.1], np.float16).tolist()),
-        ("to_float16", "inf", "<f2", [float("inf"), float("-inf"), 2.0]),  # inf already: kept
-    ],
-)
-async def test_a_narrowing_cast_that_keeps_every_value_is_made(
-    errors: AppCaller, model: str, kind: str, dtype: str, values: list[Any]
-) -> None:
-    reply = await errors.call(model, kind=kind)
-    assert reply.result.dtype == np.dtype(dtype).name
-    assert np.frombuffer(reply.result.data, dtype=dtype).tolist() == values
-
-
-# --- the server keeps serving -----------------------------------------------------------
-
-
-async def test_server_keeps_serving_after_bad_input(errors: AppCaller, errors_server: ServeProcess) -> None:
-    text_path = errors.method("text").path
-    calls = [errors.raw(text_path, b"\xff" * n) for n in range(1, 11)]
-    x = errors.schema.classes["TensorProto"](shape=[2**40, 3], dtype="float32", data=b"")
-    calls += [errors.call("scale", x=x) for _ in range(10)]
-    calls += [errors.call("raises_value_error", message=str(i)) for i in range(10)]
-    calls += [errors.call("wrong_tensor", kind="shape") for _ in range(10)]
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    statuses = [r[0] if isinstance(r, tuple) else r.status for r in results]
-    assert statuses == [Status.INVALID_ARGUMENT] * 20 + [Status.INTERNAL] * 20
-    await good_scale_call(errors)
-    assert (await errors.call("text", value="still here")).result == "STILL HERE"
-    assert errors_server.process.poll() is None
-
-
-async def test_good_call_after_every_other_test(errors: AppCaller, errors_server: ServeProcess) -> None:
-    """Runs last in this module: everything above hit the same server."""
-    await good_scale_call(errors)
-    assert errors_server.process.poll() is None
