@@ -448,8 +448,7 @@ async def test_client_metadata_goes_with_the_discovery_too() -> None:
     listen(server._server, RecvRequest, record)
     try:
         async with Client(info.address, timeout=10, metadata={"authorization": "Bearer t"}) as client:
-            result: str = await client.predict("echo", text="hi")
-            got = result
+            got = await client.predict("echo", text="hi")
     finally:
         await server.stop()
     assert got == "hi"

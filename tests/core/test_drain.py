@@ -61,18 +61,13 @@ async def test_sigterm_drains_50_calls_in_flight(tmp_path: Path) -> None:
         await wait_async(lambda: line_count(arrivals) == 50)  # inside the 2 s model
         proc.process.send_signal(signal.SIGTERM)
         await wait_async(lambda: len(statuses) > 1)
-        with pytest.raises(GRPCError) as rejected:
+        with pytest.raises(GRPCError) as refused:
             await rpc(channel, "slow")(request("slow", x=999), timeout=10)
-        replies = await asyncio.gather(*calls)
-        first_done = time.monotonic()
+        rejected = refused.value
+        results = [r.result for r in await asyncio.gather(*calls)]
+        done_at = time.monotonic()
         await asyncio.wait_for(watcher, 30)
         channel.close()
-        results, statuses, rejected, done_at = (
-            [r.result for r in replies],
-            statuses,
-            rejected.value,
-            first_done,
-        )
         code = proc.process.wait(30)
         elapsed = time.monotonic() - started
 
