@@ -126,19 +126,16 @@ async def _call(app_module: ModuleType, proc: ServeProcess, model: str, **fields
         channel.close()
 
 
-def test_blaze_serve_serves_a_saved_model_and_tf_tensor_functions(
+async def test_blaze_serve_serves_a_saved_model_and_tf_tensor_functions(
     server: ServeProcess, app_module: ModuleType, saved_model: tuple[str, Scorer]
 ) -> None:
     x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
     rows = np.array([[3, 4, 0], [1, 1, 1]], np.float32)
 
-    async def calls() -> tuple[Any, Any]:
-        return await asyncio.gather(
-            _call(app_module, server, "scorer", features=tensor(x)),
-            _call(app_module, server, "normalize", x=tensor(rows)),
-        )
-
-    scored, normalized = asyncio.run(calls())
+    scored, normalized = await asyncio.gather(
+        _call(app_module, server, "scorer", features=tensor(x)),
+        _call(app_module, server, "normalize", x=tensor(rows)),
+    )
     expected = saved_model[1].serve(tf.constant(x))["scores"].numpy()
     np.testing.assert_allclose(array(scored.scores), expected, rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(
