@@ -183,7 +183,6 @@ async def test_calls_the_server_refuses_or_cuts_off_are_counted_with_their_clien
             refused = await asyncio.gather(call(0), call(0))
             statuses = [*await asyncio.gather(*running), *refused]
             cut_off = await call(10, timeout=None)  # no client deadline: the server's 0.5 s
-            statuses, cut_off = statuses, cut_off
         finally:
             channel.close()
         samples = scrape(port)
@@ -309,7 +308,6 @@ async def test_in_flight_and_queue_depth_while_calls_wait() -> None:
         release.set()
         await asyncio.gather(*calls)
         after = await loop.run_in_executor(None, scrape, endpoint.port)
-        during, after = during, after
     assert during.value("blazerpc_requests_in_flight", model="slow") == 4  # one runs, three wait
     assert after.value("blazerpc_requests_in_flight", model="slow") == 0
     assert after.value("blazerpc_queue_depth", model="slow") == 0

@@ -356,7 +356,6 @@ async def test_async_and_streaming_models_get_tensors_and_answer_numpy() -> None
     async with serve_app(app) as server:
         negated = array((await server.call("negate", x=tensor(x))).result)
         streamed = [array(m.result) for m in await server.stream("powers", x=tensor(x[0]), n=3)]
-        negated, streamed = negated, streamed
     np.testing.assert_array_equal(negated, -x)
     assert len(streamed) == 3
     for k, item in enumerate(streamed, start=1):

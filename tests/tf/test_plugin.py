@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from grpclib.client import Channel, UnaryUnaryMethod
 from tfhelp import ATOL, RTOL, array, tensor
 
 from blazerpc.testing import ServeProcess, blaze_command, serve_process
+from common import load_app_module
 
 APP = Path(__file__).resolve().parent / "apps" / "tf_app.py"
 
@@ -103,11 +103,7 @@ def app_module(saved_model: tuple[str, Scorer]) -> ModuleType:
     """The same app in this process, for its schema's message classes."""
     os.environ["BLAZERPC_TEST_SAVED_MODEL"] = saved_model[0]
     try:
-        spec = importlib.util.spec_from_file_location("tf_app", APP)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = load_app_module(APP)
     finally:
         del os.environ["BLAZERPC_TEST_SAVED_MODEL"]
     return module
