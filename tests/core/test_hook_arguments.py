@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pluggy
 import pytest
+from installed_plugins_support import FIXTURES, blaze, install_distribution, site_env
 from plugin_fixtures import subset_args_plugin as plugin
 from plugin_fixtures.subset_args_plugin import Doubler, Grid, Reading
-from test_plugins import FIXTURES, blaze, install_distribution, site_env
 
 from blazerpc import BlazeApp, PluginError, TensorInput, TensorOutput, hookimpl, hookspecs
 from blazerpc.server import ServerInfo
