@@ -36,6 +36,10 @@ cli = typer.Typer(
 )
 plugins_cli = typer.Typer(help="Inspect installed plugins.", no_args_is_help=True)
 cli.add_typer(plugins_cli, name="plugins")
+# blaze deploy kubernetes / dockerfile (blazerpc.deploy).
+from ._deploy import deploy_cli  # noqa: E402 - one block with the registration
+
+cli.add_typer(deploy_cli, name="deploy")
 
 _log = structlog.get_logger("blazerpc")
 
