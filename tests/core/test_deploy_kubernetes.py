@@ -217,6 +217,10 @@ def test_fixed_replicas_without_an_autoscaler() -> None:
         ({"memory_limit": "2GB"}, "'2GB' is not a Kubernetes quantity"),
         ({"name": "Sentiment_Model"}, "cannot name Kubernetes objects"),
         ({"name": "x" * 60}, "at most 54 characters"),
+        ({"namespace": "ML_team"}, "is not a Kubernetes namespace name"),
+        ({"autoscaler": "vpa"}, "--autoscaler must be one of auto, hpa, keda, none"),
+        ({"port": 0}, "--port must be between 1 and 65535"),
+        ({"grace_period": -1}, "--grace-period must be 0 or more seconds"),
     ],
 )
 def test_bad_options_say_what_is_wrong(options: dict[str, Any], message: str) -> None:

@@ -25,6 +25,9 @@ _DECIMAL = {"n": "1e-9", "u": "1e-6", "m": "1e-3", "k": "1e3", "M": "1e6", "G": 
 #: A DNS-1035 label, as Service names must be: the headless Service adds 9 characters.
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _NAME_MAX = 63 - len("-headless")
+#: A DNS-1123 label, as namespaces must be.
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_AUTOSCALERS = ("auto", "hpa", "keda", "none")
 #: The Prometheus server of the prometheus-community chart installed in ``monitoring``:
 #: the usual setup that scrapes pods by their ``prometheus.io/*`` annotations.
 DEFAULT_PROMETHEUS_URL = "http://prometheus-server.monitoring.svc.cluster.local"
@@ -100,6 +103,11 @@ class KubernetesOptions:
         if problem:
             hint = "" if self.name else " (the default, from the app's first model): pass --name"
             raise ConfigurationError(problem + hint)
+        if not _NAMESPACE.match(self.namespace):
+            raise ConfigurationError(
+                f"--namespace {self.namespace!r} is not a Kubernetes namespace name: lowercase letters, "
+                "digits and '-', at most 63 characters"
+            )
         if not 1 <= self.port <= 65535:
             raise ConfigurationError(f"--port must be between 1 and 65535, got {self.port}")
         if self.workers < 1:
@@ -154,6 +162,10 @@ class KubernetesOptions:
 
     def _autoscaler(self, metrics: bool) -> Autoscaler:
         autoscaler = self.autoscaler
+        if autoscaler not in _AUTOSCALERS:
+            raise ConfigurationError(
+                f"--autoscaler must be one of {', '.join(_AUTOSCALERS)}, got {autoscaler!r}"
+            )
         if self.replicas is not None:
             if autoscaler not in ("auto", "none"):
                 raise ConfigurationError(
