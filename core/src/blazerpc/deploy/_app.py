@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..plugins import plugin_records
+from .._plugins import plugin_records
 
 if TYPE_CHECKING:
     from ..app import BlazeApp
