@@ -101,6 +101,18 @@ async def test_every_server_hook_gets_only_the_arguments_it_takes() -> None:
     assert batches == {"read", "grid", "double", "window"}
 
 
+def test_the_manifests_hook_gets_only_the_argument_it_takes() -> None:
+    from blazerpc.deploy import KubernetesOptions, kubernetes_manifests
+
+    plugin.CALLS.clear()
+    manifests = kubernetes_manifests(_app(), "app.py:app", KubernetesOptions(name="readings"))
+    [added] = [m for m in manifests if m.file == "subset.yaml"]
+    assert added.body["data"] == {"models": "read v1,grid v1,double v1,window v1"}
+    assert [seen for hook, seen in plugin.CALLS if hook == "blazerpc_kubernetes_manifests"] == [
+        {"name": "readings"}
+    ]
+
+
 # --- installed, under `blaze serve --workers 2` -------------------------------------------
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from .._hooks import call_each
 from ..exceptions import ConfigurationError
 from ._app import AppFacts, read_app
 from ._image import UID, app_source
@@ -250,18 +251,17 @@ def _plugin_manifests(app: BlazeApp, target: KubernetesTarget, taken: set[str]) 
     """Every plugin's ``blazerpc_kubernetes_manifests``, ordered by plugin name."""
     pm = app.plugin_manager()
     found: list[Manifest] = []
-    impls = sorted(pm.hook.blazerpc_kubernetes_manifests.get_hookimpls(), key=lambda i: i.plugin_name)
-    for impl in impls:
-        offered = impl.function(app=app, target=target)
+    offers = call_each(pm.hook.blazerpc_kubernetes_manifests, {"app": app, "target": target})
+    for plugin, offered in sorted(offers, key=lambda offer: offer[0]):
         if not isinstance(offered, Sequence) or not all(isinstance(m, Manifest) for m in offered):
             raise ConfigurationError(
-                f"plugin {impl.plugin_name}: blazerpc_kubernetes_manifests must return a list of "
+                f"plugin {plugin}: blazerpc_kubernetes_manifests must return a list of "
                 f"blazerpc.deploy.Manifest, not {offered!r}"
             )
         for manifest in offered:
             if manifest.file in taken:
                 raise ConfigurationError(
-                    f"plugin {impl.plugin_name}: its manifest {manifest.file} has the name of another one"
+                    f"plugin {plugin}: its manifest {manifest.file} has the name of another one"
                 )
             taken.add(manifest.file)
             found.append(manifest)
