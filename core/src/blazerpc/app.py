@@ -18,6 +18,7 @@ from .exceptions import ConfigurationError, ModelRegistrationError
 from .plugins import check_plugin, new_plugin_manager
 from .server._calls import Limits
 from .server._loop import LoopName
+from .server._pipeline import order_middleware
 from .server.middleware import Middleware
 from .wire._proto_text import render_proto
 from .wire._schema import MethodSchema, Schema, build_schema
@@ -34,7 +35,7 @@ class _Runtime:
     pm: pluggy.PluginManager
     schema: Schema
     models: tuple[tuple[ModelSpec, MethodSchema], ...]
-    middleware: tuple[Middleware, ...]
+    middleware: tuple[Middleware, ...]  # in the chain's order (order_middleware)
     plans: tuple[ModelPlan, ...]  # per model: how its calls are scheduled
     to_array: Callable[[Any], np.ndarray]  # the plugins' array converters
     batch_listeners: tuple[BatchListener, ...]
@@ -219,7 +220,7 @@ class BlazeApp:
             pm=pm,
             schema=build_schema(methods),
             models=tuple(zip(self._models, methods, strict=True)),
-            middleware=(*self._middleware, *self._plugin_middleware(pm, options or {})),
+            middleware=order_middleware(self._middleware, self._plugin_middleware(pm, options or {})),
             to_array=to_array,
             plans=tuple(
                 plan_model(spec.batching, self._batching, method, policies)
@@ -244,7 +245,7 @@ class BlazeApp:
         for m in found:
             if not isinstance(m, Middleware):
                 raise ConfigurationError(f"a plugin's blazerpc_middleware returned {m!r}, not a Middleware")
-        return sorted(found, key=lambda m: (m.order, type(m).__qualname__))
+        return found
 
     def schema(self) -> Schema:
         """The generated protobuf schema: file descriptor, pool and message classes."""
