@@ -4,6 +4,9 @@ mapping; one after it does not see it. Over a real server and grpclib's client."
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import pytest
 from grpclib.client import UnaryUnaryMethod
 from grpclib.const import Status
@@ -28,7 +31,7 @@ class Quota(Middleware):
 
 
 class QuotaErrors(ExceptionMiddleware):
-    exception_map = {QuotaExceeded: Status.RESOURCE_EXHAUSTED}
+    exception_map: ClassVar[Mapping[type[BaseException], Status]] = {QuotaExceeded: Status.RESOURCE_EXHAUSTED}
 
 
 class Seen(Middleware):

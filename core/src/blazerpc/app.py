@@ -58,8 +58,11 @@ class BlazeApp:
         batch_policy: when a batch leaves the queue: ``"adaptive"`` (dispatch at once
             while the model is idle, gather while it is busy) or ``"fixed"`` (wait for a
             full batch or the timeout), or a plugin's policy.
-        max_concurrency: batches of one model running at the same time.
-        max_queue_size: rows that may wait for one model; beyond that a request gets
+        max_concurrency: calls (batches, for a batched model) of one model running at
+            the same time. Unset, it depends on the model: the rule is in
+            ``blazerpc.batching`` ("How many calls of a model run at once").
+        max_queue_size: rows (calls, for an unbatched model with a ``max_concurrency``)
+            that may wait for one model; beyond that a request gets
             ``RESOURCE_EXHAUSTED`` at once.
         max_message_size: the largest request, in bytes (default 64 MiB).
         max_concurrent_calls: inference calls in progress at once, server-wide.
@@ -78,7 +81,7 @@ class BlazeApp:
         max_batch_size: int = 32,
         batch_timeout_ms: float = 10.0,
         batch_policy: str = "adaptive",
-        max_concurrency: int = 1,
+        max_concurrency: int | None = None,
         max_queue_size: int = 2048,
         max_message_size: int = Limits.max_message_size,
         max_concurrent_calls: int = Limits.max_concurrent_calls,
@@ -163,7 +166,8 @@ class BlazeApp:
                 off (start-up fails if it has no batch axis); ``False`` never batches
                 it.
             max_batch_size, batch_timeout_ms, batch_policy, max_concurrency,
-                max_queue_size: this model's own values for the app's settings.
+                max_queue_size: this model's own values for the app's settings (how
+                many calls run at once by default: see ``blazerpc.batching``).
 
         Returns the function unchanged. Raises :class:`ModelRegistrationError` (or its
         :class:`TypeMappingError`) if the model cannot be served as declared.

@@ -18,7 +18,7 @@ from grpclib.health.service import Health
 from .._h2 import install as install_h2_repr
 from ..wire._schema import MethodSchema, Schema
 from ._calls import CallTracker, Limits
-from ._executor import ModelThreads
+from ._executor import MODEL_THREADS, ModelThreads
 from ._grpclib import Server as GrpclibServer
 from ._grpclib import goaway, reflection_services
 from ._loop import LoopName, loop_factory
@@ -94,7 +94,7 @@ class BlazeServer:
         self._runtime = runtime = app._build(self.options)
         self.limits = limits or app.limits
         self._calls = CallTracker(self.limits)
-        self._executor = ModelThreads(max_workers=32)
+        self._executor = ModelThreads(max_workers=MODEL_THREADS)
         inference = InferenceService(
             runtime.models,
             runtime.schema,
@@ -120,21 +120,42 @@ class BlazeServer:
         self.abandoned = 0
 
     def _log_plans(self) -> None:
-        for (spec, _), plan in zip(self._runtime.models, self._runtime.plans, strict=True):
+        """One line per model: whether it is batched, and how many of its calls run at
+        once (the rule: ``blazerpc.batching``)."""
+        for (spec, method), plan in zip(self._runtime.models, self._runtime.plans, strict=True):
             c = plan.config
-            if not plan.batched:
+            model = f"{spec.name} v{spec.version}"
+            if method.streaming:
+                _log.info(f"Model {model} streams: not batched and not limited", model=spec.name)
+            elif plan.batched:
+                batches = "1 batch" if c.max_concurrency == 1 else f"{c.max_concurrency} batches"
                 _log.info(
-                    f"Model {spec.name} v{spec.version} is not batched: {plan.why_not}",
-                    model=spec.name,
-                    max_concurrency=c.max_concurrency,
-                )
-            else:
-                _log.info(
-                    f"Batching model {spec.name} v{spec.version}: {c.policy} policy, up to "
-                    f"{c.max_batch_size} rows, {c.timeout * 1000:g} ms",
+                    f"Batching model {model}: {c.policy} policy, up to {c.max_batch_size} rows, "
+                    f"{c.timeout * 1000:g} ms, {batches} at a time",
                     model=spec.name,
                     max_concurrency=c.max_concurrency,
                     max_queue_size=c.max_queue_size,
+                )
+            elif plan.limit is not None:
+                _log.info(
+                    f"Model {model} is not batched: {plan.why_not}; up to {plan.limit} calls at a "
+                    f"time, {c.max_queue_size} waiting",
+                    model=spec.name,
+                    max_concurrency=plan.limit,
+                    max_queue_size=c.max_queue_size,
+                )
+            elif spec.kind == "coroutine":
+                calls = self.limits.max_concurrent_calls
+                _log.info(
+                    f"Model {model} is not batched: {plan.why_not}; async, so no limit of its own "
+                    f"(the server's max_concurrent_calls, {calls})",
+                    model=spec.name,
+                )
+            else:
+                _log.info(
+                    f"Model {model} is not batched: {plan.why_not}; sync, so up to {MODEL_THREADS} "
+                    "calls at a time (the model threads, shared by every sync model)",
+                    model=spec.name,
                 )
 
     @property

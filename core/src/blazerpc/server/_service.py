@@ -98,11 +98,11 @@ def make_runner(
                 prepare_outputs=[to_array if f.wire.tensor is not None else None for f in method.outputs],
             )
         )
-    limit: Limit = NoLimit()
-    if plan.config.max_concurrency is not None:
+    limit: Limit = NoLimit()  # the rule: blazerpc.batching
+    if plan.limit is not None:
         limit = ConcurrencyLimit(
             spec.name,
-            plan.config.max_concurrency,
+            plan.limit,
             plan.config.max_queue_size,
             cancel_with_call=spec.kind == "coroutine",
         )
