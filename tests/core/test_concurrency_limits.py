@@ -71,7 +71,7 @@ async def test_an_unbatched_model_runs_at_most_max_concurrency_calls_at_once(lim
 async def test_an_unbatched_model_with_a_full_queue_answers_resource_exhausted() -> None:
     gate = Gate()
     depth = DepthRecorder()
-    app = BlazeApp(max_queue_size=2, plugins=[depth.plugin()])
+    app = BlazeApp(max_queue_size=2, max_concurrency=1, plugins=[depth.plugin()])
 
     @app.model("blocked")
     def blocked(x: int) -> int:
