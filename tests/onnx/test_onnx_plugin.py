@@ -60,7 +60,10 @@ def test_the_schema_comes_from_the_graph(classifier: tuple[Classifier, Path]) ->
     model = ONNXModel(path, providers=CPU)
     assert app.model("clf")(model) is model  # registration returns what it was given
     proto = app.proto()
-    assert "message ClfRequest {\n  // float32, shape [batch, 4]\n  TensorProto input_1 = 1;\n}" in proto
+    assert (
+        "message ClfRequest {\n  // float32, shape [batch, 4]\n"
+        "  // Required: a request without it is refused.\n  TensorProto input_1 = 1;\n}"
+    ) in proto
     assert (
         "message ClfResponse {\n  // float32, shape [batch, 3]\n  TensorProto logits = 1;\n"
         "  // float32, shape [batch, 3]\n  TensorProto probabilities = 2;\n}"

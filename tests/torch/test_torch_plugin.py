@@ -99,7 +99,10 @@ async def test_served_module_returns_what_torch_computes(model: str) -> None:
 def test_schema_comes_from_the_annotations() -> None:
     proto = mlp_app(MLP()).proto()
     for name in ("Tensors", "Decorated", "Module"):
-        assert f"message {name}Request {{\n  // float32, shape [batch, 4]\n  TensorProto x = 1;\n}}" in proto
+        assert (
+            f"message {name}Request {{\n  // float32, shape [batch, 4]\n"
+            f"  // Required: a request without it is refused.\n  TensorProto x = 1;\n}}"
+        ) in proto
         assert (
             f"message {name}Response {{\n  // float32, shape [batch, 3]\n  TensorProto result = 1;\n}}"
             in proto
