@@ -715,24 +715,28 @@ def test_batching_true_on_a_model_without_a_batch_axis_fails_at_start_up() -> No
         app.schema()
 
 
+#: What the start-up log says of an unbatched sync model without a max_concurrency.
+SYNC = "; sync, so up to 32 calls at a time (the model threads, shared by every sync model)"
+
+
 @pytest.mark.parametrize(
     ("target", "lines"),
     [
         (
             "app",
             {
-                "rows": "Batching model rows v1: adaptive policy, up to 16 rows, 5 ms",
-                "scalar": "Model scalar v1 is not batched: input 'x' (int) has no batch axis",
-                "unrowed": "Model unrowed v1 is not batched: it is registered with batching=False",
-                "tokens": "Model tokens v1 is not batched: streaming models are not batched",
+                "rows": "Batching model rows v1: adaptive policy, up to 16 rows, 5 ms, 1 batch at a time",
+                "scalar": "Model scalar v1 is not batched: input 'x' (int) has no batch axis" + SYNC,
+                "unrowed": "Model unrowed v1 is not batched: it is registered with batching=False" + SYNC,
+                "tokens": "Model tokens v1 streams: not batched and not limited",
             },
         ),
         (
             "app_off",
             {
                 "follows": "Model follows v1 is not batched: the app has enable_batching=False "
-                "(batching=True on @app.model batches one model)",
-                "forced": "Batching model forced v1: fixed policy, up to 4 rows, 10 ms",
+                "(batching=True on @app.model batches one model)" + SYNC,
+                "forced": "Batching model forced v1: fixed policy, up to 4 rows, 10 ms, 1 batch at a time",
             },
         ),
     ],
@@ -934,7 +938,7 @@ def test_an_unbatched_model_runs_at_most_max_concurrency_calls_at_once(limit: in
 def test_an_unbatched_model_with_a_full_queue_answers_resource_exhausted() -> None:
     gate = Gate()
     depth = DepthRecorder()
-    app = BlazeApp(max_queue_size=2, plugins=[depth.plugin()])
+    app = BlazeApp(max_queue_size=2, max_concurrency=1, plugins=[depth.plugin()])
 
     @app.model("blocked")
     def blocked(x: int) -> int:

@@ -9,7 +9,7 @@ import pytest
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
-from blazerpc.batching._limiter import ConcurrencyLimit
+from blazerpc.server._limit import ConcurrencyLimit
 
 
 def _limit(slots: int, queue: int = 10) -> ConcurrencyLimit:

@@ -392,9 +392,8 @@ def test_metrics_middleware_is_outer_and_importable_from_the_seed_path() -> None
         return x
 
     from blazerpc.app import build_runtime
-    from blazerpc.server._service import order_middleware
 
-    ordered = order_middleware(build_runtime(app).middleware)
+    ordered = build_runtime(app).middleware  # in the chain's order
     assert [type(m).__name__ for m in ordered] == ["LoggingMiddleware", "MetricsMiddleware", "Spy"]
 
 

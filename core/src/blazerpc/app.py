@@ -23,6 +23,7 @@ from .batching._plan import BatchSettings, ModelPlan, plan_model
 from .exceptions import ConfigurationError, ModelRegistrationError
 from .plugins import check_plugin, new_plugin_manager
 from .server._loop import LoopName
+from .server._pipeline import order_middleware
 from .server.middleware import Middleware
 from .wire._proto_text import render_proto
 from .wire._schema import MethodSchema, Schema, build_schema
@@ -39,7 +40,7 @@ class Runtime:
     pm: pluggy.PluginManager
     schema: Schema
     models: tuple[tuple[ModelSpec, MethodSchema], ...]
-    middleware: tuple[Middleware, ...]
+    middleware: tuple[Middleware, ...]  # in the chain's order (order_middleware)
     plans: tuple[ModelPlan, ...]  # per model: how its calls are scheduled
     to_array: Callable[[Any], np.ndarray]  # the plugins' array converters
     batch_listeners: tuple[BatchListener, ...]
@@ -62,8 +63,11 @@ class BlazeApp:
         batch_policy: when a batch leaves the queue: ``"adaptive"`` (dispatch at once
             while the model is idle, gather while it is busy) or ``"fixed"`` (wait for a
             full batch or the timeout), or a plugin's policy.
-        max_concurrency: batches of one model running at the same time.
-        max_queue_size: rows that may wait for one model; beyond that a request gets
+        max_concurrency: calls (batches, for a batched model) of one model running at
+            the same time. Unset, it depends on the model: the rule is in
+            ``blazerpc.batching`` ("How many calls of a model run at once").
+        max_queue_size: rows (calls, for an unbatched model with a ``max_concurrency``)
+            that may wait for one model; beyond that a request gets
             ``RESOURCE_EXHAUSTED`` at once.
         max_message_size: the largest request, in bytes (default 64 MiB).
         max_concurrent_calls: inference calls in progress at once, server-wide.
@@ -83,7 +87,7 @@ class BlazeApp:
         max_batch_size: int = 32,
         batch_timeout_ms: float = 10.0,
         batch_policy: str = "adaptive",
-        max_concurrency: int = 1,
+        max_concurrency: int | None = None,
         max_queue_size: int = 2048,
         max_message_size: int = Limits.max_message_size,
         max_concurrent_calls: int = Limits.max_concurrent_calls,
@@ -160,7 +164,8 @@ class BlazeApp:
                 off (start-up fails if it has no batch axis); ``False`` never batches
                 it.
             max_batch_size, batch_timeout_ms, batch_policy, max_concurrency,
-                max_queue_size: this model's own values for the app's settings.
+                max_queue_size: this model's own values for the app's settings (how
+                many calls run at once by default: see ``blazerpc.batching``).
 
         Returns the function unchanged. Raises :class:`ModelRegistrationError` (or its
         :class:`TypeMappingError`) if the model cannot be served as declared.
@@ -218,7 +223,7 @@ class BlazeApp:
         for m in found:
             if not isinstance(m, Middleware):
                 raise ConfigurationError(f"a plugin's blazerpc_middleware returned {m!r}, not a Middleware")
-        return sorted(found, key=lambda m: (m.order, type(m).__qualname__))
+        return found
 
     def schema(self) -> Schema:
         """The generated protobuf schema: file descriptor, pool and message classes."""
@@ -291,7 +296,7 @@ def build_runtime(app: BlazeApp, options: Mapping[str, Any] | None = None) -> Ru
         pm=pm,
         schema=build_schema(methods),
         models=tuple(zip(app._models, methods, strict=True)),
-        middleware=(*app._middleware, *app._plugin_middleware(pm, options or {})),
+        middleware=order_middleware(app._middleware, app._plugin_middleware(pm, options or {})),
         to_array=to_array,
         plans=tuple(
             plan_model(spec.batching, app._batching, method, policies)

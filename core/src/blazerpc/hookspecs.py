@@ -87,10 +87,12 @@ def blazerpc_adapt_model(obj: Any, name: str) -> Callable[..., Any] | None:
 def blazerpc_middleware(app: BlazeApp, options: Mapping[str, Any]) -> Sequence[Any]:
     """Middleware to run around every call of ``app``.
 
-    Return :class:`blazerpc.Middleware` instances. Core orders all middleware: those
-    marked ``outer = True`` first (logging and metrics, so they see calls the app's own
-    middleware rejects), then the app's own, then the other plugins', each group by
-    ``order`` and then class name, never by registration order.
+    Return :class:`blazerpc.Middleware` instances. Core orders all middleware
+    (``blazerpc.server._pipeline.order_middleware``; the rule is told in
+    ``blazerpc.server.middleware``): those marked ``outer = True`` first (logging and
+    metrics, so they see calls the app's own middleware rejects), by ``order`` and then
+    class name; then the app's own, as given; then the other plugins', by ``order`` and
+    then class name; never by registration order.
 
     ``options`` are the server's option values (``blaze serve``'s plugin options, by
     name; empty when the app is only being inspected): a plugin whose option turns its

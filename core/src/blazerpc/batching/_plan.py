@@ -92,11 +92,12 @@ def batch_axes(method: MethodSchema) -> list[BatchAxis] | str:
 
 @dataclass(frozen=True)
 class ModelPlan:
-    """How one model's calls are scheduled.
+    """How one model's calls are scheduled (the rule: ``blazerpc.batching``).
 
-    Every unary model runs at most ``config.max_concurrency`` calls at a time with at
-    most ``config.max_queue_size`` waiting (rows when batched, calls otherwise). A
-    batched model also has its ``policy`` and the ``inputs``' batch axes; an unbatched
+    ``limit``: the model's calls (batches, when batched) running at once, with at most
+    ``config.max_queue_size`` waiting (rows when batched, calls otherwise); ``None``
+    when the model has no limit of its own. A batched model also has its ``policy`` and
+    the ``inputs``' batch axes (and ``config.max_concurrency == limit``); an unbatched
     one says ``why_not`` in the start-up log.
     """
 
@@ -104,6 +105,7 @@ class ModelPlan:
     policy: BatchPolicy | None = None
     inputs: tuple[BatchAxis, ...] = ()
     why_not: str | None = None
+    limit: int | None = None
 
     @property
     def batched(self) -> bool:
@@ -124,7 +126,11 @@ def plan_model(
     batches it; ``None`` follows the app. An unbatched model's plan says why.
     """
     settings = model.over(app)
-    config = settings.config()
+    limit = settings.max_concurrency  # None: not set on the model or the app
+    # Unset, a batched model runs one batch at a time.
+    config = dataclasses.replace(settings, max_concurrency=1 if limit is None else limit).config()
+    if method.streaming:
+        limit = None  # a stream is never limited
     factory = policies.get(config.policy)
     if factory is None:
         failed = "".join(f"; plugin {f.name} failed to load: {f.error}" for f in entry_point_failures())
@@ -133,11 +139,12 @@ def plan_model(
             f"available: {', '.join(sorted(policies))}{failed}"
         )
     if model.enabled is False:
-        return ModelPlan(config, why_not="it is registered with batching=False")
+        return ModelPlan(config, why_not="it is registered with batching=False", limit=limit)
     if not settings.enabled:
         return ModelPlan(
             config,
             why_not="the app has enable_batching=False (batching=True on @app.model batches one model)",
+            limit=limit,
         )
     axes = batch_axes(method)
     if isinstance(axes, str):
@@ -147,5 +154,5 @@ def plan_model(
                 f"{axes}; give every input and output a batch axis (a list[...], or a tensor whose "
                 'first dimension is "batch"), or drop batching=True'
             )
-        return ModelPlan(config, why_not=axes)
-    return ModelPlan(config, policy=factory(config), inputs=tuple(axes))
+        return ModelPlan(config, why_not=axes, limit=limit)
+    return ModelPlan(config, policy=factory(config), inputs=tuple(axes), limit=config.max_concurrency)

@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import ssl as _ssl
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -15,16 +14,16 @@ from typing import TYPE_CHECKING, Any, cast
 import structlog
 from grpclib.health.check import ServiceStatus
 from grpclib.health.service import Health
-from grpclib.server import Server
 
 from .._h2 import install as install_h2_repr
 from .._hooks import call_each, log_failure
 from .._limits import Limits
 from ..wire import MethodSchema, Schema
 from ._calls import CallTracker
-from ._executor import ModelThreads
+from ._executor import MODEL_THREADS, ModelThreads
+from ._grpclib import Server as GrpclibServer
+from ._grpclib import goaway, reflection_services
 from ._loop import LoopName, loop_factory
-from ._reflection import reflection_services
 from ._service import BlazeCodec, InferenceService, MethodTable
 from ._transport import CoalescingTransport
 
@@ -65,40 +64,23 @@ class ServerInfo:
         return format_address(self.host, self.port)
 
 
-class _Server(Server):
+class _Server(GrpclibServer):
     """grpclib's server, keeping its HTTP/2 connections so a drain can end them, and
     coalescing their writes while more than one of ``calls`` is in flight."""
 
     def __init__(self, *args: Any, calls: CallTracker, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.protocols: weakref.WeakSet[Any] = weakref.WeakSet()
         in_flight = calls.in_flight
         self._busy: Callable[[], bool] = lambda: len(in_flight) > 1
         install_h2_repr()
 
-    def _protocol_factory(self) -> Any:
-        protocol = super()._protocol_factory()
-        self.protocols.add(protocol)
-        made = protocol.connection_made
-
-        def connection_made(transport: Any) -> None:
-            made(cast(asyncio.Transport, CoalescingTransport(transport, self._busy)))
-
-        protocol.connection_made = connection_made  # type: ignore[method-assign]
-        return protocol
+    def wrap_transport(self, transport: asyncio.Transport) -> asyncio.Transport:
+        return cast(asyncio.Transport, CoalescingTransport(transport, self._busy))
 
     def goaway(self) -> None:
         """Send GOAWAY on every connection and close it."""
         for protocol in list(self.protocols):
-            connection = getattr(protocol, "connection", None)
-            if connection is None or connection.is_closing():
-                continue
-            try:
-                connection._connection.close_connection()  # h2: GOAWAY with NO_ERROR
-                connection.flush()
-            except Exception:  # noqa: BLE001 - a connection in a bad state is just closed
-                _log.debug("GOAWAY failed; closing the connection", exc_info=True)
-            connection.close()
+            goaway(protocol)
 
 
 class BlazeServer:
@@ -120,7 +102,7 @@ class BlazeServer:
         self._runtime = runtime = build_runtime(app, self.options)
         self.limits = limits or app.limits
         self._calls = CallTracker(self.limits)
-        self._executor = ModelThreads(max_workers=32)
+        self._executor = ModelThreads(max_workers=MODEL_THREADS)
         inference = InferenceService(
             runtime.models,
             runtime.schema,
@@ -138,8 +120,7 @@ class BlazeServer:
         names = [INFERENCE_SERVICE, HEALTH_SERVICE, *REFLECTION_SERVICES]
         reflection = reflection_services(names, runtime.schema.pool, runtime.schema.file)
         self._server = _Server([inference, health, *reflection], codec=BlazeCodec(), calls=self._calls)
-        # grpclib looks methods up with mapping.get(path), set up in its constructor.
-        self._server._mapping = MethodTable(self._server._mapping)
+        self._server.replace_method_table(MethodTable)
         self._force = asyncio.Event()
         self._stopping = False
         self.info: ServerInfo | None = None
@@ -147,31 +128,48 @@ class BlazeServer:
         self.abandoned = 0
 
     def _log_plans(self) -> None:
-        for (spec, _), plan in zip(self._runtime.models, self._runtime.plans, strict=True):
+        """One line per model: whether it is batched, and how many of its calls run at
+        once (the rule: ``blazerpc.batching``)."""
+        for (spec, method), plan in zip(self._runtime.models, self._runtime.plans, strict=True):
             c = plan.config
-            if not plan.batched:
+            model = f"{spec.name} v{spec.version}"
+            if method.streaming:
+                _log.info(f"Model {model} streams: not batched and not limited", model=spec.name)
+            elif plan.batched:
+                batches = "1 batch" if c.max_concurrency == 1 else f"{c.max_concurrency} batches"
                 _log.info(
-                    f"Model {spec.name} v{spec.version} is not batched: {plan.why_not}",
-                    model=spec.name,
-                    max_concurrency=c.max_concurrency,
-                )
-            else:
-                _log.info(
-                    f"Batching model {spec.name} v{spec.version}: {c.policy} policy, up to "
-                    f"{c.max_batch_size} rows, {c.timeout * 1000:g} ms",
+                    f"Batching model {model}: {c.policy} policy, up to {c.max_batch_size} rows, "
+                    f"{c.timeout * 1000:g} ms, {batches} at a time",
                     model=spec.name,
                     max_concurrency=c.max_concurrency,
                     max_queue_size=c.max_queue_size,
+                )
+            elif plan.limit is not None:
+                _log.info(
+                    f"Model {model} is not batched: {plan.why_not}; up to {plan.limit} calls at a "
+                    f"time, {c.max_queue_size} waiting",
+                    model=spec.name,
+                    max_concurrency=plan.limit,
+                    max_queue_size=c.max_queue_size,
+                )
+            elif spec.kind == "coroutine":
+                calls = self.limits.max_concurrent_calls
+                _log.info(
+                    f"Model {model} is not batched: {plan.why_not}; async, so no limit of its own "
+                    f"(the server's max_concurrent_calls, {calls})",
+                    model=spec.name,
+                )
+            else:
+                _log.info(
+                    f"Model {model} is not batched: {plan.why_not}; sync, so up to {MODEL_THREADS} "
+                    "calls at a time (the model threads, shared by every sync model)",
+                    model=spec.name,
                 )
 
     @property
     def schema(self) -> Schema:
         """The schema this server serves."""
         return self._runtime.schema
-
-    @property
-    def calls_in_flight(self) -> int:
-        return len(self._calls.in_flight)
 
     async def start(
         self,
@@ -185,8 +183,7 @@ class BlazeServer:
         await self._server.start(host, port, ssl=ssl, reuse_port=reuse_port or None)
         for batcher in self._batchers:
             batcher.start()
-        # grpclib keeps its asyncio server private; it is where the bound port is.
-        listener: Any = self._server._server
+        listener: Any = self._server.listener
         sockets = listener.sockets if listener is not None else ()
         bound_port = sockets[0].getsockname()[1] if sockets else port
         self.info = ServerInfo(host, bound_port, self._runtime.schema.methods, self.options, ssl is not None)
@@ -220,7 +217,7 @@ class BlazeServer:
         self._stopping = True
         self._status.set(False)
         self._calls.draining = True
-        listener: Any = self._server._server
+        listener = self._server.listener
         if listener is not None:
             listener.close()  # no new connections
         pending = set(self._calls.in_flight)

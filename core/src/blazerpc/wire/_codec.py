@@ -288,10 +288,6 @@ class ResponseEncoder:
             return self._single(result)
         return self.fields(split_result(self._method, result))
 
-    def split(self, result: Any) -> list[Any]:
-        """What the model returned, as one value per response field."""
-        return split_result(self._method, result)
-
     def fields(self, values: list[Any]) -> bytes:
         """Encode one value per response field."""
         msg = self._new()
