@@ -25,7 +25,13 @@ def build() -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "set.binpb"
         code = protoc.main(
-            ["protoc", f"-I{PACKAGE}", "--include_source_info", f"--descriptor_set_out={out}", "inference.proto"]
+            [
+                "protoc",
+                f"-I{PACKAGE}",
+                "--include_source_info",
+                f"--descriptor_set_out={out}",
+                "inference.proto",
+            ]
         )
         if code != 0:
             raise SystemExit(f"protoc failed on {PACKAGE / 'inference.proto'} (exit {code})")

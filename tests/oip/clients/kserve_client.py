@@ -1,6 +1,6 @@
 """Run in kserve's own environment: one ModelInfer through KServe's InferenceGRPCClient.
 
-    python kserve_client.py ADDRESS
+python kserve_client.py ADDRESS
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Run in tritonclient's own environment: every call the tests check, as JSON on stdout.
 
-    python triton_client.py ADDRESS
+python triton_client.py ADDRESS
 """
 
 from __future__ import annotations
@@ -38,12 +38,19 @@ def main(address: str) -> dict[str, Any]:
 
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     r = infer(client, "scale", [("x", x, "FP32"), ("factor", np.array([2.5]), "FP64")], request_id="req-7")
-    out["scale"] = {"id": r.get_response().id, "result": r.as_numpy("result").tolist(), "dtype": str(r.as_numpy("result").dtype)}
+    out["scale"] = {
+        "id": r.get_response().id,
+        "result": r.as_numpy("result").tolist(),
+        "dtype": str(r.as_numpy("result").dtype),
+    }
 
     r = infer(
         client,
         "count",
-        [("values", np.array([1, 2, 2**40], dtype=np.int64), "INT64"), ("flags", np.array([True, False]), "BOOL")],
+        [
+            ("values", np.array([1, 2, 2**40], dtype=np.int64), "INT64"),
+            ("flags", np.array([True, False]), "BOOL"),
+        ],
     )
     out["count"] = {"sum": r.as_numpy("result_0").tolist(), "flags": r.as_numpy("result_1").tolist()}
     # A requested subset of outputs.
@@ -93,7 +100,11 @@ def main(address: str) -> dict[str, Any]:
         final = response.parameters["triton_final_response"].bool_param
         value = result.as_numpy("result")
         stream_items.append(
-            {"id": response.id, "final": final, "value": None if value is None else value.tolist()[0].decode()}
+            {
+                "id": response.id,
+                "final": final,
+                "value": None if value is None else value.tolist()[0].decode(),
+            }
         )
         if final:
             break
@@ -107,7 +118,9 @@ def main(address: str) -> dict[str, Any]:
     for _ in range(3):
         result, error = responses.get(timeout=30)
         response = result.get_response()
-        stream_items.append({"id": response.id, "final": response.parameters["triton_final_response"].bool_param})
+        stream_items.append(
+            {"id": response.id, "final": response.parameters["triton_final_response"].bool_param}
+        )
     client.stop_stream()
     out["stream"] = stream_items
 

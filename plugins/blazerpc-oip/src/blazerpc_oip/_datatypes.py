@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from google.protobuf.descriptor_pb2 import FieldDescriptorProto as F
+
 from blazerpc.types import SCALAR_TYPES
 from blazerpc.wire import FieldSchema
-from google.protobuf.descriptor_pb2 import FieldDescriptorProto as F
 
 __all__ = ["DATATYPES", "TRITON_TYPES", "TensorInfo", "tensor_info"]
 
@@ -57,7 +58,7 @@ TRITON_TYPES: dict[str, int] = {
     "BF16": 14,
 }
 
-_BY_PROTO_TYPE = {
+_BY_PROTO_TYPE: dict[int, str] = {
     F.TYPE_DOUBLE: "FP64",
     F.TYPE_FLOAT: "FP32",
     F.TYPE_INT64: "INT64",

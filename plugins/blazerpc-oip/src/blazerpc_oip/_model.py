@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from blazerpc import InferenceError, InvalidInputError
 from blazerpc.wire import FieldSchema, MethodSchema
 
@@ -51,7 +52,9 @@ class ModelTensors:
     def _info(f: FieldSchema) -> TensorInfo:
         info = tensor_info(f)
         if info is None:
-            raise UnmappedField(f"field {f.name!r} ({f.wire.describe}) has no Open Inference Protocol datatype")
+            raise UnmappedField(
+                f"field {f.name!r} ({f.wire.describe}) has no Open Inference Protocol datatype"
+            )
         return info
 
     # --- request -> arguments ---------------------------------------------------------
@@ -90,12 +93,16 @@ class ModelTensors:
             elif f.wire.optional:
                 args.append(None)
             else:
-                raise InvalidInputError(f"input {info.name!r} ({_describe(info)}) is required but was not sent")
+                raise InvalidInputError(
+                    f"input {info.name!r} ({_describe(info)}) is required but was not sent"
+                )
         return args
 
     def _argument(self, info: TensorInfo, tensor: Any, raw: bytes | None) -> Any:
         if tensor.datatype != info.datatype:
-            raise InvalidInputError(f"datatype {tensor.datatype or '(empty)'} does not match the model's {info.datatype}")
+            raise InvalidInputError(
+                f"datatype {tensor.datatype or '(empty)'} does not match the model's {info.datatype}"
+            )
         shape = list(tensor.shape)
         count = element_count(shape)
         if raw is not None and tensor.HasField("contents"):
@@ -105,13 +112,19 @@ class ModelTensors:
         if info.kind == "tensor":
             dtype = info.numpy
             assert dtype is not None
-            data = raw if raw is not None else typed_values(tensor.contents, info.datatype, count).astype(dtype).tobytes()
+            data = (
+                raw
+                if raw is not None
+                else typed_values(tensor.contents, info.datatype, count).astype(dtype).tobytes()
+            )
             assert decode is not None
             return decode(_Tensor(shape, dtype.name, data))
         if info.kind == "list" and len(shape) != 1:
             raise InvalidInputError(f"shape {shape} is not 1-d; the model takes a list ({_describe(info)})")
         if info.kind == "scalar" and shape != [1]:
-            raise InvalidInputError(f"shape {shape} is not [1]; the model takes one value ({_describe(info)})")
+            raise InvalidInputError(
+                f"shape {shape} is not [1]; the model takes one value ({_describe(info)})"
+            )
         values = self._values(info, raw, tensor.contents, count)
         if info.kind == "scalar":
             values = values[0]
@@ -120,7 +133,9 @@ class ModelTensors:
     @staticmethod
     def _values(info: TensorInfo, raw: bytes | None, contents: Any, count: int) -> list[Any]:
         if info.datatype == "BYTES":
-            items = raw_bytes_elements(raw, count) if raw is not None else typed_values(contents, "BYTES", count)
+            items = (
+                raw_bytes_elements(raw, count) if raw is not None else typed_values(contents, "BYTES", count)
+            )
             if not info.text:
                 return items
             try:
@@ -133,7 +148,8 @@ class ModelTensors:
             return list(typed_values(contents, info.datatype, count).tolist())
         if len(raw) != count * dtype.itemsize:
             raise InvalidInputError(
-                f"shape [{count}] of {info.datatype} needs {count * dtype.itemsize} bytes of raw data, got {len(raw)}"
+                f"shape [{count}] of {info.datatype} needs {count * dtype.itemsize} bytes of raw data, "
+                f"got {len(raw)}"
             )
         arr = np.frombuffer(raw, dtype=dtype)
         if dtype.kind == "b" and count and int(np.frombuffer(raw, dtype=np.uint8).max()) > 1:

@@ -12,18 +12,19 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-import blazerpc
-from blazerpc import InvalidInputError
-from blazerpc.server import RawMessage, ServedModel, ServiceHost
 from google.protobuf.message import DecodeError
 from grpclib.const import Cardinality, Handler, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.server import Stream
 
+import blazerpc
+from blazerpc import InvalidInputError
+from blazerpc.server import RawMessage, ServedModel, ServiceHost
+
 from ._datatypes import TRITON_TYPES
 from ._model import ModelTensors
 from ._params import Parameters
-from ._proto import SERVICE, Messages
+from ._proto import SERVICE, Messages, file_descriptor
 from ._stats import Statistics
 
 __all__ = ["EXTENSIONS", "OpenInferenceService"]
@@ -83,7 +84,9 @@ class _Entry:
             versions=[self.version],
             platform="blazerpc",
             inputs=[{"name": i.name, "datatype": i.datatype, "shape": i.shape} for i in self.tensors.inputs],
-            outputs=[{"name": o.name, "datatype": o.datatype, "shape": o.shape} for o in self.tensors.outputs],
+            outputs=[
+                {"name": o.name, "datatype": o.datatype, "shape": o.shape} for o in self.tensors.outputs
+            ],
         )
         batch = served.max_batch_size or 0
         cut = 1 if batch else 0  # Triton's dims leave out the batch dimension
@@ -188,7 +191,9 @@ class _StreamRequest:
     async def send_initial_metadata(self, *, metadata: Any = None) -> None:
         return None  # the stream's headers went out with its first request
 
-    async def send_trailing_metadata(self, *, status: Status = Status.OK, status_message: Any = None, **_: Any) -> None:
+    async def send_trailing_metadata(
+        self, *, status: Status = Status.OK, status_message: Any = None, **_: Any
+    ) -> None:
         self.status = status
         self.message = status_message
 
@@ -198,6 +203,7 @@ class OpenInferenceService:
 
     def __init__(self, host: ServiceHost, statistics: Statistics | None) -> None:
         self.host = host
+        host.add_file(file_descriptor())
         self.messages = m = Messages(host.schema.pool)
         self.statistics = statistics
         self.entries: dict[str, dict[str, _Entry]] = {}
@@ -341,7 +347,9 @@ class OpenInferenceService:
         try:
             request = self.messages.ModelInferRequest.FromString(data)
         except DecodeError as exc:
-            raise GRPCError(Status.INVALID_ARGUMENT, f"request is not a valid inference.ModelInferRequest: {exc}") from None
+            raise GRPCError(
+                Status.INVALID_ARGUMENT, f"request is not a valid inference.ModelInferRequest: {exc}"
+            ) from None
         entry = self._find(request.model_name, request.model_version)
         try:
             params = Parameters(request.parameters)
@@ -367,7 +375,8 @@ class OpenInferenceService:
         except TimeoutError:
             raise GRPCError(
                 Status.DEADLINE_EXCEEDED,
-                f"the request's timeout parameter ({params.timeout * 1e6:g} µs) passed before it was answered",
+                f"the request's timeout parameter ({params.timeout * 1e6:g} µs) passed "
+                "before the call was answered",
             ) from None
 
     async def model_stream_infer(self, stream: Stream[Any, Any]) -> None:
@@ -386,13 +395,19 @@ class OpenInferenceService:
                 call = _InferCall(entry, request)
                 await entry.pipeline.handle(view, data, codec=call)  # type: ignore[arg-type]
             except GRPCError as exc:
-                await stream.send_message(m.ModelStreamInferResponse(error_message=exc.message or exc.status.name).SerializeToString())
+                await stream.send_message(
+                    m.ModelStreamInferResponse(
+                        error_message=exc.message or exc.status.name
+                    ).SerializeToString()
+                )
                 continue
             except (asyncio.CancelledError, StreamTerminatedError):
                 raise
             if view.status is not None and view.status is not Status.OK:
                 await stream.send_message(
-                    m.ModelStreamInferResponse(error_message=view.message or view.status.name).SerializeToString()
+                    m.ModelStreamInferResponse(
+                        error_message=view.message or view.status.name
+                    ).SerializeToString()
                 )
                 continue
             empty = None

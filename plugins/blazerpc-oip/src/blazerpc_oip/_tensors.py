@@ -10,11 +10,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
 from blazerpc import InferenceError, InvalidInputError
 
 from ._datatypes import NUMPY
 
-__all__ = ["TYPED_FIELDS", "element_count", "join_bytes", "output_array", "raw_bytes_elements", "typed_values"]
+__all__ = [
+    "TYPED_FIELDS",
+    "element_count",
+    "join_bytes",
+    "output_array",
+    "raw_bytes_elements",
+    "typed_values",
+]
 
 #: The ``InferTensorContents`` field that holds each datatype's typed values.
 TYPED_FIELDS: dict[str, str] = {
