@@ -13,8 +13,9 @@ from blazerpc import BlazeApp, TensorInput, TensorOutput
 
 app = BlazeApp(batch_timeout_ms=float(os.environ.get("OIP_BATCH_TIMEOUT_MS", "20")), max_batch_size=256)
 
-#: Model calls of `rows`, one number (its rows) per call, for the batching test.
-ROW_CALLS: list[int] = []
+#: Model calls of `rows`: per call, its rows below 100 and its rows from 100 on (the
+#: batching test sends V2 calls values below 100, native calls values from 100).
+ROW_CALLS: list[tuple[int, int]] = []
 
 
 @app.model("scale", batching=False)
@@ -44,15 +45,15 @@ def shout(text: list[str], blob: bytes) -> tuple[list[str], bytes]:
 @app.model("rows")
 async def rows(x: TensorInput[np.float32, "batch", 1]) -> TensorOutput[np.float32, "batch", 1]:
     """A batched echo plus one; counts its calls (model `calls` reports them)."""
-    ROW_CALLS.append(len(x))
+    ROW_CALLS.append((int((x < 100).sum()), int((x >= 100).sum())))
     await asyncio.sleep(0.01)
     return x + 1
 
 
 @app.model("calls", batching=False)
-def calls(reset: bool) -> list[int]:
+def calls(reset: bool) -> TensorOutput[np.int64, "calls", 2]:
     """The row counts of every call of `rows` so far (then forgotten, with `reset`)."""
-    found = list(ROW_CALLS)
+    found = np.array(ROW_CALLS, dtype=np.int64).reshape(-1, 2)
     if reset:
         ROW_CALLS.clear()
     return found
