@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from oip_support import APP
+from oip_support import APP, SERVE_ARGS
 
 from blazerpc.testing import ServeProcess, serve_process
 
@@ -24,5 +24,5 @@ def grpcurl() -> str:
 
 @pytest.fixture(scope="module")
 def oip_server() -> Iterator[ServeProcess]:
-    with serve_process(APP) as proc:
+    with serve_process(APP, *SERVE_ARGS) as proc:
         yield proc

@@ -10,6 +10,7 @@ the requirement: a new pin makes a new one.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -23,6 +24,9 @@ import pytest
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 APP = f"{HERE / 'apps' / 'oip_app.py'}:app"
+#: ``blaze serve`` arguments every test server gets: with the metrics plugin installed
+#: (the nox session installs it), a free metrics port, so servers can run side by side.
+SERVE_ARGS: tuple[str, ...] = ("--metrics-port", "0") if importlib.util.find_spec("blazerpc_metrics") else ()
 CLIENTS = {
     "tritonclient": "tritonclient[grpc]==2.73.0",
     "kserve": "kserve==0.21.0",

@@ -8,7 +8,7 @@ import json
 import subprocess
 
 import numpy as np
-from oip_support import APP
+from oip_support import APP, SERVE_ARGS
 
 from blazerpc.testing import ServeProcess, serve_process
 
@@ -71,7 +71,7 @@ def test_call_model_infer_and_health(grpcurl: str, oip_server: ServeProcess) -> 
 
 
 def test_no_oip_serves_without_the_protocol(grpcurl: str) -> None:
-    with serve_process(APP, "--no-oip") as proc:
+    with serve_process(APP, "--no-oip", *SERVE_ARGS) as proc:
         listed = grpcurl_run(grpcurl, proc.address, "list")
         called = grpcurl_run(grpcurl, proc.address, "inference.GRPCInferenceService/ServerLive", data={})
     assert "inference.GRPCInferenceService" not in listed.stdout.split()

@@ -12,7 +12,6 @@ import pytest
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from oip_support import APP
-from prometheus_client.parser import text_string_to_metric_families
 from v2_client import M, call, channel, infer, request
 
 from blazerpc import BlazeApp, TensorInput, TensorOutput
@@ -21,10 +20,11 @@ from blazerpc.testing import ServeProcess, serve_process
 
 
 def counted(port: int) -> dict[tuple[str, str, str], float]:
+    parser = pytest.importorskip("prometheus_client.parser", reason="the metrics plugin is not installed")
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
     found = {}
-    for family in text_string_to_metric_families(text):
+    for family in parser.text_string_to_metric_families(text):
         for s in family.samples:
             if s.name == "blazerpc_requests_total":
                 found[(s.labels["model"], s.labels["method"], s.labels["code"])] = s.value
@@ -32,6 +32,7 @@ def counted(port: int) -> dict[tuple[str, str, str], float]:
 
 
 async def test_metrics_count_v2_calls_per_model() -> None:
+    pytest.importorskip("blazerpc_metrics", reason="the metrics plugin is not installed")
     with serve_process(APP, "--metrics-port", "0") as proc:
         port = int(next(e["metrics_port"] for e in list(proc.logs) if "metrics_port" in e))
         await _calls(proc)
