@@ -9,14 +9,12 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
-from support import app_target
 
-from blazerpc.testing import ServeProcess, run_grpcio_client, serve_process
+from blazerpc.testing import ServeProcess, run_grpcio_client
 
 SERVICES = [
     "blazerpc.InferenceService",
@@ -24,12 +22,6 @@ SERVICES = [
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
 ]
-
-
-@pytest.fixture(scope="module")
-def export_server() -> Iterator[ServeProcess]:
-    with serve_process(app_target("export_app")) as proc:
-        yield proc
 
 
 def _run_json(script: str, *args: str) -> Any:

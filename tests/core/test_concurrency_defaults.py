@@ -24,34 +24,30 @@ async def _naps(proc: ServeProcess, calls: int) -> list[int]:
         return list(await asyncio.gather(*(client.predict("nap", x=i) for i in range(calls))))
 
 
-def test_50_calls_of_an_async_model_run_together() -> None:
+async def test_50_calls_of_an_async_model_run_together() -> None:
     with serve_process(app_target("concurrency_app")) as proc:
         started = time.monotonic()
-        running = asyncio.run(_naps(proc, 50))
+        running = await _naps(proc, 50)
         elapsed = time.monotonic() - started
     # One at a time (the old default) would be 50 s, each call seeing itself alone.
     assert max(running) > 1
     assert elapsed < 15, f"50 calls of a 1 s model took {elapsed:.1f} s"
 
 
-def test_sigterm_with_50_async_calls_in_flight_answers_all_50(tmp_path: Path) -> None:
+async def test_sigterm_with_50_async_calls_in_flight_answers_all_50(tmp_path: Path) -> None:
     arrivals = tmp_path / "arrivals"
     env = {"BLAZERPC_TEST_ARRIVALS": str(arrivals)}
     with serve_process(app_target("concurrency_app"), "--grace-period", "30", env=env) as proc:
-
-        async def scenario() -> list[int]:
-            async with Client(proc.address, timeout=60) as client:
-                await client.connect()
-                calls = [asyncio.ensure_future(client.predict("nap", x=i)) for i in range(50)]
-                deadline = time.monotonic() + 30
-                while _lines(arrivals) < 50:  # every call is in the server
-                    assert time.monotonic() < deadline, f"{_lines(arrivals)} of 50 calls arrived"
-                    await asyncio.sleep(0.01)
-                proc.process.send_signal(signal.SIGTERM)
-                return list(await asyncio.gather(*calls))
-
-        results = asyncio.run(scenario())
-        code = proc.process.wait(60)
+        async with Client(proc.address, timeout=60) as client:
+            await client.connect()
+            calls = [asyncio.ensure_future(client.predict("nap", x=i)) for i in range(50)]
+            deadline = time.monotonic() + 30
+            while _lines(arrivals) < 50:  # every call is in the server
+                assert time.monotonic() < deadline, f"{_lines(arrivals)} of 50 calls arrived"
+                await asyncio.sleep(0.01)
+            proc.process.send_signal(signal.SIGTERM)
+            results = list(await asyncio.gather(*calls))
+        code = await asyncio.get_running_loop().run_in_executor(None, proc.process.wait, 60)
     assert len(results) == 50  # every call answered OK (an error status would have raised)
     assert code == 0
 

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 import pytest
-from test_plugins import FIXTURES, blaze, install_distribution, site_env
+from installed_plugins_support import FIXTURES, blaze, install_distribution, site_env
 
 # Run in a fresh process: the declared help of every command and option, as typer has it
 # once the plugins' options and commands are added.

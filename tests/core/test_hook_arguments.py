@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pluggy
 import pytest
+from installed_plugins_support import FIXTURES, blaze, install_distribution, site_env
 from plugin_fixtures import subset_args_plugin as plugin
 from plugin_fixtures.subset_args_plugin import Doubler, Grid, Reading
-from test_plugins import FIXTURES, blaze, install_distribution, site_env
 
 from blazerpc import BlazeApp, PluginError, TensorInput, TensorOutput, hookimpl, hookspecs
 from blazerpc.server import ServerInfo
@@ -99,6 +99,18 @@ async def test_every_server_hook_gets_only_the_arguments_it_takes() -> None:
     assert requests == ["read", "grid", "double", "window"]
     batches = {s["model"] for hook, s in plugin.CALLS if hook == "listener.on_batch"}
     assert batches == {"read", "grid", "double", "window"}
+
+
+def test_the_manifests_hook_gets_only_the_argument_it_takes() -> None:
+    from blazerpc.deploy import KubernetesOptions, kubernetes_manifests
+
+    plugin.CALLS.clear()
+    manifests = kubernetes_manifests(_app(), "app.py:app", KubernetesOptions(name="readings"))
+    [added] = [m for m in manifests if m.file == "subset.yaml"]
+    assert added.body["data"] == {"models": "read v1,grid v1,double v1,window v1"}
+    assert [seen for hook, seen in plugin.CALLS if hook == "blazerpc_kubernetes_manifests"] == [
+        {"name": "readings"}
+    ]
 
 
 # --- installed, under `blaze serve --workers 2` -------------------------------------------

@@ -8,7 +8,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,7 +22,7 @@ from google.protobuf.descriptor_pb2 import (
 from support import APPS, QUICKSTART, app_target
 
 from blazerpc import __version__
-from blazerpc.testing import ServeProcess, blaze_command, run_grpcio_client, serve_process
+from blazerpc.testing import ServeProcess, blaze_command, run_grpcio_client
 
 F = FieldDescriptorProto
 TENSOR = ".blazerpc.TensorProto"
@@ -366,12 +365,6 @@ def generated_stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert done.returncode == 0, f"grpc_tools.protoc failed:\n{done.stderr}"
     assert sorted(p.name for p in out.glob("*.py")) == ["blaze_service_pb2.py", "blaze_service_pb2_grpc.py"]
     return out
-
-
-@pytest.fixture(scope="module")
-def export_server() -> Iterator[ServeProcess]:
-    with serve_process(app_target("export_app")) as proc:
-        yield proc
 
 
 # argv: the directory of the generated modules, the server's address.

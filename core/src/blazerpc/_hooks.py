@@ -27,6 +27,7 @@ _log = structlog.get_logger("blazerpc")
 ONE_AT_A_TIME = frozenset(
     {
         "blazerpc_cli",
+        "blazerpc_kubernetes_manifests",
         "blazerpc_serve_options",
         "blazerpc_shutdown",
         "blazerpc_supervisor_start",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._checks import check_count, is_number
-from .exceptions import ConfigurationError
+from ._checks import check_count, check_seconds
 
 __all__ = ["Limits"]
 
@@ -33,8 +32,6 @@ class Limits:
     def __post_init__(self) -> None:
         for name in ("max_message_size", "max_concurrent_calls"):
             check_count(name, getattr(self, name))
-        timeout = self.default_timeout
-        if timeout is not None and (not is_number(timeout) or timeout <= 0):
-            raise ConfigurationError(
-                f"default_timeout must be a number of seconds > 0 or None, got {timeout!r}"
-            )
+        check_seconds(
+            "default_timeout", self.default_timeout, zero=False, what="a number of seconds > 0 or None"
+        )

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .app import BlazeApp
     from .batching import BatchConfig, BatchListener, BatchPolicy
     from .cli import ServeOption
+    from .deploy import KubernetesTarget, Manifest
     from .server import ServerInfo, ServiceHost, SupervisorInfo
     from .wire import ArrayConverter, FieldContext, WireType
 
@@ -233,4 +234,21 @@ def blazerpc_supervisor_stop(supervisor: SupervisorInfo) -> None:
     """In the parent, after every worker has exited; release what
     :func:`blazerpc_supervisor_start` set up. Called only for plugins whose start hook
     ran without raising, in reverse order, each even if another raised.
+    """
+
+
+# --- deployment: `blaze deploy kubernetes` ------------------------------------------------
+
+
+@hookspec
+def blazerpc_kubernetes_manifests(app: BlazeApp, target: KubernetesTarget) -> Sequence[Manifest]:
+    """More objects for ``blaze deploy kubernetes`` to write beside core's Deployment,
+    Services, PodDisruptionBudget and autoscaler (a KServe ``ServingRuntime`` and
+    ``InferenceService`` for the Open Inference Protocol, say).
+
+    ``target`` is the Deployment they go with: its name, namespace, pod labels, the
+    container's ``blaze serve`` command and the resolved options (image, port...).
+    Return :class:`blazerpc.deploy.Manifest` objects; each file name must be new.
+
+    Called once per command. Collects every plugin's, ordered by plugin name.
     """

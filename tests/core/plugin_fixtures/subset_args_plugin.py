@@ -21,6 +21,7 @@ from google.protobuf.descriptor_pb2 import FieldDescriptorProto
 from blazerpc import CallContext, Middleware, hookimpl
 from blazerpc.batching import BatchConfig, BatchEvent, BatchListener, BatchPolicy, FixedWindowPolicy
 from blazerpc.cli import ServeOption
+from blazerpc.deploy import KubernetesTarget, Manifest
 from blazerpc.server import ServerInfo
 from blazerpc.wire import ArrayConverter, WireType, scalar_wire_type
 
@@ -144,3 +145,15 @@ def worker_exit_returncode(returncode: int) -> None:
 @hookimpl
 def blazerpc_supervisor_stop() -> None:
     record("blazerpc_supervisor_stop")
+
+
+@hookimpl
+def blazerpc_kubernetes_manifests(target: KubernetesTarget) -> Sequence[Manifest]:
+    record("blazerpc_kubernetes_manifests", name=target.name)
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{target.name}-subset", "namespace": target.namespace},
+        "data": {"models": ",".join(target.models)},
+    }
+    return [Manifest("subset.yaml", body)]

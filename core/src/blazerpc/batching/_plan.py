@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .._checks import check_count, is_number
+from .._checks import check_count, check_seconds
 from .._plugins import entry_point_failures
 from ..exceptions import ConfigurationError
 from ..wire import BatchAxis
@@ -31,12 +31,9 @@ class BatchSettings:
     def check(self, where: str) -> BatchSettings:
         """Raise :class:`ConfigurationError` for a value that cannot work."""
         for name in ("max_batch_size", "max_concurrency", "max_queue_size"):
-            value = getattr(self, name)
-            if value is not None:
-                check_count(name, value, f"{where}: ")
+            check_count(name, getattr(self, name), f"{where}: ")
         timeout = self.batch_timeout_ms
-        if timeout is not None and (not is_number(timeout) or timeout < 0):
-            raise ConfigurationError(f"{where}: batch_timeout_ms must be a number >= 0, got {timeout!r}")
+        check_seconds("batch_timeout_ms", timeout, f"{where}: ", zero=True, what="a number >= 0")
         if self.batch_policy is not None and not isinstance(self.batch_policy, str):
             raise ConfigurationError(
                 f"{where}: batch_policy must be a policy name, got {self.batch_policy!r}"

@@ -38,6 +38,10 @@ cli = typer.Typer(
 )
 plugins_cli = typer.Typer(help="Inspect installed plugins.", no_args_is_help=True)
 cli.add_typer(plugins_cli, name="plugins")
+# blaze deploy kubernetes / dockerfile (blazerpc.deploy).
+from ._deploy import deploy_cli  # noqa: E402 - one block with the registration
+
+cli.add_typer(deploy_cli, name="deploy")
 
 _log = structlog.get_logger("blazerpc")
 
@@ -110,7 +114,9 @@ def serve(
     app_path: AppPath,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "0.0.0.0",
     port: Annotated[
-        int, typer.Option(help="Port to listen on (0 picks a free one).", min=0, max=65535)
+        int,
+        # PORT: as Knative (and KServe's serverless mode) tell a container where to listen.
+        typer.Option(help="Port to listen on (0 picks a free one).", min=0, max=65535, envvar="PORT"),
     ] = 50051,
     workers: Annotated[
         int, typer.Option(help="Worker processes sharing the port (SO_REUSEPORT).", min=1)
