@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.descriptor_pb2 import FileDescriptorProto
 from grpclib.server import Stream
 
+from .._hooks import iter_calls
 from .._limits import Limits
 from .._model import Model
 from ..wire import MethodSchema, Schema
@@ -107,27 +108,22 @@ def plugin_services(pm: Any, host: ServiceHost, inference: Any) -> dict[Any, tup
 
     taken = {path: "blazerpc.InferenceService" for path in inference.__mapping__()}
     found: dict[Any, tuple[str, ...]] = {}
-    for impl in pm.hook.blazerpc_services.get_hookimpls():
-        offered = impl.function(host=host)
+    for plugin, offered in iter_calls(pm.hook.blazerpc_services, {"host": host}):
         if not isinstance(offered, Sequence):
             raise ConfigurationError(
-                f"plugin {impl.plugin_name}: blazerpc_services must return a list of servicers, "
-                f"got {offered!r}"
+                f"plugin {plugin}: blazerpc_services must return a list of servicers, got {offered!r}"
             )
         for servicer in offered:
             mapping = getattr(servicer, "__mapping__", None)
             if mapping is None:
                 raise ConfigurationError(
-                    f"plugin {impl.plugin_name}: {servicer!r} is not a grpclib servicer "
-                    "(it has no __mapping__)"
+                    f"plugin {plugin}: {servicer!r} is not a grpclib servicer (it has no __mapping__)"
                 )
             names = []
             for path in mapping():
-                other = taken.setdefault(path, impl.plugin_name)
-                if other != impl.plugin_name:
-                    raise ConfigurationError(
-                        f"plugin {impl.plugin_name} serves {path}, which {other} serves already"
-                    )
+                other = taken.setdefault(path, plugin)
+                if other != plugin:
+                    raise ConfigurationError(f"plugin {plugin} serves {path}, which {other} serves already")
                 names.append(path.lstrip("/").split("/", 1)[0])
             found[servicer] = tuple(dict.fromkeys(names))
     return found
