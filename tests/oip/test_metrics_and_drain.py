@@ -41,6 +41,7 @@ async def test_metrics_count_v2_calls_per_model() -> None:
     assert samples[("rows", "ModelInfer", "OK")] == 1
     assert samples[("half", "ModelInfer", "INVALID_ARGUMENT")] == 1
     assert samples[("half", "PredictHalf", "OK")] == 1
+    assert samples[("rows", "ModelInfer", "DEADLINE_EXCEEDED")] == 1
 
 
 async def _calls(proc: ServeProcess) -> None:
@@ -51,6 +52,9 @@ async def _calls(proc: ServeProcess) -> None:
     await infer(ch, request("rows", [("x", "FP32", [1, 1], b"\0\0\0\0")]))
     with contextlib.suppress(GRPCError):
         await infer(ch, request("half", [("x", "FP16", [3], h)]))
+    with contextlib.suppress(GRPCError):  # the timeout parameter passes: DEADLINE_EXCEEDED
+        timeout = {"timeout": {"int64_param": 1}}
+        await infer(ch, request("rows", [("x", "FP32", [1, 1], b"\0\0\0\0")], parameters=timeout))
     ch.close()
     with proc.client() as client:
         client.predict("half", x=np.ones(2, dtype=np.float16))

@@ -15,6 +15,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from grpclib.const import Cardinality, Handler, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
+from grpclib.metadata import Deadline
 from grpclib.server import Stream
 
 import blazerpc
@@ -154,6 +155,18 @@ class _InferCall:
             response.raw_output_contents.append(raw)
         data: bytes = response.SerializeToString()
         return data
+
+
+class _Deadlined:
+    """A call's stream with the request's ``timeout`` parameter as its deadline, so the
+    batcher drops it from its queue and middleware see ``DEADLINE_EXCEEDED`` when it passes."""
+
+    def __init__(self, stream: Stream[Any, Any], deadline: Deadline) -> None:
+        self._stream = stream
+        self.deadline = deadline
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class _StreamRequest:
@@ -369,9 +382,12 @@ class OpenInferenceService:
         if params.timeout is None:
             await entry.pipeline.handle(stream, data, codec=call)
             return
+        deadline = Deadline.from_timeout(params.timeout)
+        if stream.deadline is not None and stream.deadline < deadline:
+            deadline = stream.deadline
         try:
             async with asyncio.timeout(params.timeout):
-                await entry.pipeline.handle(stream, data, codec=call)
+                await entry.pipeline.handle(_Deadlined(stream, deadline), data, codec=call)  # type: ignore[arg-type]
         except TimeoutError:
             raise GRPCError(
                 Status.DEADLINE_EXCEEDED,
