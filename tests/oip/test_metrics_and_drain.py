@@ -9,7 +9,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from grpclib.const import Status
+from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError
 from oip_support import APP
 from v2_client import M, call, channel, infer, request
@@ -91,4 +91,25 @@ async def test_not_ready_while_draining() -> None:
     response = await running
     assert response.raw_output_contents[0] == b"\0\0\x80?"  # the call in flight finished
     await stopping
+    ch.close()
+
+
+async def test_an_idle_stream_ends_when_the_server_drains() -> None:
+    server = BlazeServer(slow_app())
+    info = await server.start("127.0.0.1", 0)
+    ch = channel(info.address)
+    path = "/inference.GRPCInferenceService/ModelStreamInfer"
+    async with ch.request(
+        path, Cardinality.STREAM_STREAM, M.ModelInferRequest, M.ModelStreamInferResponse
+    ) as s:
+        await s.send_message(request("slow", [("x", "FP32", [1], b"\0\0\x80?")], id="before"))
+        first = await s.recv_message()
+        assert first is not None
+        assert first.infer_response.id == "before"
+        stopping = asyncio.ensure_future(server.stop(grace=60))
+        # The server ends the stream between requests, so the drain does not wait out its
+        # 60 s grace (nor cancel the stream at its end).
+        assert await s.recv_message() is None
+        await asyncio.wait_for(stopping, 30)
+    assert server.abandoned == 0
     ch.close()

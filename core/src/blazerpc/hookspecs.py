@@ -121,7 +121,8 @@ def blazerpc_services(host: ServiceHost) -> Sequence[Any]:
     :class:`blazerpc.server.RawMessage` as their request and reply types; others use
     classes from ``host.schema.pool`` (add the ``.proto`` with ``host.add_file``, which
     also serves it through reflection). ``host.ready`` is the health service's
-    answer (false before start-up ends and while draining). The services are listed
+    answer (false before start-up ends and while draining); ``await host.draining()``
+    returns when the drain starts, for a long-lived call to end between requests. The services are listed
     by reflection and reported by the health service under their own names; two
     plugins serving one path is a start-up error. ``host.options`` are the serve
     options: a plugin whose option turns it off returns no services.

@@ -10,6 +10,7 @@ batcher (calls of both protocols join the same batches), the limits and the drai
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -74,12 +75,19 @@ class ServiceHost:
     limits: Limits
     models: tuple[ServedModel, ...]
     _ready: Callable[[], bool] = field(repr=False)
+    _draining: asyncio.Event = field(repr=False)
     _files: list[FileDescriptorProto] = field(default_factory=list, repr=False)
 
     @property
     def ready(self) -> bool:
         """Serving: started and not draining (what the health service reports)."""
         return self._ready()
+
+    async def draining(self) -> None:
+        """Return once the server starts draining: a long-lived call between requests
+        (a bidirectional stream waiting for its next one) should end then, so the drain
+        need not wait for it to the end of its grace period."""
+        await self._draining.wait()
 
     def add_file(self, file: FileDescriptorProto) -> None:
         """Add a service's ``.proto`` file to the schema's pool (if it is not there) and

@@ -172,6 +172,7 @@ class BlazeServer:
             )
         status = self._status
         calls = self._calls
+        self._draining = asyncio.Event()
         return ServiceHost(
             app=self.app,
             options=self.options,
@@ -179,6 +180,7 @@ class BlazeServer:
             limits=self.limits,
             models=tuple(models),
             _ready=lambda: bool(status.__status__()) and not calls.draining,
+            _draining=self._draining,
         )
 
     def _log_plans(self) -> None:
@@ -271,6 +273,7 @@ class BlazeServer:
         self._stopping = True
         self._status.set(False)
         self._calls.draining = True
+        self._draining.set()
         listener = self._server.listener
         if listener is not None:
             listener.close()  # no new connections

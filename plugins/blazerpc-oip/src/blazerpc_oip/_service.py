@@ -14,7 +14,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 from grpclib.const import Cardinality, Handler, Status
-from grpclib.exceptions import GRPCError, StreamTerminatedError
+from grpclib.exceptions import GRPCError
 from grpclib.metadata import Deadline
 from grpclib.server import Stream
 
@@ -397,38 +397,46 @@ class OpenInferenceService:
 
     async def model_stream_infer(self, stream: Stream[Any, Any]) -> None:
         limit = self.host.limits.max_message_size
+        draining = asyncio.ensure_future(self.host.draining())
+        try:
+            while True:
+                received = asyncio.ensure_future(stream.recv_message())
+                await asyncio.wait({received, draining}, return_when=asyncio.FIRST_COMPLETED)
+                if not received.done():  # draining, between requests: the stream ends (OK)
+                    received.cancel()
+                    return
+                data = received.result()
+                if data is None:
+                    return
+                await self._stream_request(stream, data, limit)
+        finally:
+            draining.cancel()
+
+    async def _stream_request(self, stream: Stream[Any, Any], data: bytes, limit: int) -> None:
+        """One request of a ``ModelStreamInfer`` stream, answered on it: the model's
+        responses, the last marked final; or one ``error_message``."""
         m = self.messages
-        async for data in stream:
-            view = _StreamRequest(stream, self._final, self._not_final)
-            try:
-                if len(data) > limit:
-                    raise GRPCError(
-                        Status.RESOURCE_EXHAUSTED,
-                        f"the request is {len(data)} bytes, over this server's limit of {limit} bytes "
-                        "(max_message_size)",
-                    )
-                entry, request, params = self._parse(data)
-                call = _InferCall(entry, request)
-                await entry.pipeline.handle(view, data, codec=call)  # type: ignore[arg-type]
-            except GRPCError as exc:
-                await stream.send_message(
-                    m.ModelStreamInferResponse(
-                        error_message=exc.message or exc.status.name
-                    ).SerializeToString()
+        view = _StreamRequest(stream, self._final, self._not_final)
+        try:
+            if len(data) > limit:
+                raise GRPCError(
+                    Status.RESOURCE_EXHAUSTED,
+                    f"the request is {len(data)} bytes, over this server's limit of {limit} bytes "
+                    "(max_message_size)",
                 )
-                continue
-            except (asyncio.CancelledError, StreamTerminatedError):
-                raise
-            if view.status is not None and view.status is not Status.OK:
-                await stream.send_message(
-                    m.ModelStreamInferResponse(
-                        error_message=view.message or view.status.name
-                    ).SerializeToString()
-                )
-                continue
-            empty = None
-            if params.empty_final:
-                empty = m.ModelInferResponse(
-                    model_name=entry.name, model_version=entry.version, id=request.id
-                ).SerializeToString()
-            await view.finish(empty)
+            entry, request, params = self._parse(data)
+            await entry.pipeline.handle(view, data, codec=_InferCall(entry, request))  # type: ignore[arg-type]
+        except GRPCError as exc:
+            error = exc.message or exc.status.name
+            await stream.send_message(m.ModelStreamInferResponse(error_message=error).SerializeToString())
+            return
+        if view.status is not None and view.status is not Status.OK:
+            error = view.message or view.status.name
+            await stream.send_message(m.ModelStreamInferResponse(error_message=error).SerializeToString())
+            return
+        empty = None
+        if params.empty_final:
+            empty = m.ModelInferResponse(
+                model_name=entry.name, model_version=entry.version, id=request.id
+            ).SerializeToString()
+        await view.finish(empty)
