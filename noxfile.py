@@ -56,6 +56,9 @@ PLUGIN_TEST_DEPS: dict[str, list[str]] = {
     "tf": ["tensorflow-cpu==2.21.0"],  # the CPU build on disk here (the plugin asks >=2.16,<3)
     "onnx": ["onnx>=1.15"],  # the tests build their graphs with onnx.helper
     "metrics": DEPLOY_TEST_DEPS,  # tests/metrics/test_deploy_metrics.py: the KEDA ScaledObject
+    # The V2 clients (tritonclient, kserve) get environments of their own, made by the
+    # tests (tests/oip/oip_support.py); the metrics plugin shows V2 calls are counted.
+    "oip": ["-e", "plugins/blazerpc-metrics"],
 }
 
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .batching import BatchConfig, BatchListener, BatchPolicy
     from .cli import ServeOption
     from .deploy import KubernetesTarget, Manifest
-    from .server import ServerInfo, SupervisorInfo
+    from .server import ServerInfo, ServiceHost, SupervisorInfo
     from .wire import ArrayConverter, FieldContext, WireType
 
 __all__ = ["hookimpl", "hookspec"]
@@ -100,6 +100,35 @@ def blazerpc_middleware(app: BlazeApp, options: Mapping[str, Any]) -> Sequence[A
     middleware off returns none, so the calls do not pay for it.
 
     Called once at start-up. Collects the middleware of every plugin.
+    """
+
+
+@hookspec
+def blazerpc_services(host: ServiceHost) -> Sequence[Any]:
+    """gRPC services to serve beside ``blazerpc.InferenceService``, on the same port:
+    another protocol for the same models (``blazerpc-oip`` adds the Open Inference
+    Protocol this way), or anything else.
+
+    Return grpclib servicers (objects whose ``__mapping__()`` returns ``{path:
+    grpclib.const.Handler}``). A handler of an inference call gets its model's
+    pipeline once, at start-up, from ``host.models[i].pipeline(path, codec)``, and
+    per call awaits ``pipeline.handle(stream)`` (or ``handle(stream, data, codec)``
+    when it read the request itself, to find the model it names): middleware,
+    admission (limits, drain), the model's batcher or concurrency limit, execution and
+    the mapping of exceptions to statuses are the app's, shared with the native
+    protocol; only decode and encode (a :class:`blazerpc.server.Codec`) are the
+    protocol's. Handlers whose messages are bytes use
+    :class:`blazerpc.server.RawMessage` as their request and reply types; others use
+    classes from ``host.schema.pool`` (add the ``.proto`` with ``host.add_file``, which
+    also serves it through reflection). ``host.ready`` is the health service's
+    answer (false before start-up ends and while draining); ``await host.draining()``
+    returns when the drain starts, for a long-lived call to end between requests. The services are listed
+    by reflection and reported by the health service under their own names; two
+    plugins serving one path is a start-up error. ``host.options`` are the serve
+    options: a plugin whose option turns it off returns no services.
+
+    Called once per server start-up, after the models' batchers are built. Collects
+    the services of every plugin.
     """
 
 

@@ -118,6 +118,12 @@ def blazerpc_serve_options() -> Sequence[ServeOption]:
 
 
 @hookimpl
+def blazerpc_services() -> Sequence[Any]:
+    record("blazerpc_services")
+    return []
+
+
+@hookimpl
 def blazerpc_startup(server: ServerInfo) -> None:
     record("blazerpc_startup", port=server.port, options=dict(server.options))
 

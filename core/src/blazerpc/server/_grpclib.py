@@ -146,14 +146,14 @@ class _V1AlphaWithComments(_KeepComments, _V1Alpha):
     pass
 
 
-def reflection_services(names: Sequence[str], pool: Any, file: FileDescriptorProto) -> list[Any]:
-    """Reflection ``v1`` and ``v1alpha``, serving ``file`` (in ``pool``) with its comments,
-    so grpcurl ``describe`` and ``blazerpc.Client`` see each model's name, version and
-    docstring and each tensor's dtype and shape."""
-    files = {file.name: file.SerializeToString()}
+def reflection_services(names: Sequence[str], pool: Any, files: Sequence[FileDescriptorProto]) -> list[Any]:
+    """Reflection ``v1`` and ``v1alpha``, serving ``files`` (in ``pool``) with their
+    comments, so grpcurl ``describe`` and ``blazerpc.Client`` see each model's name,
+    version and docstring and each tensor's dtype and shape."""
+    served = {file.name: file.SerializeToString() for file in files}
     services: list[Any] = []
     for cls in (_V1WithComments, _V1AlphaWithComments):
         service = cls(_service_names=names, _pool=pool)
-        service._files = files
+        service._files = served
         services.append(service)
     return services

@@ -194,7 +194,7 @@ class Pipeline:
         path: str,
         model: str,
         version: str,
-        codec: Codec,
+        codec: Codec | None,
         runner: Runner,
         middleware: Sequence[Middleware],
         calls: CallTracker,
@@ -227,7 +227,16 @@ class Pipeline:
             streaming=self.streaming,
         )
 
-    async def handle(self, stream: Stream[Any, Any]) -> None:
+    async def handle(
+        self, stream: Stream[Any, Any], data: bytes | None = None, codec: Codec | None = None
+    ) -> None:
+        """Serve one call on ``stream``: grpclib's handler. A protocol whose handler has
+        read the request already (to find the model it names) passes its ``data``, and
+        a ``codec`` for this call (one that echoes the request's id, say); otherwise
+        the request is read here and the pipeline's codec decodes it."""
+        codec = codec or self.codec
+        if codec is None:
+            raise TypeError(f"pipeline {self.path} was built without a codec: pass one to handle()")
         started = time.perf_counter()
         call = self._context(stream) if self.middleware else None  # only middleware read it
         entered = 0  # middleware whose on_request ran: theirs are the on_response due
@@ -251,10 +260,11 @@ class Pipeline:
                     if call.initial_metadata:
                         headers_sent = True
                         await stream.send_initial_metadata(metadata=call.initial_metadata)
-                data = await read_request(stream, self.max_message_size)
+                if data is None:
+                    data = await read_request(stream, self.max_message_size)
                 try:
                     # decode; batch or limit, execute, encode
-                    await self.runner.respond(stream, self.codec.decode(data), self.codec, call)
+                    await self.runner.respond(stream, codec.decode(data), codec, call)
                 except StreamTerminatedError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - every model error becomes a status

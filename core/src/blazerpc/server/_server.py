@@ -23,11 +23,14 @@ from ._calls import CallTracker
 from ._executor import MODEL_THREADS, ModelThreads
 from ._grpclib import Server as GrpclibServer
 from ._grpclib import goaway, reflection_services
+from ._host import ServedModel, ServiceHost, plugin_services
 from ._loop import LoopName, loop_factory
+from ._pipeline import Codec, Pipeline, Runner
 from ._service import BlazeCodec, InferenceService, MethodTable
 from ._transport import CoalescingTransport
 
 if TYPE_CHECKING:
+    from .._model import ModelSpec
     from ..app import BlazeApp
 
 __all__ = ["BlazeServer", "ServerInfo", "format_address", "run", "serve_until_signal"]
@@ -116,16 +119,69 @@ class BlazeServer:
         self._batchers = inference.batchers
         self._log_plans()
         self._status = ServiceStatus()
-        health = Health({inference: [self._status]})
-        names = [INFERENCE_SERVICE, HEALTH_SERVICE, *REFLECTION_SERVICES]
-        reflection = reflection_services(names, runtime.schema.pool, runtime.schema.file)
-        self._server = _Server([inference, health, *reflection], codec=BlazeCodec(), calls=self._calls)
+        host = self._host(inference)
+        added = plugin_services(runtime.pm, host, inference)
+        health = Health({inference: [self._status], **{service: [self._status] for service in added}})
+        names = [INFERENCE_SERVICE, *sorted({n for names in added.values() for n in names})]
+        names += [HEALTH_SERVICE, *REFLECTION_SERVICES]
+        files = [runtime.schema.file, *host.files]
+        reflection = reflection_services(names, runtime.schema.pool, files)
+        self._server = _Server(
+            [inference, *added, health, *reflection], codec=BlazeCodec(), calls=self._calls
+        )
         self._server.replace_method_table(MethodTable)
         self._force = asyncio.Event()
         self._stopping = False
         self.info: ServerInfo | None = None
         #: Sync model calls still running in their threads when :meth:`stop` ended.
         self.abandoned = 0
+
+    def _host(self, inference: InferenceService) -> ServiceHost:
+        """What ``blazerpc_services`` gets: each model's runner, to build pipelines on."""
+        runtime = self._runtime
+
+        def maker(spec: ModelSpec, runner: Runner) -> Callable[[str, Codec | None], Pipeline]:
+            def make(path: str, codec: Codec | None) -> Pipeline:
+                return Pipeline(
+                    path=path,
+                    model=spec.name,
+                    version=spec.version,
+                    codec=codec,
+                    runner=runner,
+                    middleware=runtime.middleware,
+                    calls=self._calls,
+                    errors=inference.errors,
+                    max_message_size=self.limits.max_message_size,
+                )
+
+            return make
+
+        models = []
+        for (spec, method), plan, runner in zip(
+            runtime.models, runtime.plans, inference.runners, strict=True
+        ):
+            c = plan.config
+            models.append(
+                ServedModel(
+                    model=spec,
+                    method=method,
+                    max_batch_size=c.max_batch_size if plan.batched else None,
+                    batch_timeout_ms=c.timeout * 1000 if plan.batched else None,
+                    _make=maker(spec, runner),
+                )
+            )
+        status = self._status
+        calls = self._calls
+        self._draining = asyncio.Event()
+        return ServiceHost(
+            app=self.app,
+            options=self.options,
+            schema=runtime.schema,
+            limits=self.limits,
+            models=tuple(models),
+            _ready=lambda: bool(status.__status__()) and not calls.draining,
+            _draining=self._draining,
+        )
 
     def _log_plans(self) -> None:
         """One line per model: whether it is batched, and how many of its calls run at
@@ -217,6 +273,7 @@ class BlazeServer:
         self._stopping = True
         self._status.set(False)
         self._calls.draining = True
+        self._draining.set()
         listener = self._server.listener
         if listener is not None:
             listener.close()  # no new connections

@@ -37,7 +37,10 @@ __all__ = ["BlazeCodec", "InferenceService", "MessageCodec", "RawMessage", "make
 
 
 class RawMessage:
-    """Marks a handler whose messages are bytes: the servicer decodes and encodes them."""
+    """The message type of a handler whose messages are bytes (public as
+    ``blazerpc.server.RawMessage``): grpclib hands it the request's bytes and sends the
+    bytes it sends (decode and encode are the handler's). Handlers with real message
+    classes (from the pool of ``ServiceHost.schema``) work as usual."""
 
 
 class BlazeCodec(ProtoCodec):
@@ -129,11 +132,11 @@ class MethodTable(dict[str, Handler]):
 
     async def _unimplemented(self, stream: Stream[Any, Any]) -> None:
         path = method_name(stream)
-        models = sorted(p.rsplit("/", 1)[-1] for p in self if p.startswith("/blazerpc.InferenceService/"))
-        raise GRPCError(
-            Status.UNIMPLEMENTED,
-            f"unknown method {path}; blazerpc.InferenceService has: {', '.join(models)}",
-        )
+        service = path.lstrip("/").split("/", 1)[0]
+        if not any(p.startswith(f"/{service}/") for p in self):
+            service = "blazerpc.InferenceService"
+        methods = sorted(p.rsplit("/", 1)[-1] for p in self if p.startswith(f"/{service}/"))
+        raise GRPCError(Status.UNIMPLEMENTED, f"unknown method {path}; {service} has: {', '.join(methods)}")
 
 
 class InferenceService:
@@ -153,7 +156,7 @@ class InferenceService:
         middleware: Sequence[Middleware] = (),
         batch_listeners: Sequence[BatchListener] = (),
     ) -> None:
-        errors = ErrorMapper(middleware)
+        self.errors = errors = ErrorMapper(middleware)
         self.runners: list[Runner] = []
         self.pipelines: list[Pipeline] = []
         for (spec, method), plan in zip(models, plans, strict=True):

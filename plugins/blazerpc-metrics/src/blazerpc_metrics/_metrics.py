@@ -153,7 +153,8 @@ class AppMetrics:
             PlatformCollector(registry=r)
             GCCollector(registry=r)
         self._shared = multiprocess_dir() is not None
-        self._methods: dict[str, _MethodMetrics] = {}
+        #: By path and model: one path may serve several models (the V2 protocol's ModelInfer).
+        self._methods: dict[tuple[str, str], _MethodMetrics] = {}
         self._models: dict[str, _ModelMetrics] = {}
         for model in models:
             self._model(model)
@@ -162,11 +163,11 @@ class AppMetrics:
     # --- children, resolved once per method / model -------------------------------------
 
     def method(self, path: str, model: str) -> _MethodMetrics:
-        """The children of the RPC at ``path`` (created on first use)."""
-        found = self._methods.get(path)
+        """The children of the RPC at ``path`` for ``model`` (created on first use)."""
+        found = self._methods.get((path, model))
         if found is None:
             rpc = path.rsplit("/", 1)[-1]
-            found = self._methods[path] = _MethodMetrics(
+            found = self._methods[(path, model)] = _MethodMetrics(
                 model=model,
                 method=rpc,
                 in_flight=self._model(model).in_flight,
