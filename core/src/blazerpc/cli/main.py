@@ -144,6 +144,22 @@ def serve(
     loop: Annotated[
         _Loop, typer.Option(help="Event loop: uvloop when installed (blazerpc[speed]), or asyncio's.")
     ] = _Loop.auto,
+    max_connection_age: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds (+-10%) after which a client's connection gets GOAWAY, so it reconnects and "
+            "load spreads over replicas [never].",
+            min=0,
+        ),
+    ] = None,
+    max_connection_age_grace: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds an aged connection's calls may still run before it is closed [as long as they "
+            "take].",
+            min=0,
+        ),
+    ] = None,
     log_format: Annotated[_LogFormat, typer.Option(help="Log output.")] = _LogFormat.console,
     log_level: Annotated[_LogLevel, typer.Option(help="Lowest level logged.")] = _LogLevel.info,
     worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
@@ -181,6 +197,8 @@ def serve(
         max_queue_size=max_queue_size,
         default_timeout=default_timeout,
         loop=loop.value,
+        max_connection_age=max_connection_age,
+        max_connection_age_grace=max_connection_age_grace,
         plugin_options=plugin_options,
     )
     try:

@@ -20,6 +20,7 @@ from grpclib.server import Server
 from .._h2 import install as install_h2_repr
 from ..wire._schema import MethodSchema, Schema
 from ._calls import CallTracker, Limits
+from ._connections import ConnectionAgeing, check_connection_age
 from ._executor import ModelThreads
 from ._loop import LoopName, loop_factory
 from ._reflection import reflection_services
@@ -63,11 +64,14 @@ class _Server(Server):
     """grpclib's server, keeping its HTTP/2 connections so a drain can end them, and
     coalescing their writes while more than one of ``calls`` is in flight."""
 
-    def __init__(self, *args: Any, calls: CallTracker, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, calls: CallTracker, age: tuple[float, float | None] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.protocols: weakref.WeakSet[Any] = weakref.WeakSet()
         in_flight = calls.in_flight
         self._busy: Callable[[], bool] = lambda: len(in_flight) > 1
+        self._ageing = None if age is None else ConnectionAgeing(*age, close=self.close_connection)
         install_h2_repr()
 
     def _protocol_factory(self) -> Any:
@@ -76,7 +80,10 @@ class _Server(Server):
         made = protocol.connection_made
 
         def connection_made(transport: Any) -> None:
-            made(cast(asyncio.Transport, CoalescingTransport(transport, self._busy)))
+            coalescing = CoalescingTransport(transport, self._busy)
+            made(cast(asyncio.Transport, coalescing))
+            if self._ageing is not None:
+                self._ageing.watch(protocol, coalescing)
 
         protocol.connection_made = connection_made  # type: ignore[method-assign]
         return protocol
@@ -84,15 +91,19 @@ class _Server(Server):
     def goaway(self) -> None:
         """Send GOAWAY on every connection and close it."""
         for protocol in list(self.protocols):
-            connection = getattr(protocol, "connection", None)
-            if connection is None or connection.is_closing():
-                continue
-            try:
-                connection._connection.close_connection()  # h2: GOAWAY with NO_ERROR
-                connection.flush()
-            except Exception:  # noqa: BLE001 - a connection in a bad state is just closed
-                _log.debug("GOAWAY failed; closing the connection", exc_info=True)
-            connection.close()
+            self.close_connection(protocol)
+
+    def close_connection(self, protocol: Any) -> None:
+        """Send GOAWAY on ``protocol``'s connection and close it."""
+        connection = getattr(protocol, "connection", None)
+        if connection is None or connection.is_closing():
+            return
+        try:
+            connection._connection.close_connection()  # h2: GOAWAY with NO_ERROR
+            connection.flush()
+        except Exception:  # noqa: BLE001 - a connection in a bad state is just closed
+            _log.debug("GOAWAY failed; closing the connection", exc_info=True)
+        connection.close()
 
 
 class BlazeServer:
@@ -102,11 +113,23 @@ class BlazeServer:
         app: the app to serve.
         options: values of plugins' ``blaze serve`` options, for lifecycle hooks.
         limits: overrides of the app's :class:`Limits` (``None`` fields keep the app's).
+        max_connection_age: seconds (+-10%) after which a client's connection gets
+            GOAWAY, so that the client reconnects (maybe to another replica); ``None``:
+            connections live as long as their clients keep them.
+        max_connection_age_grace: seconds an aged connection's calls may still run
+            before it is closed under them (``None``: as long as they take).
     """
 
     def __init__(
-        self, app: BlazeApp, *, options: Mapping[str, Any] | None = None, limits: Limits | None = None
+        self,
+        app: BlazeApp,
+        *,
+        options: Mapping[str, Any] | None = None,
+        limits: Limits | None = None,
+        max_connection_age: float | None = None,
+        max_connection_age_grace: float | None = None,
     ) -> None:
+        check_connection_age(max_connection_age, max_connection_age_grace)
         self.app = app
         self.options = dict(options or {})
         self._runtime = runtime = app._build(self.options)
@@ -129,7 +152,10 @@ class BlazeServer:
         health = Health({inference: [self._status]})
         names = [INFERENCE_SERVICE, HEALTH_SERVICE, *REFLECTION_SERVICES]
         reflection = reflection_services(names, runtime.schema.pool, runtime.schema.file)
-        self._server = _Server([inference, health, *reflection], codec=BlazeCodec(), calls=self._calls)
+        age = None if max_connection_age is None else (max_connection_age, max_connection_age_grace)
+        self._server = _Server(
+            [inference, health, *reflection], codec=BlazeCodec(), calls=self._calls, age=age
+        )
         # grpclib looks methods up with mapping.get(path), set up in its constructor.
         self._server._mapping = MethodTable(self._server._mapping)
         self._force = asyncio.Event()
@@ -325,15 +351,25 @@ def run(
     on_ready: Callable[[ServerInfo], None] | None = None,
     parent_pid: int | None = None,
     loop: LoopName = "auto",
+    max_connection_age: float | None = None,
+    max_connection_age_grace: float | None = None,
 ) -> int:
     """Serve ``app`` until SIGINT or SIGTERM, then drain gracefully. Blocks; returns how
     many sync model calls were still running, abandoned, when the server stopped.
 
     ``loop``: ``uvloop`` or ``asyncio``'s own; ``auto`` is uvloop when installed.
+    ``max_connection_age``, ``max_connection_age_grace``: see :class:`BlazeServer`.
     """
+    check_connection_age(max_connection_age, max_connection_age_grace)
 
     async def main() -> int:
-        server = BlazeServer(app, options=options, limits=limits)
+        server = BlazeServer(
+            app,
+            options=options,
+            limits=limits,
+            max_connection_age=max_connection_age,
+            max_connection_age_grace=max_connection_age_grace,
+        )
         return await serve_until_signal(
             server,
             host,
