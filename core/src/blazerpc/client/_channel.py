@@ -1,0 +1,134 @@
+"""A grpclib channel that survives GOAWAY, and says which failed calls never reached
+the server.
+
+grpclib's client (0.4.9, on h2 4.x) ends every call of a connection the moment a
+GOAWAY arrives, even the calls the server announced it would still finish, and h2
+itself refuses the frames that still come on the connection after a GOAWAY. Servers
+send GOAWAY when they drain and when a connection reaches its maximum age
+(``--max-connection-age``): a client balancing over replicas meets it all the time.
+This channel handles GOAWAY as HTTP/2 means it (RFC 9113, 6.8):
+
+- the calls the server saw (stream id up to the GOAWAY's last stream id) go on until
+  they finish, on the old connection, which is closed after them;
+- the calls it did not see fail with :class:`NotProcessed`: safe to send again;
+- the next call opens a new connection.
+
+A stream the server resets with ``REFUSED_STREAM`` ("closed prior to any processing",
+RFC 9113, 8.7) fails with :class:`NotProcessed` too.
+
+grpclib and h2 internals used (checked by ``tests/core/test_balancing.py``):
+``Channel._protocol_factory`` (overridden), ``H2Protocol.connection`` /
+``.processor`` / ``.handler``, ``Connection._connection`` (the ``H2Connection``),
+``Connection.stream_close_waiter``, ``EventsProcessor.processors`` (its event
+dispatch dict) and ``.streams``, client ``Handler.connection_lost`` (what
+``Channel`` checks before reusing a connection), protocol ``Stream.wrapper``, and
+h2's ``H2Connection._frame_dispatch_table`` (for the GOAWAY frame).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from grpclib.client import Channel
+from grpclib.exceptions import StreamTerminatedError
+from grpclib.protocol import H2Protocol
+from h2.errors import ErrorCodes
+from h2.events import ConnectionTerminated, StreamReset
+from hyperframe.frame import GoAwayFrame
+
+__all__ = ["GoawayChannel", "NotProcessed"]
+
+
+class NotProcessed(StreamTerminatedError):
+    """The server said it did not process this call (GOAWAY or REFUSED_STREAM): it can
+    be sent again, to this server or another."""
+
+
+class GoawayChannel(Channel):
+    """A grpclib :class:`Channel` whose connections handle GOAWAY gracefully.
+
+    ``goaways`` counts the GOAWAYs received (a balancer re-resolves on them).
+    """
+
+    goaways = 0
+
+    def _protocol_factory(self) -> H2Protocol:
+        protocol = super()._protocol_factory()
+        made = protocol.connection_made
+
+        def connection_made(transport: Any) -> None:
+            made(transport)
+            self._adapt(protocol)
+
+        protocol.connection_made = connection_made  # type: ignore[method-assign]
+        return protocol
+
+    def _adapt(self, protocol: H2Protocol) -> None:
+        h2: Any = protocol.connection._connection
+        processor = protocol.processor
+        table = getattr(h2, "_frame_dispatch_table", None)
+        if table is None or GoAwayFrame not in table:  # another h2: keep its own handling
+            return
+
+        def receive_goaway(frame: GoAwayFrame) -> tuple[list[Any], list[Any]]:
+            # h2's own handler moves the connection to CLOSED, after which it refuses
+            # every frame still coming for the calls the server goes on answering.
+            event = ConnectionTerminated()
+            event.error_code = frame.error_code
+            event.last_stream_id = frame.last_stream_id
+            event.additional_data = frame.additional_data or None
+            return [], [event]
+
+        table[GoAwayFrame] = receive_goaway
+        last_seen = [2**31 - 1]
+
+        def no_new_streams() -> int:
+            # A call that took this connection just before the GOAWAY: it never left.
+            raise NotProcessed("the connection got GOAWAY before this call was sent")
+
+        def connection_terminated(event: ConnectionTerminated) -> None:
+            self.goaways += 1
+            last = min(last_seen[0], event.last_stream_id or 0)
+            last_seen[0] = last
+            # The channel opens a new connection for the next call; this one carries on
+            # with the calls the server saw, and takes no new ones.
+            protocol.handler.connection_lost = True  # type: ignore[attr-defined]
+            h2.get_next_available_stream_id = no_new_streams
+            reason = f"the server sent GOAWAY (error code {event.error_code}) before it saw this call"
+            for stream_id, stream in list(processor.streams.items()):
+                if stream_id > last and stream.wrapper is not None:
+                    stream.wrapper.cancel(NotProcessed(reason))
+            closing = asyncio.ensure_future(_close_when_done(protocol, last))
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
+
+        def stream_reset(event: StreamReset) -> None:
+            stream = processor.streams.get(event.stream_id)
+            if event.remote_reset and event.error_code == ErrorCodes.REFUSED_STREAM and stream is not None:
+                if stream.wrapper is not None:
+                    stream.wrapper.cancel(NotProcessed("the server refused the stream (REFUSED_STREAM)"))
+                processor.handler.cancel(stream)
+                processor.connection.streams_failed += 1
+                return
+            reset(event)
+
+        reset: Any = processor.processors[StreamReset]
+        processor.processors[ConnectionTerminated] = connection_terminated
+        processor.processors[StreamReset] = stream_reset
+
+
+_closing: set[asyncio.Future[None]] = set()
+
+
+async def _close_when_done(protocol: H2Protocol, last: int) -> None:
+    """Close a connection that got GOAWAY once the calls the server saw have ended."""
+    processor, connection = protocol.processor, protocol.connection
+    waiter = connection.stream_close_waiter
+    while any(stream_id <= last for stream_id in processor.streams) and not connection.is_closing():
+        waiter.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter.wait(), 1.0)
+    if not connection.is_closing():
+        processor.close("the connection got GOAWAY and its calls have ended")
