@@ -103,8 +103,10 @@ class ConnectionAgeing:
         transport.write(goaway.serialize())
 
         def refuse(stream: Any, headers: Any, release_stream: Callable[[], Any]) -> None:
-            # A stream the client opened before it saw the GOAWAY: never processed.
-            stream.reset_nowait(ErrorCodes.REFUSED_STREAM)
+            # A stream the client opened before it saw the GOAWAY: never processed. (The
+            # client may have reset it already, in the same read.)
+            if stream.closable:
+                stream.reset_nowait(ErrorCodes.REFUSED_STREAM)
             release_stream()
 
         protocol.handler.accept = refuse
