@@ -42,7 +42,13 @@ _log = structlog.get_logger("blazerpc")
 AppPath = Annotated[str, typer.Argument(help="The app: module:attribute (app:app) or path/to/app.py:app.")]
 
 # Options shared by the commands that call a server (call, bench).
-Address = Annotated[str, typer.Argument(help="The server: host:port (port 50051 if left out).")]
+Address = Annotated[
+    str,
+    typer.Argument(
+        help="The server: host:port (port 50051 if left out); several separated by commas, or "
+        "dns:///host:port for every address of a name: calls are spread over them."
+    ),
+]
 Header = Annotated[
     list[str] | None,
     typer.Option("--header", "-H", help="Metadata sent with every call, 'key: value' (repeatable)."),
