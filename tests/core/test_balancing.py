@@ -259,3 +259,27 @@ def test_bad_targets_are_refused_with_a_reason(address: str | list[str], error: 
         parse_targets(address)
     with pytest.raises(ValueError, match=error.replace("(", r"\(").replace(")", r"\)")):
         Client(address)
+
+
+async def test_a_call_a_draining_replica_refuses_goes_to_another(tmp_path: Path) -> None:
+    """A replica draining (SIGTERM, a call still running) answers new calls UNAVAILABLE
+    before any model runs: the client sends each to the other replica, and the call
+    still running there finishes."""
+    calls = tmp_path / "calls"
+    with contextlib.ExitStack() as stack:
+        procs = {h: stack.enter_context(replica(h, h, calls=calls)) for h in HOSTS[:2]}
+        async with Client([f"{h}:{port}" for h, (_, port) in procs.items()], timeout=60) as client:
+            running = asyncio.ensure_future(client.predict("slow", seconds=3))
+            while not calls.exists() or "slow" not in calls.read_text():
+                await asyncio.sleep(0.05)
+            [draining] = [line.split()[0] for line in calls.read_text().splitlines()]
+            [other] = [h for h in HOSTS[:2] if h != draining]
+            proc = procs[draining][0]
+            proc.process.send_signal(signal.SIGTERM)
+            proc.wait_for(lambda lines: any("Draining 1 calls" in line for line in lines))
+            answers = [await client.predict("whoami", x=i) for i in range(6)]
+            assert await running == draining
+    assert answers == [other] * 6
+    logged = [json.loads(line) for line in proc.lines if line.startswith("{")]
+    refused = [e for e in logged if e.get("event") == "call" and e.get("status") == "UNAVAILABLE"]
+    assert refused, proc.text()  # the draining replica was asked, and refused
