@@ -283,3 +283,14 @@ async def test_a_call_a_draining_replica_refuses_goes_to_another(tmp_path: Path)
     logged = [json.loads(line) for line in proc.lines if line.startswith("{")]
     refused = [e for e in logged if e.get("event") == "call" and e.get("status") == "UNAVAILABLE"]
     assert refused, proc.text()  # the draining replica was asked, and refused
+
+
+def test_the_sync_client_spreads_its_calls_too(three: list[str]) -> None:
+    async def resolve() -> list[str]:  # runs on the client's own event loop
+        return three
+
+    for address in (three, resolve):
+        with SyncClient(address, timeout=30) as client:
+            served = Counter(client.predict("whoami", x=1) for _ in range(30))
+            assert client.addresses == three
+        assert served == dict.fromkeys(HOSTS, 10)

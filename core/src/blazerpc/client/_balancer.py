@@ -455,6 +455,8 @@ class Attempts:
         """Account for a failed attempt; re-raises ``exc`` unless the call may go again."""
         if not retryable(exc):
             raise exc
+        if isinstance(exc, GRPCError):  # draining: its connection takes no more calls
+            endpoint.channel.retire()
         endpoint.failed()
         self._tried.add(endpoint)
         self._errors.append((endpoint.address, _describe(exc)))

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from grpclib.client import Channel
@@ -53,6 +55,14 @@ class GoawayChannel(Channel):
     """
 
     goaways = 0
+
+    def retire(self) -> None:
+        """Send no new call on the current connection (its server said it is draining):
+        the next call opens a new connection, the calls on this one finish."""
+        protocol = getattr(self, "_protocol", None)  # grpclib's current connection
+        retire = _retire.get(protocol) if protocol is not None else None
+        if retire is not None:
+            retire(2**31 - 1)
 
     def _protocol_factory(self) -> H2Protocol:
         protocol = super()._protocol_factory()
@@ -88,21 +98,27 @@ class GoawayChannel(Channel):
             # A call that took this connection just before the GOAWAY: it never left.
             raise NotProcessed("the connection got GOAWAY before this call was sent")
 
-        def connection_terminated(event: ConnectionTerminated) -> None:
-            self.goaways += 1
-            last = min(last_seen[0], event.last_stream_id or 0)
-            last_seen[0] = last
+        def retire(last: int, reason: str = "") -> None:
             # The channel opens a new connection for the next call; this one carries on
-            # with the calls the server saw, and takes no new ones.
+            # with the calls the server saw (up to ``last``), and takes no new ones.
+            first = last_seen[0] == 2**31 - 1 and not protocol.handler.connection_lost  # type: ignore[attr-defined]
+            last = last_seen[0] = min(last_seen[0], last)
             protocol.handler.connection_lost = True  # type: ignore[attr-defined]
             h2.get_next_available_stream_id = no_new_streams
-            reason = f"the server sent GOAWAY (error code {event.error_code}) before it saw this call"
             for stream_id, stream in list(processor.streams.items()):
                 if stream_id > last and stream.wrapper is not None:
                     stream.wrapper.cancel(NotProcessed(reason))
-            closing = asyncio.ensure_future(_close_when_done(protocol, last))
-            _closing.add(closing)
-            closing.add_done_callback(_closing.discard)
+            if first:
+                closing = asyncio.ensure_future(_close_when_done(protocol, last_seen))
+                _closing.add(closing)
+                closing.add_done_callback(_closing.discard)
+
+        def connection_terminated(event: ConnectionTerminated) -> None:
+            self.goaways += 1
+            reason = f"the server sent GOAWAY (error code {event.error_code}) before it saw this call"
+            retire(event.last_stream_id or 0, reason)
+
+        _retire[protocol] = retire
 
         def stream_reset(event: StreamReset) -> None:
             stream = processor.streams.get(event.stream_id)
@@ -120,13 +136,15 @@ class GoawayChannel(Channel):
 
 
 _closing: set[asyncio.Future[None]] = set()
+#: Each adapted connection's retire(last_stream_id, reason).
+_retire: weakref.WeakKeyDictionary[H2Protocol, Callable[..., None]] = weakref.WeakKeyDictionary()
 
 
-async def _close_when_done(protocol: H2Protocol, last: int) -> None:
-    """Close a connection that got GOAWAY once the calls the server saw have ended."""
+async def _close_when_done(protocol: H2Protocol, last: list[int]) -> None:
+    """Close a retired connection once the calls the server saw (``last[0]``) have ended."""
     processor, connection = protocol.processor, protocol.connection
     waiter = connection.stream_close_waiter
-    while any(stream_id <= last for stream_id in processor.streams) and not connection.is_closing():
+    while any(i <= last[0] for i in processor.streams) and not connection.is_closing():
         waiter.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiter.wait(), 1.0)
