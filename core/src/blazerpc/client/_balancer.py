@@ -418,7 +418,7 @@ class Attempts:
             remaining = self.remaining()
             if remaining is not None and remaining <= 0:
                 raise CallError(Status.DEADLINE_EXCEEDED, "deadline exceeded")
-            if endpoint.channel._connected:  # grpclib: a live connection (no GOAWAY) exists
+            if endpoint.channel.ready:
                 return endpoint
             limit = CONNECT_TIMEOUT if remaining is None else min(CONNECT_TIMEOUT, remaining)
             try:

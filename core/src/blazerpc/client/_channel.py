@@ -16,10 +16,17 @@ This channel handles GOAWAY as HTTP/2 means it (RFC 9113, 6.8):
 A stream the server resets with ``REFUSED_STREAM`` ("closed prior to any processing",
 RFC 9113, 8.7) fails with :class:`NotProcessed` too.
 
+A new connection is used once the server's HTTP/2 preface has arrived (as gRPC's own
+clients do): a connection the kernel completed but the server never accepted (a
+listener closing as its server drains) then fails as a connection error, before any
+call was sent on it.
+
 grpclib and h2 internals used (checked by ``tests/core/test_balancing.py``):
 ``Channel._protocol_factory`` (overridden), ``H2Protocol.connection`` /
 ``.processor`` / ``.handler``, ``Connection._connection`` (the ``H2Connection``),
-``Connection.stream_close_waiter``, ``EventsProcessor.processors`` (its event
+``Connection.stream_close_waiter``, ``Channel._connected`` and ``._protocol``,
+``H2Protocol.data_received`` / ``.connection_lost`` (wrapped per connection),
+``EventsProcessor.processors`` (its event
 dispatch dict) and ``.streams``, client ``Handler.connection_lost`` (what
 ``Channel`` checks before reusing a connection), protocol ``Stream.wrapper``, and
 h2's ``H2Connection._frame_dispatch_table`` (for the GOAWAY frame).
@@ -56,6 +63,27 @@ class GoawayChannel(Channel):
 
     goaways = 0
 
+    @property
+    def ready(self) -> bool:
+        """A connection is open and its server has spoken (its HTTP/2 preface arrived)."""
+        protocol = getattr(self, "_protocol", None)  # grpclib's current connection
+        heard = _heard.get(protocol) if protocol is not None else None
+        return bool(self._connected and heard is not None and heard[0].is_set() and heard[1])
+
+    async def __connect__(self) -> H2Protocol:
+        """grpclib's connect, then wait for the server's HTTP/2 preface, as gRPC's own
+        clients do before they use a connection: a connection the kernel completed but
+        the server never accepted (its listener closing as it drains, or starting up)
+        then fails here, as a connection error, safe to retry; otherwise it would fail
+        the calls already sent on it as if they might have been processed."""
+        protocol = await super().__connect__()
+        heard = _heard.get(protocol)
+        if heard is not None and not heard[0].is_set():
+            await heard[0].wait()
+        if heard is not None and not heard[1]:
+            raise ConnectionResetError(f"{self._host}:{self._port} closed the connection before it answered")
+        return protocol
+
     def retire(self) -> None:
         """Send no new call on the current connection (its server said it is draining):
         the next call opens a new connection, the calls on this one finish."""
@@ -76,6 +104,24 @@ class GoawayChannel(Channel):
         return protocol
 
     def _adapt(self, protocol: H2Protocol) -> None:
+        # heard[0] is set once the server has spoken (heard[1]) or the connection is lost.
+        heard: list[Any] = [asyncio.Event(), False]
+        _heard[protocol] = heard
+        data_received, connection_lost = protocol.data_received, protocol.connection_lost
+
+        def first_data(data: bytes) -> None:
+            heard[1] = True
+            heard[0].set()
+            protocol.data_received = data_received  # type: ignore[method-assign]
+            data_received(data)
+
+        def on_lost(exc: BaseException | None) -> None:
+            heard[0].set()
+            connection_lost(exc)
+
+        protocol.data_received = first_data  # type: ignore[method-assign]
+        protocol.connection_lost = on_lost  # type: ignore[method-assign]
+
         h2: Any = protocol.connection._connection
         processor = protocol.processor
         table = getattr(h2, "_frame_dispatch_table", None)
@@ -136,6 +182,8 @@ class GoawayChannel(Channel):
 
 
 _closing: set[asyncio.Future[None]] = set()
+#: Each adapted connection's [event, heard from the server]: see GoawayChannel.__connect__.
+_heard: weakref.WeakKeyDictionary[H2Protocol, list[Any]] = weakref.WeakKeyDictionary()
 #: Each adapted connection's retire(last_stream_id, reason).
 _retire: weakref.WeakKeyDictionary[H2Protocol, Callable[..., None]] = weakref.WeakKeyDictionary()
 

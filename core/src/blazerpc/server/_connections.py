@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +36,7 @@ from hyperframe.frame import GoAwayFrame
 
 from ..exceptions import ConfigurationError
 
-__all__ = ["ConnectionAgeing", "check_connection_age"]
+__all__ = ["Connections", "check_connection_age"]
 
 _log = structlog.get_logger("blazerpc")
 
@@ -58,87 +59,118 @@ def check_connection_age(max_age: float | None, grace: float | None) -> None:
             raise ConfigurationError(f"max_connection_age_grace must be 0 seconds or more, got {grace!r}")
 
 
-class ConnectionAgeing:
-    """Ages the connections :meth:`watch` is given.
+class Connections:
+    """The server's HTTP/2 connections, as :meth:`watch` is given them: their ageing
+    (when ``max_age`` is set) and the graceful end of every one at the end of a drain.
 
     Args:
-        max_age: seconds (+-10%) after which a connection gets GOAWAY.
-        grace: seconds its calls may still run after the GOAWAY; then the connection is
-            closed under them. ``None``: as long as they take.
         close: sends a final GOAWAY and closes a protocol's connection (the server's own).
+        max_age: seconds (+-10%) after which a connection gets GOAWAY (``None``: never).
+        grace: seconds an aged connection's calls may still run after its GOAWAY; then
+            it is closed under them. ``None``: as long as they take.
     """
 
-    def __init__(self, max_age: float, grace: float | None, close: Callable[[Any], None]) -> None:
+    def __init__(
+        self, close: Callable[[Any], None], max_age: float | None = None, grace: float | None = None
+    ) -> None:
         check_connection_age(max_age, grace)
         self.max_age = max_age
         self.grace = grace
         self._close = close
+        self._open: weakref.WeakKeyDictionary[Any, tuple[Any, asyncio.Event]] = weakref.WeakKeyDictionary()
         self._retiring: set[asyncio.Task[None]] = set()
 
     def watch(self, protocol: Any, transport: Any) -> None:
-        """Start ``protocol``'s clock; call from its ``connection_made``, after grpclib's."""
-        loop = asyncio.get_running_loop()
+        """Track ``protocol`` (and start its clock); call from its ``connection_made``,
+        after grpclib's, with the transport it writes to."""
         lost = asyncio.Event()
-        age = self.max_age * random.uniform(1 - JITTER, 1 + JITTER)
-        timer = loop.call_later(age, self._expire, protocol, transport, lost)
+        self._open[protocol] = (transport, lost)
+        timer = None
+        if self.max_age is not None:
+            age = self.max_age * random.uniform(1 - JITTER, 1 + JITTER)
+            timer = asyncio.get_running_loop().call_later(age, self._expire, protocol)
         connection_lost = protocol.connection_lost
 
         def on_lost(exc: BaseException | None) -> None:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
             lost.set()
+            self._open.pop(protocol, None)
             connection_lost(exc)
 
         protocol.connection_lost = on_lost
 
-    def _expire(self, protocol: Any, transport: Any, lost: asyncio.Event) -> None:
-        connection = protocol.connection
+    def _goaway(self, protocol: Any) -> asyncio.Event | None:
+        """GOAWAY (beside h2, which goes on carrying the calls the client sent before it)
+        and refuse new streams; the connection's ``lost`` event, or None if it is gone."""
+        entry = self._open.get(protocol)
+        if entry is None:
+            return None
+        transport, lost = entry
         if lost.is_set() or transport.is_closing():
+            return None
+        if protocol.handler.accept is not _refuse:
+            connection = protocol.connection
+            connection.flush()  # anything h2 has ready goes before the GOAWAY
+            last = connection._connection.highest_inbound_stream_id
+            transport.write(GoAwayFrame(0, last_stream_id=last, error_code=ErrorCodes.NO_ERROR).serialize())
+            protocol.handler.accept = _refuse
+        return lost
+
+    def _expire(self, protocol: Any) -> None:
+        lost = self._goaway(protocol)
+        if lost is None:
             return
-        h2 = connection._connection
-        connection.flush()  # anything h2 has ready goes before the GOAWAY
-        last = h2.highest_inbound_stream_id
-        goaway = GoAwayFrame(
-            0, last_stream_id=last, error_code=ErrorCodes.NO_ERROR, additional_data=b"max_age"
-        )
-        transport.write(goaway.serialize())
-
-        def refuse(stream: Any, headers: Any, release_stream: Callable[[], Any]) -> None:
-            # A stream the client opened before it saw the GOAWAY: never processed. (The
-            # client may have reset it already, in the same read.)
-            if stream.closable:
-                stream.reset_nowait(ErrorCodes.REFUSED_STREAM)
-            release_stream()
-
-        protocol.handler.accept = refuse
         _log.debug("Connection reached its maximum age: GOAWAY sent", calls=len(protocol.processor.streams))
-        task = asyncio.ensure_future(self._retire(protocol, lost))
+        task = asyncio.ensure_future(self._retire(protocol, lost, self.grace, LINGER))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
 
-    async def _retire(self, protocol: Any, lost: asyncio.Event) -> None:
-        """Close the connection once its calls are done (or the grace has passed) and its
-        client has had a moment to close it first."""
+    async def end_all(self, timeout: float) -> None:
+        """The end of a drain: GOAWAY on every connection; each is closed once the calls
+        still on it (those refused ``UNAVAILABLE`` at the last moment) have answered,
+        within ``timeout`` seconds (at least 1) and its client has had a moment
+        (within ``timeout``) to close it first."""
+        ends = []
+        for protocol in list(self._open):
+            lost = self._goaway(protocol)
+            if lost is not None:
+                ends.append(self._retire(protocol, lost, max(1.0, timeout), max(0.0, min(LINGER, timeout))))
+        await asyncio.gather(*ends)
+
+    async def _retire(self, protocol: Any, lost: asyncio.Event, grace: float | None, linger: float) -> None:
+        """Close the connection once its calls are done (or ``grace`` has passed) and its
+        client has had ``linger`` seconds to close it first."""
         loop = asyncio.get_running_loop()
-        deadline = None if self.grace is None else loop.time() + self.grace
+        deadline = None if grace is None else loop.time() + grace
         connection, streams = protocol.connection, protocol.processor.streams
         waiter = connection.stream_close_waiter
         while streams and not lost.is_set():
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 _log.info(
-                    f"Closing an aged connection with {len(streams)} calls still running "
-                    f"(max_connection_age_grace {self.grace:g} s)",
+                    f"Closing a connection after its GOAWAY with {len(streams)} calls still running "
+                    f"(after {grace:g} s)",
                     calls=len(streams),
                 )
                 break
             waiter.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(_first(waiter.wait(), lost.wait()), remaining)
-        if not streams and not lost.is_set():
+        if not streams and not lost.is_set() and linger > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), LINGER)
+                await asyncio.wait_for(lost.wait(), linger)
         if not lost.is_set():
             self._close(protocol)
+
+
+def _refuse(stream: Any, headers: Any, release_stream: Callable[[], Any]) -> None:
+    """A connection's handler after its GOAWAY: a stream the client opened before it saw
+    the GOAWAY was never processed. (The client may have reset it already, in the same
+    read.)"""
+    if stream.closable:
+        stream.reset_nowait(ErrorCodes.REFUSED_STREAM)
+    release_stream()
 
 
 async def _first(*aws: Any) -> None:

@@ -20,7 +20,7 @@ from grpclib.server import Server
 from .._h2 import install as install_h2_repr
 from ..wire._schema import MethodSchema, Schema
 from ._calls import CallTracker, Limits
-from ._connections import ConnectionAgeing, check_connection_age
+from ._connections import Connections, check_connection_age
 from ._executor import ModelThreads
 from ._loop import LoopName, loop_factory
 from ._reflection import reflection_services
@@ -71,7 +71,7 @@ class _Server(Server):
         self.protocols: weakref.WeakSet[Any] = weakref.WeakSet()
         in_flight = calls.in_flight
         self._busy: Callable[[], bool] = lambda: len(in_flight) > 1
-        self._ageing = None if age is None else ConnectionAgeing(*age, close=self.close_connection)
+        self.connections = Connections(self.close_connection, *(age or ()))
         install_h2_repr()
 
     def _protocol_factory(self) -> Any:
@@ -82,8 +82,7 @@ class _Server(Server):
         def connection_made(transport: Any) -> None:
             coalescing = CoalescingTransport(transport, self._busy)
             made(cast(asyncio.Transport, coalescing))
-            if self._ageing is not None:
-                self._ageing.watch(protocol, coalescing)
+            self.connections.watch(protocol, coalescing)
 
         protocol.connection_made = connection_made  # type: ignore[method-assign]
         return protocol
@@ -263,6 +262,10 @@ class BlazeServer:
             # arrives, even one whose answer is already in its buffer: give clients a
             # moment to read the last answers before the connections end.
             await asyncio.sleep(max(0.0, min(_GOAWAY_LINGER, deadline - loop.time())))
+        if not self._force.is_set():
+            # GOAWAY, then each connection closes once the calls refused at the last
+            # moment have their answer: closing at once would leave them unanswered.
+            await self._server.connections.end_all(deadline - loop.time())
         self._server.goaway()
         if listener is not None:
             self._server.close()
