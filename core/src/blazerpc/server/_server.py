@@ -265,7 +265,7 @@ class BlazeServer:
         if not self._force.is_set():
             # GOAWAY, then each connection closes once the calls refused at the last
             # moment have their answer: closing at once would leave them unanswered.
-            await self._server.connections.end_all(deadline - loop.time())
+            await self._server.connections.end_all(min(5.0, deadline - loop.time()))
         self._server.goaway()
         if listener is not None:
             self._server.close()
