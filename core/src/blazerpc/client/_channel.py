@@ -25,7 +25,7 @@ grpclib and h2 internals used (checked by ``tests/core/test_balancing.py``):
 ``Channel._protocol_factory`` (overridden), ``H2Protocol.connection`` /
 ``.processor`` / ``.handler``, ``Connection._connection`` (the ``H2Connection``),
 ``Connection.stream_close_waiter``, ``Channel._connected`` and ``._protocol``,
-``H2Protocol.data_received`` / ``.connection_lost`` (wrapped per connection),
+``Connection.feed`` and ``H2Protocol.connection_lost`` (wrapped per connection),
 ``EventsProcessor.processors`` (its event
 dispatch dict) and ``.streams``, client ``Handler.connection_lost`` (what
 ``Channel`` checks before reusing a connection), protocol ``Stream.wrapper``, and
@@ -105,21 +105,23 @@ class GoawayChannel(Channel):
 
     def _adapt(self, protocol: H2Protocol) -> None:
         # heard[0] is set once the server has spoken (heard[1]) or the connection is lost.
+        # (Not by wrapping data_received: uvloop's transports keep the method they saw.)
         heard: list[Any] = [asyncio.Event(), False]
         _heard[protocol] = heard
-        data_received, connection_lost = protocol.data_received, protocol.connection_lost
+        connection = protocol.connection
+        feed, connection_lost = connection.feed, protocol.connection_lost
 
-        def first_data(data: bytes) -> None:
+        def first_feed(data: bytes) -> Any:
             heard[1] = True
             heard[0].set()
-            protocol.data_received = data_received  # type: ignore[method-assign]
-            data_received(data)
+            connection.feed = feed  # type: ignore[method-assign]
+            return feed(data)
 
         def on_lost(exc: BaseException | None) -> None:
             heard[0].set()
             connection_lost(exc)
 
-        protocol.data_received = first_data  # type: ignore[method-assign]
+        connection.feed = first_feed  # type: ignore[method-assign]
         protocol.connection_lost = on_lost  # type: ignore[method-assign]
 
         h2: Any = protocol.connection._connection
