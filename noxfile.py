@@ -25,6 +25,8 @@ TEST_DEPS = [
     # TLS tests make their certificates with the standard Python library for it.
     "cryptography>=42",
 ]
+#: blaze deploy's manifests are checked against the Kubernetes API schemas this bundles.
+DEPLOY_TEST_DEPS = ["kubernetes-validate>=1.30"]
 
 
 def _ensure_protoc(session: nox.Session) -> None:
@@ -42,7 +44,7 @@ def _ensure_protoc(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Core's tests, with no ML framework installed."""
     _ensure_protoc(session)
-    session.install("-e", "core[reload]", *TEST_DEPS)
+    session.install("-e", "core[reload]", *TEST_DEPS, *DEPLOY_TEST_DEPS)
     session.run("pytest", "tests/core", *session.posargs)
 
 
@@ -53,7 +55,7 @@ PLUGIN_TEST_DEPS: dict[str, list[str]] = {
     "torch": ["torch==2.13.0"],
     "tf": ["tensorflow-cpu==2.21.0"],  # the CPU build on disk here (the plugin asks >=2.16,<3)
     "onnx": ["onnx>=1.15"],  # the tests build their graphs with onnx.helper
-    "metrics": [],
+    "metrics": DEPLOY_TEST_DEPS,  # tests/metrics/test_deploy_metrics.py: the KEDA ScaledObject
 }
 
 
@@ -87,5 +89,5 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    session.install("mypy>=1.11", "types-protobuf", "-e", "core[reload,speed]", "pytest>=8")
+    session.install("mypy>=1.11", "types-protobuf", "types-PyYAML", "-e", "core[reload,speed]", "pytest>=8")
     session.run("mypy")

@@ -1,21 +1,17 @@
 """Helpers shared by the framework plugins' tests (tests/torch, tests/onnx, tests/embeddings).
 
-Each of those folders runs in its own environment; their conftest.py puts this folder on
-``sys.path`` so they can ``import plugin_support``.
+Each of those folders runs in its own environment; tests/conftest.py puts this folder on
+``sys.path`` so they can ``import plugin_support``. ``Gate``, ``wait_until`` and
+``load_app_module`` live in tests/common.py (shared with tests/core) and are re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import subprocess
-import threading
-import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -24,6 +20,19 @@ from blazerpc import hookimpl
 from blazerpc.batching import BatchEvent, BatchListener
 from blazerpc.testing import RunningServer, blaze_command
 from blazerpc.wire._schema import Schema
+from common import Gate, load_app_module, wait_until
+
+__all__ = [
+    "BatchWatcher",
+    "Gate",
+    "array",
+    "call_as_one_batch",
+    "call_process",
+    "load_app_module",
+    "plugins_list_json",
+    "tensor",
+    "wait_until",
+]
 
 
 def tensor(array: np.ndarray) -> dict[str, Any]:
@@ -34,28 +43,6 @@ def tensor(array: np.ndarray) -> dict[str, Any]:
 def array(message: Any) -> np.ndarray:
     """A ``TensorProto`` message of a response as an array."""
     return np.frombuffer(message.data, dtype=message.dtype).reshape(tuple(message.shape))
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
-    """Poll a condition set by another thread or task (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.002)
-
-
-class Gate:
-    """Blocks the model's first call until released, so that other requests queue."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, *_: Any) -> None:
-        if not self.release.is_set():
-            self.entered.set()
-            assert self.release.wait(30), "the gate was never released"
 
 
 class BatchWatcher(BatchListener):
@@ -116,16 +103,6 @@ def plugins_list_json(*env_pairs: tuple[str, str]) -> list[dict[str, Any]]:
     assert result.returncode == 0, result.stderr
     records: list[dict[str, Any]] = json.loads(result.stdout)
     return records
-
-
-def load_app_module(path: Path) -> ModuleType:
-    """Import an app file (for its schema, or the model objects it built)."""
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 async def call_process(host: str, port: int, schema: Schema, model: str, **fields: Any) -> Any:

@@ -12,6 +12,7 @@ app = BlazeApp(
     batch_policy=mode if mode != "off" else "adaptive",
     max_batch_size=64,
     batch_timeout_ms=5.0,
+    max_concurrency=1,  # one call (or batch) at a time, as a GPU would
 )
 
 

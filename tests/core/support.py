@@ -1,11 +1,13 @@
-"""Test support: app targets and a grpclib client that builds its messages from the app's
-own schema. Importable from tests as `support` (pytest puts tests/core on sys.path)."""
+"""Test support: app targets and a grpclib caller that builds its messages from the app's
+own schema. Importable from tests as `support` (pytest puts tests/core on sys.path).
+
+``load_app_module``, ``wait_until`` and ``Gate`` live in tests/common.py (shared with the
+plugins' tests) and are re-exported here."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import importlib
 import ipaddress
 import os
 import signal
@@ -24,6 +26,9 @@ from grpclib.protocol import H2Protocol
 
 from blazerpc.server._service import BlazeCodec, RawMessage
 from blazerpc.testing import ServeProcess
+from common import Gate as Gate
+from common import load_app_module as load_app_module
+from common import wait_until as wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent / "apps"
@@ -97,7 +102,7 @@ def spawned(command: Sequence[str], env: dict[str, str] | None = None) -> Iterat
                 process.wait()
 
 
-class Client:
+class AppCaller:
     """Calls a served app with grpclib, using message classes from the app's own schema."""
 
     def __init__(self, app_module: ModuleType, proc: ServeProcess) -> None:
@@ -189,11 +194,6 @@ class RecordingChannel(Channel):
 
     def of_type(self, kind: type) -> list[tuple[float, Any]]:
         return [(t, e) for t, e in self.events if isinstance(e, kind)]
-
-
-def load_app_module(name: str) -> ModuleType:
-    """Import tests/core/apps/<name>.py (for its schema's message classes)."""
-    return importlib.import_module(f"apps.{name}")
 
 
 def certificates(directory: Path) -> dict[str, Path]:

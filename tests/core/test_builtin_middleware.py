@@ -17,7 +17,7 @@ import pytest
 from grpclib.client import Channel, UnaryUnaryMethod
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from support import app_target, load_app_module
+from support import APPS, app_target, load_app_module
 
 from blazerpc import (
     BlazeApp,
@@ -57,8 +57,8 @@ def _blaze_serve(target: str, *args: str) -> Iterator[tuple[int, list[dict[str, 
         entries.extend(json.loads(line) for line in rest.splitlines() if line.startswith("{"))
 
 
-def _calls(port: int) -> None:
-    schema = load_app_module("access_log_app").app.schema()
+async def _calls(port: int) -> None:
+    schema = load_app_module(APPS / "access_log_app.py").app.schema()
     methods = {m.model: m for m in schema.methods}
 
     def rpc(channel: Channel, model: str) -> UnaryUnaryMethod[Any, Any]:
@@ -84,12 +84,12 @@ def _calls(port: int) -> None:
         finally:
             channel.close()
 
-    asyncio.run(run())
+    await run()
 
 
-def test_access_log_has_one_line_per_call_with_its_outcome() -> None:
+async def test_access_log_has_one_line_per_call_with_its_outcome() -> None:
     with _blaze_serve(app_target("access_log_app")) as (port, logs):
-        _calls(port)
+        await _calls(port)
     lines = [e for e in logs if e.get("event") == "call"]
     assert [(e["model"], e["status"]) for e in lines] == [
         ("echo", "OK"),
@@ -110,14 +110,14 @@ def test_access_log_has_one_line_per_call_with_its_outcome() -> None:
     assert streamed["messages_sent"] == 3
 
 
-def test_no_access_log_turns_it_off() -> None:
+async def test_no_access_log_turns_it_off() -> None:
     with _blaze_serve(app_target("access_log_app"), "--no-access-log") as (port, logs):
-        _calls(port)
+        await _calls(port)
     assert not [e for e in logs if e.get("event") == "call"]
     assert any(e.get("event") == "Server stopped" for e in logs)  # the log was read to its end
 
 
-def test_access_log_is_core_builtin_and_off_through_options(capsys: pytest.CaptureFixture[str]) -> None:
+async def test_access_log_is_core_builtin_and_off_through_options(capsys: pytest.CaptureFixture[str]) -> None:
     seen: list[CallContext] = []
 
     class Spy(Middleware):
@@ -136,9 +136,9 @@ def test_access_log_is_core_builtin_and_off_through_options(capsys: pytest.Captu
 
     method = "method=/blazerpc.InferenceService/PredictDouble"
     capsys.readouterr()
-    asyncio.run(run({"access_log": False}))
+    await run({"access_log": False})
     assert method not in capsys.readouterr().out  # off: no line (and not in the chain)
-    asyncio.run(run({}))  # the default: on
+    await run({})  # the default: on
     lines = [line for line in capsys.readouterr().out.splitlines() if method in line]
     assert len(lines) == 1
     assert "] call " in lines[0]
@@ -154,7 +154,7 @@ class _ListLogger:
         self.lines.append((event, fields))
 
 
-def test_logging_middleware_given_to_an_app_logs_through_its_logger() -> None:
+async def test_logging_middleware_given_to_an_app_logs_through_its_logger() -> None:
     logger = _ListLogger()
     app = BlazeApp(middleware=[LoggingMiddleware(logger, event="rpc")])
 
@@ -162,11 +162,8 @@ def test_logging_middleware_given_to_an_app_logs_through_its_logger() -> None:
     def count(n: int) -> Iterator[int]:
         yield from range(n)
 
-    async def run() -> None:
-        async with serve_app(app, options={"access_log": False}) as server:
-            assert len(await server.stream("count", n=5)) == 5
-
-    asyncio.run(run())
+    async with serve_app(app, options={"access_log": False}) as server:
+        assert len(await server.stream("count", n=5)) == 5
     [(event, fields)] = logger.lines
     assert event == "rpc"
     assert fields["messages_sent"] == 5
@@ -176,7 +173,7 @@ def test_logging_middleware_given_to_an_app_logs_through_its_logger() -> None:
 # --- order: outer middleware wrap the app's -----------------------------------------------
 
 
-def test_outer_middleware_run_first_and_see_calls_the_app_rejects() -> None:
+async def test_outer_middleware_run_first_and_see_calls_the_app_rejects() -> None:
     log: list[tuple[str, str, Status | None]] = []
 
     class Named(Middleware):
@@ -215,13 +212,10 @@ def test_outer_middleware_run_first_and_see_calls_the_app_rejects() -> None:
     def double(x: int) -> int:
         return 2 * x
 
-    async def run() -> None:
-        async with serve_app(app, options={"access_log": False}) as server:
-            with pytest.raises(GRPCError) as info:
-                await server.call("double", x=1)
-            assert info.value.status is Status.UNAUTHENTICATED
-
-    asyncio.run(run())
+    async with serve_app(app, options={"access_log": False}) as server:
+        with pytest.raises(GRPCError) as info:
+            await server.call("double", x=1)
+        assert info.value.status is Status.UNAUTHENTICATED
     unauth = Status.UNAUTHENTICATED
     assert log == [
         ("outer-b", "request", None),  # order 0 before order 5
@@ -276,30 +270,27 @@ def _shop(middleware: Sequence[Middleware], plugins: Sequence[object] = ()) -> B
     return app
 
 
-def _statuses(app: BlazeApp, calls: list[dict[str, Any]]) -> list[tuple[Status, str | None]]:
+async def _statuses(app: BlazeApp, calls: list[dict[str, Any]]) -> list[tuple[Status, str | None]]:
     out: list[tuple[Status, str | None]] = []
 
-    async def run() -> None:
-        async with serve_app(app, options={"access_log": False}) as server:
-            for fields in calls:
-                model = fields.pop("model", "item")
-                try:
-                    if model == "items":
-                        await server.stream(model, **fields)
-                    else:
-                        await server.call(model, **fields)
-                except GRPCError as exc:
-                    out.append((exc.status, exc.message))
+    async with serve_app(app, options={"access_log": False}) as server:
+        for fields in calls:
+            model = fields.pop("model", "item")
+            try:
+                if model == "items":
+                    await server.stream(model, **fields)
                 else:
-                    out.append((Status.OK, None))
-
-    asyncio.run(run())
+                    await server.call(model, **fields)
+            except GRPCError as exc:
+                out.append((exc.status, exc.message))
+            else:
+                out.append((Status.OK, None))
     return out
 
 
-def test_a_user_mapping_turns_a_custom_exception_into_not_found() -> None:
+async def test_a_user_mapping_turns_a_custom_exception_into_not_found() -> None:
     app = _shop([ShopErrors()])
-    assert _statuses(
+    assert await _statuses(
         app,
         [
             {"name": "x", "kind": "missing"},
@@ -317,9 +308,9 @@ def test_a_user_mapping_turns_a_custom_exception_into_not_found() -> None:
     ]
 
 
-def test_what_no_mapping_covers_gets_cores_mapping() -> None:
+async def test_what_no_mapping_covers_gets_cores_mapping() -> None:
     app = _shop([ShopErrors()])
-    assert _statuses(
+    assert await _statuses(
         app,
         [
             {"name": "v", "kind": "value"},
@@ -333,14 +324,14 @@ def test_what_no_mapping_covers_gets_cores_mapping() -> None:
     ]
 
 
-def test_without_exception_middleware_core_maps_as_before() -> None:
+async def test_without_exception_middleware_core_maps_as_before() -> None:
     app = _shop([])
-    assert _statuses(app, [{"name": "x", "kind": "missing"}]) == [
+    assert await _statuses(app, [{"name": "x", "kind": "missing"}]) == [
         (Status.INTERNAL, "model 'item' raised ItemNotFound: no item 'x'")
     ]
 
 
-def test_innermost_mapping_wins_then_outer_then_plugins_and_broken_ones_are_skipped() -> None:
+async def test_innermost_mapping_wins_then_outer_then_plugins_and_broken_ones_are_skipped() -> None:
     class Broken(ExceptionMiddleware):
         def map_exception(self, exc: Exception, context: CallContext) -> GRPCError | None:
             raise RuntimeError("bug in a mapper")
@@ -360,7 +351,7 @@ def test_innermost_mapping_wins_then_outer_then_plugins_and_broken_ones_are_skip
             return [Broken(), LookupToUnavailable()]  # after the app's: innermost
 
     app = _shop([ShopErrors(), ValueToOutOfRange()], plugins=[Plugin()])
-    assert _statuses(app, [{"name": "x", "kind": "missing"}, {"name": "7", "kind": "value"}]) == [
+    assert await _statuses(app, [{"name": "x", "kind": "missing"}, {"name": "7", "kind": "value"}]) == [
         (Status.UNAVAILABLE, "no item 'x'"),
         (Status.OUT_OF_RANGE, "item: 7 is out of range"),
     ]
@@ -381,7 +372,7 @@ class _Listener(BatchListener):
         self.depths.append(rows)
 
 
-def test_unbatched_calls_reach_batch_listeners_as_batches_of_one() -> None:
+async def test_unbatched_calls_reach_batch_listeners_as_batches_of_one() -> None:
     listener = _Listener()
 
     class Plugin:
@@ -400,21 +391,18 @@ def test_unbatched_calls_reach_batch_listeners_as_batches_of_one() -> None:
             raise ValueError("negative")
         return x
 
-    async def run() -> None:
-        async with serve_app(app, options={"access_log": False}) as server:
-            first = asyncio.ensure_future(server.call("slow", x=0))
-            while not listener.depths or max(listener.depths) < 1:  # the first call started
-                await asyncio.sleep(0)
-            others = [asyncio.ensure_future(server.call("slow", x=i)) for i in (1, 2, -3)]
-            while max(listener.depths) < 3:  # three calls wait behind the first
-                await asyncio.sleep(0)
-            await asyncio.sleep(0.05)  # so they wait measurably longer than the first did
-            release.set()
-            results = await asyncio.gather(first, *others, return_exceptions=True)
-            assert [getattr(r, "result", None) for r in results[:3]] == [0, 1, 2]
-            assert isinstance(results[3], GRPCError)
-
-    asyncio.run(run())
+    async with serve_app(app, options={"access_log": False}) as server:
+        first = asyncio.ensure_future(server.call("slow", x=0))
+        while not listener.depths or max(listener.depths) < 1:  # the first call started
+            await asyncio.sleep(0)
+        others = [asyncio.ensure_future(server.call("slow", x=i)) for i in (1, 2, -3)]
+        while max(listener.depths) < 3:  # three calls wait behind the first
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.05)  # so they wait measurably longer than the first did
+        release.set()
+        results = await asyncio.gather(first, *others, return_exceptions=True)
+        assert [getattr(r, "result", None) for r in results[:3]] == [0, 1, 2]
+        assert isinstance(results[3], GRPCError)
     assert len(listener.events) == 4
     assert {(e.model, e.rows, e.requests) for e in listener.events} == {("slow", 1, 1)}
     assert [e.failed for e in listener.events] == [False, False, False, True]
@@ -431,7 +419,9 @@ def test_unbatched_calls_reach_batch_listeners_as_batches_of_one() -> None:
 def test_metrics_middleware_import_names_the_plugin_to_install() -> None:
     if importlib.util.find_spec("blazerpc_metrics") is not None:
         pytest.skip("blazerpc-metrics is installed here")
-    with pytest.raises(ImportError, match="pip install blazerpc-metrics"):
+    with pytest.raises(
+        ImportError, match=r"not installed: pip install \./plugins/blazerpc-metrics \(from the root"
+    ):
         from blazerpc.server.middleware import MetricsMiddleware  # noqa: F401
     import blazerpc.server.middleware as middleware
 

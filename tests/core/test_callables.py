@@ -123,21 +123,19 @@ STREAMING: list[tuple[str, Callable[..., Any], list[str]]] = [
 
 
 @pytest.mark.parametrize(("model", "expected"), [(m, e) for _, m, e in UNARY], ids=[i for i, _, _ in UNARY])
-def test_unary_callables(model: Callable[..., Any], expected: str) -> None:
+async def test_unary_callables(model: Callable[..., Any], expected: str) -> None:
     app = BlazeApp()
     app.model("m")(model)
 
-    async def run() -> str:
-        async with serve_app(app) as server:
-            return (await server.call("m", x=7)).result
-
-    assert asyncio.run(run()) == expected
+    async with serve_app(app) as server:
+        got = (await server.call("m", x=7)).result
+    assert got == expected
 
 
 @pytest.mark.parametrize(
     ("model", "expected"), [(m, e) for _, m, e in STREAMING], ids=[i for i, _, _ in STREAMING]
 )
-def test_streaming_callables(model: Callable[..., Any], expected: list[str]) -> None:
+async def test_streaming_callables(model: Callable[..., Any], expected: list[str]) -> None:
     app = BlazeApp()
     app.model("m", streaming=True)(model)
 
@@ -145,4 +143,4 @@ def test_streaming_callables(model: Callable[..., Any], expected: list[str]) -> 
         async with serve_app(app) as server:
             return [m.result for m in await server.stream("m", n=3)]
 
-    assert asyncio.run(run()) == expected
+    assert await run() == expected

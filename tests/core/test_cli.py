@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import os
 import socket
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import QUICKSTART, Client
+from support import QUICKSTART, AppCaller
 
 import blazerpc
 from blazerpc.testing import blaze_command, serve_process
@@ -263,21 +262,21 @@ def _service_module(project: Path) -> Any:
     finally:
         sys.path.remove(str(project))
         sys.modules.pop("helpers", None)
-    module.app = module.api  # support.Client reads `app`
+    module.app = module.api  # support.AppCaller reads `app`
     return module
 
 
-def test_serve_file_path_target_from_another_directory(tmp_path: Path, project: Path) -> None:
+async def test_serve_file_path_target_from_another_directory(tmp_path: Path, project: Path) -> None:
     with serve_process(f"{project / 'service.py'}:api", cwd=tmp_path) as proc:
-        reply = asyncio.run(Client(_service_module(project), proc).call("echo", text="hi"))
+        reply = await AppCaller(_service_module(project), proc).call("echo", text="hi")
         events = [e["event"] for e in proc.logs]
     assert reply.result == "hi!"
     assert "Loaded model: echo v1" in events
 
 
-def test_serve_module_target_from_the_working_directory(project: Path) -> None:
+async def test_serve_module_target_from_the_working_directory(project: Path) -> None:
     with serve_process("service:api", cwd=project) as proc:
-        reply = asyncio.run(Client(_service_module(project), proc).call("echo", text="hey"))
+        reply = await AppCaller(_service_module(project), proc).call("echo", text="hey")
         events = [e["event"] for e in proc.logs]
     assert reply.result == "hey!"
     assert "Loaded model: echo v1" in events

@@ -9,14 +9,12 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
-from support import app_target
 
-from blazerpc.testing import ServeProcess, run_grpcio_client, serve_process
+from blazerpc.testing import ServeProcess, run_grpcio_client
 
 SERVICES = [
     "blazerpc.InferenceService",
@@ -24,12 +22,6 @@ SERVICES = [
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
 ]
-
-
-@pytest.fixture(scope="module")
-def export_server() -> Iterator[ServeProcess]:
-    with serve_process(app_target("export_app")) as proc:
-        yield proc
 
 
 def _run_json(script: str, *args: str) -> Any:
@@ -310,8 +302,9 @@ def test_grpcurl_describe_optional_and_tensor_fields(grpcurl: str, export_server
         assert line in options
     tensors = _grpcurl(grpcurl, export_server, "describe", "blazerpc.TensorsRequest")
     # The comments say what the TensorProto type cannot: each tensor's dtype and shape.
-    assert "  // float32, shape [batch, 3]\n  .blazerpc.TensorProto batch = 1;" in tensors
-    assert "  // any dtype, any shape\n  .blazerpc.TensorProto extra = 2;" in tensors
+    required = "  // Required: a request without it is refused.\n"
+    assert "  // float32, shape [batch, 3]\n" + required + "  .blazerpc.TensorProto batch = 1;" in tensors
+    assert "  // any dtype, any shape\n" + required + "  .blazerpc.TensorProto extra = 2;" in tensors
     tensor = _grpcurl(grpcurl, export_server, "describe", "blazerpc.TensorProto")
     for line in ("repeated int64 shape = 1;", "string dtype = 2;", "bytes data = 3;"):
         assert line in tensor

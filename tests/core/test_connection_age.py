@@ -13,7 +13,7 @@ import pytest
 from grpclib.const import Cardinality, Status
 from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated
-from support import RecordingChannel, app_target, load_app_module
+from support import APPS, RecordingChannel, app_target, load_app_module
 
 from blazerpc import CallError, Client
 from blazerpc.testing import ServeProcess, blaze_command, run_grpcio_client, serve_process
@@ -22,7 +22,7 @@ REPLICA = app_target("replica_app")
 
 
 async def test_an_aged_connection_gets_goaway_then_closes() -> None:
-    schema = load_app_module("replica_app").app.schema()
+    schema = load_app_module(APPS / "replica_app.py").app.schema()
     method = next(m for m in schema.methods if m.model == "whoami")
     with serve_process(REPLICA, "--max-connection-age", "1") as proc:
         channel = RecordingChannel(proc.host, proc.port)

@@ -19,10 +19,10 @@ import pytest
 from packaging.requirements import Requirement
 
 CONTRIB = [
-    # (contrib module, name imported from it, plugin package, distribution, extra)
-    ("pytorch", "torch_model", "blazerpc_torch", "blazerpc-torch", "pytorch"),
-    ("tensorflow", "tf_model", "blazerpc_tf", "blazerpc-tf", "tensorflow"),
-    ("onnx", "ONNXModel", "blazerpc_onnx", "blazerpc-onnx", "onnx"),
+    # (contrib module, name imported from it, plugin package, distribution)
+    ("pytorch", "torch_model", "blazerpc_torch", "blazerpc-torch"),
+    ("tensorflow", "tf_model", "blazerpc_tf", "blazerpc-tf"),
+    ("onnx", "ONNXModel", "blazerpc_onnx", "blazerpc-onnx"),
 ]
 FRAMEWORKS = ("torch", "tensorflow", "keras", "onnxruntime", "onnx")
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
@@ -42,9 +42,9 @@ def python(code: str, *, path: Path | None = None, **env: str) -> subprocess.Com
     )
 
 
-@pytest.mark.parametrize(("module", "name", "package", "distribution", "extra"), CONTRIB)
+@pytest.mark.parametrize(("module", "name", "package", "distribution"), CONTRIB)
 def test_without_the_plugin_the_import_error_names_the_distribution(
-    module: str, name: str, package: str, distribution: str, extra: str
+    module: str, name: str, package: str, distribution: str
 ) -> None:
     # `None` in sys.modules makes the plugin absent even where it happens to be installed.
     result = python(
@@ -62,8 +62,9 @@ def test_without_the_plugin_the_import_error_names_the_distribution(
     assert kind == "ModuleNotFoundError"  # an ImportError
     assert missing == package
     assert f"blazerpc.contrib.{module} needs the {distribution} plugin" in message
-    assert f"pip install {distribution}" in message
-    assert f"blazerpc[{extra}]" in message
+    # From the checkout, by path, as the README's Installation says: not from PyPI.
+    assert f"pip install ./plugins/{distribution} (from the root of the BlazeRPC repository" in message
+    assert "blazerpc[" not in message
 
 
 def test_a_plugin_whose_framework_is_missing_says_it_is_installed_but_broken(tmp_path: Path) -> None:
@@ -97,7 +98,9 @@ def test_a_plugin_without_the_helper_says_to_upgrade(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "does not provide tf_model" in result.stdout
-    assert "pip install --upgrade blazerpc-tf" in result.stdout
+    assert (
+        "install the current one from an up-to-date clone: pip install ./plugins/blazerpc-tf" in result.stdout
+    )
 
 
 def test_contrib_reexports_the_plugins_public_names(tmp_path: Path) -> None:
@@ -164,14 +167,15 @@ def _extras() -> dict[str, set[str]]:
     }
 
 
-def test_the_extras_pull_in_the_plugin_distributions() -> None:
+def test_no_extra_sends_pip_to_the_index_for_a_distribution_of_ours() -> None:
+    # The plugins are not on PyPI, where the name blazerpc is another project's: they are
+    # installed by path (README, Installation), never through an extra.
     extras = _extras()
-    plugins = {
+    ours = {
         tomllib.loads((path / "pyproject.toml").read_text())["project"]["name"]
-        for path in PLUGINS.iterdir()
+        for path in [*PLUGINS.iterdir(), PLUGINS.parent / "core"]
         if (path / "pyproject.toml").exists()
     }
-    for _, _, _, distribution, extra in CONTRIB:
-        assert distribution in plugins  # the name of a distribution that exists here
-        assert extras[extra] == {distribution}
-    assert extras["all"] == plugins
+    assert {distribution for _, _, _, distribution in CONTRIB} <= ours
+    assert set(extras) == {"reload", "speed"}
+    assert not set().union(*extras.values()) & ours

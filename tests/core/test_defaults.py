@@ -1,10 +1,9 @@
 """A parameter's default must be a value of its field's type: checked at registration
 through the field's own converters, since the model gets the default whenever a client
-leaves the field out. (Valid defaults reaching the model are in test_types.py.)"""
+leaves the field out. (Valid defaults reaching the model are in test_scalar_types.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -82,15 +81,15 @@ def test_a_default_of_the_wrong_type_is_rejected(
     ],
     ids=lambda value: repr(value)[:30],
 )
-def test_a_default_of_the_right_type_reaches_the_model(annotation: Any, default: Any, received: str) -> None:
+async def test_a_default_of_the_right_type_reaches_the_model(
+    annotation: Any, default: Any, received: str
+) -> None:
     app = BlazeApp()
     app.model("m")(model_with_default(annotation, default))
 
-    async def run() -> str:
-        async with serve_app(app) as server:
-            return (await server.call("m")).result
-
-    assert asyncio.run(run()) == received
+    async with serve_app(app) as server:
+        got = (await server.call("m")).result
+    assert got == received
 
 
 def test_blaze_serve_names_the_wrong_default(tmp_path: Path) -> None:

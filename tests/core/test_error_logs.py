@@ -100,7 +100,7 @@ def test_console_error_log_has_the_traceback_and_no_locals(grpcurl: str, how: st
 
 def test_each_error_is_logged_once_with_its_model_method_and_status(grpcurl: str) -> None:
     calls = [
-        ("explode", "PredictExplode", {"text": "a b"}, "INTERNAL", "model raised"),
+        ("explode", "PredictExplode", {"text": "a b", "blob": ""}, "INTERNAL", "model raised"),
         ("explode_stream", "PredictExplodeStream", {"text": "a"}, "INTERNAL", "model raised"),
         ("reject", "PredictReject", {"text": "a"}, "INVALID_ARGUMENT", "request failed"),
         ("missing", "PredictMissing", {"text": "a"}, "NOT_FOUND", "model returned an error status"),

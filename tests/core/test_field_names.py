@@ -4,7 +4,6 @@ included, are served and exported as they are."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import shutil
 import subprocess
@@ -149,15 +148,13 @@ def keyword_app() -> BlazeApp:
     return app
 
 
-def test_protobuf_keywords_are_field_names_that_serve() -> None:
+async def test_protobuf_keywords_are_field_names_that_serve() -> None:
     app = keyword_app()
 
-    async def run() -> tuple[str, int]:
-        async with serve_app(app) as server:
-            reply = await server.call("keywords", **{k: i for i, k in enumerate(KEYWORDS, start=1)})
-            return reply.package, reply.option
-
-    assert asyncio.run(run()) == ("p", sum(range(1, len(KEYWORDS) + 1)))
+    async with serve_app(app) as server:
+        reply = await server.call("keywords", **{k: i for i, k in enumerate(KEYWORDS, start=1)})
+        got = reply.package, reply.option
+    assert got == ("p", sum(range(1, len(KEYWORDS) + 1)))
 
 
 def test_protobuf_keywords_compile_with_protoc(tmp_path: Path) -> None:

@@ -10,42 +10,40 @@ import pytest
 from grpclib.client import UnaryStreamMethod, UnaryUnaryMethod
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from support import Client, app_target, load_app_module
+from support import APPS, AppCaller, app_target, load_app_module
 
 from blazerpc import BlazeApp, CallContext, Middleware, hookimpl
 from blazerpc.testing import RunningServer, serve_app, serve_process
 
 
 @pytest.fixture(scope="module")
-def auth() -> Iterator[Client]:
+def auth() -> Iterator[AppCaller]:
     with serve_process(app_target("auth_app")) as proc:
-        yield Client(load_app_module("auth_app"), proc)
+        yield AppCaller(load_app_module(APPS / "auth_app.py"), proc)
 
 
-def _call_with_metadata(client: Client, metadata: dict[str, str] | None) -> list[float]:
-    async def run() -> list[float]:
-        m = client.method("sentiment")
-        channel = client.channel()
-        try:
-            classes = client.schema.classes
-            rpc = UnaryUnaryMethod(channel, m.path, classes[m.request], classes[m.response])
-            reply = await rpc(client.request("sentiment", text=["a", "b"]), timeout=10, metadata=metadata)
-            return list(reply.result)
-        finally:
-            channel.close()
-
-    return asyncio.run(run())
+async def _call_with_metadata(client: AppCaller, metadata: dict[str, str] | None) -> list[float]:
+    m = client.method("sentiment")
+    channel = client.channel()
+    try:
+        classes = client.schema.classes
+        rpc = UnaryUnaryMethod(channel, m.path, classes[m.request], classes[m.response])
+        reply = await rpc(client.request("sentiment", text=["a", "b"]), timeout=10, metadata=metadata)
+        got = list(reply.result)
+    finally:
+        channel.close()
+    return got
 
 
-def test_auth_example_rejects_a_call_without_token(auth: Client) -> None:
+async def test_auth_example_rejects_a_call_without_token(auth: AppCaller) -> None:
     with pytest.raises(GRPCError) as info:
-        _call_with_metadata(auth, None)
+        await _call_with_metadata(auth, None)
     assert info.value.status is Status.UNAUTHENTICATED
     assert info.value.message == "Missing token"
 
 
-def test_auth_example_lets_a_call_with_token_through(auth: Client) -> None:
-    assert _call_with_metadata(auth, {"authorization": "Bearer abc"}) == pytest.approx([0.95, 0.95])
+async def test_auth_example_lets_a_call_with_token_through(auth: AppCaller) -> None:
+    assert await _call_with_metadata(auth, {"authorization": "Bearer abc"}) == pytest.approx([0.95, 0.95])
 
 
 class Recorder(Middleware):
@@ -76,18 +74,15 @@ def _app(middleware: list[Middleware], plugins: list[object] = ()) -> BlazeApp:
     return app
 
 
-def test_context_carries_call_details_and_outcome() -> None:
+async def test_context_carries_call_details_and_outcome() -> None:
     log: list[tuple[str, str, CallContext]] = []
     app = _app([Recorder("a", log)])
 
-    async def run() -> None:
-        async with serve_app(app) as server:
-            assert (await server.call("double", x=21)).result == 42
-            with pytest.raises(GRPCError):
-                await server.call("double", x=-1)
-            assert [r.result for r in await server.stream("count", n=4)] == [0, 1, 2, 3]
-
-    asyncio.run(run())
+    async with serve_app(app) as server:
+        assert (await server.call("double", x=21)).result == 42
+        with pytest.raises(GRPCError):
+            await server.call("double", x=-1)
+        assert [r.result for r in await server.stream("count", n=4)] == [0, 1, 2, 3]
     responses = [ctx for name, when, ctx in log if when == "response"]
     ok, failed, streamed = responses
     assert ok.method == "/blazerpc.InferenceService/PredictDouble"
@@ -106,7 +101,7 @@ def test_context_carries_call_details_and_outcome() -> None:
     assert len({id(ctx) for ctx in responses}) == 3  # one context per call
 
 
-def test_order_app_first_then_plugins_by_order_and_name_reverse_on_response() -> None:
+async def test_order_app_first_then_plugins_by_order_and_name_reverse_on_response() -> None:
     log: list[tuple[str, str, CallContext]] = []
 
     class Late(Recorder):
@@ -122,11 +117,8 @@ def test_order_app_first_then_plugins_by_order_and_name_reverse_on_response() ->
 
     app = _app([Recorder("app", log)], plugins=[Plugin()])
 
-    async def run() -> None:
-        async with serve_app(app) as server:
-            await server.call("double", x=1)
-
-    asyncio.run(run())
+    async with serve_app(app) as server:
+        await server.call("double", x=1)
     assert [(name, when) for name, when, _ in log] == [
         ("app", "request"),
         ("early", "request"),
@@ -139,7 +131,7 @@ def test_order_app_first_then_plugins_by_order_and_name_reverse_on_response() ->
     ]
 
 
-def test_rejecting_middleware_stops_later_ones_and_the_model() -> None:
+async def test_rejecting_middleware_stops_later_ones_and_the_model() -> None:
     log: list[tuple[str, str, CallContext]] = []
     calls: list[int] = []
 
@@ -154,13 +146,10 @@ def test_rejecting_middleware_stops_later_ones_and_the_model() -> None:
         calls.append(x)
         return 2 * x
 
-    async def run() -> None:
-        async with serve_app(app) as server:
-            with pytest.raises(GRPCError) as info:
-                await server.call("double", x=1)
-            assert info.value.status is Status.PERMISSION_DENIED
-
-    asyncio.run(run())
+    async with serve_app(app) as server:
+        with pytest.raises(GRPCError) as info:
+            await server.call("double", x=1)
+        assert info.value.status is Status.PERMISSION_DENIED
     assert calls == []
     assert [(name, when) for name, when, _ in log] == [("first", "request"), ("first", "response")]
     assert log[-1][2].status is Status.PERMISSION_DENIED
@@ -248,21 +237,18 @@ async def _call_reading_metadata(
         return dict(stream.initial_metadata or {}), dict(stream.trailing_metadata or {}), status, replies
 
 
-def test_middleware_adds_initial_and_trailing_metadata_for_ok_and_errors_unary_and_streaming() -> None:
+async def test_middleware_adds_initial_and_trailing_metadata_for_ok_and_errors_unary_and_streaming() -> None:
     tagging = Tagging()
     app = _metadata_app([tagging, RejectOdd()])
 
-    async def run() -> list[tuple[dict[str, Any], dict[str, Any], Status, list[Any]]]:
-        async with serve_app(app, options={"access_log": False}) as server:
-            return [
-                await _call_reading_metadata(server, "double", x=21),
-                await _call_reading_metadata(server, "double", x=-1),
-                await _call_reading_metadata(server, "double", {"odd": "1"}, x=1),
-                await _call_reading_metadata(server, "count", n=2),
-                await _call_reading_metadata(server, "count", n=5),
-            ]
-
-    ok, failed, rejected, streamed, stream_failed = asyncio.run(run())
+    async with serve_app(app, options={"access_log": False}) as server:
+        ok, failed, rejected, streamed, stream_failed = [
+            await _call_reading_metadata(server, "double", x=21),
+            await _call_reading_metadata(server, "double", x=-1),
+            await _call_reading_metadata(server, "double", {"odd": "1"}, x=1),
+            await _call_reading_metadata(server, "count", n=2),
+            await _call_reading_metadata(server, "count", n=5),
+        ]
     assert ok[2] is Status.OK
     assert [r.result for r in ok[3]] == [42]
     assert ok[0] == {"x-request-id": "id-double"}
@@ -287,22 +273,19 @@ def test_middleware_adds_initial_and_trailing_metadata_for_ok_and_errors_unary_a
     assert "add it in on_request, or use add_trailing_metadata" in str(tagging.late[0])
 
 
-def test_an_outer_middleware_adds_metadata_to_a_call_the_server_refuses() -> None:
+async def test_an_outer_middleware_adds_metadata_to_a_call_the_server_refuses() -> None:
     held: list[int] = []
     app = _metadata_app([Tagging(outer=True)], held, max_concurrent_calls=1)
 
-    async def run() -> tuple[dict[str, Any], dict[str, Any], Status, list[Any]]:
-        async with serve_app(app, options={"access_log": False}) as server:
-            holding = asyncio.ensure_future(server.call("double", x=99))
-            async with asyncio.timeout(10):  # the server runs in this loop: the model notes its call
-                while not held:
-                    await asyncio.sleep(0.005)
-            try:
-                return await _call_reading_metadata(server, "double", x=1)
-            finally:
-                holding.cancel()
-
-    initial, trailing, status, replies = asyncio.run(run())
+    async with serve_app(app, options={"access_log": False}) as server:
+        holding = asyncio.ensure_future(server.call("double", x=99))
+        async with asyncio.timeout(10):  # the server runs in this loop: the model notes its call
+            while not held:
+                await asyncio.sleep(0.005)
+        try:
+            initial, trailing, status, replies = await _call_reading_metadata(server, "double", x=1)
+        finally:
+            holding.cancel()
     assert status is Status.RESOURCE_EXHAUSTED
     assert replies == []
     assert initial == {"x-request-id": "id-double"}
@@ -319,7 +302,9 @@ def test_an_outer_middleware_adds_metadata_to_a_call_the_server_refuses() -> Non
         ("x-text", "line\nbreak", "printable ASCII text"),
     ],
 )
-def test_invalid_response_metadata_is_refused_where_it_is_added(key: str, value: Any, message: str) -> None:
+async def test_invalid_response_metadata_is_refused_where_it_is_added(
+    key: str, value: Any, message: str
+) -> None:
     errors: list[Exception] = []
 
     class Bad(Middleware):
@@ -331,11 +316,8 @@ def test_invalid_response_metadata_is_refused_where_it_is_added(key: str, value:
 
     app = _metadata_app([Bad()])
 
-    async def run() -> None:
-        async with serve_app(app, options={"access_log": False}) as server:
-            assert (await server.call("double", x=1)).result == 2  # the call goes on
-
-    asyncio.run(run())
+    async with serve_app(app, options={"access_log": False}) as server:
+        assert (await server.call("double", x=1)).result == 2  # the call goes on
     [error] = errors
     assert f"invalid response metadata {key!r}" in str(error)
     assert message in str(error)

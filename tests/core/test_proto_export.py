@@ -8,7 +8,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,7 +22,7 @@ from google.protobuf.descriptor_pb2 import (
 from support import APPS, QUICKSTART, app_target
 
 from blazerpc import __version__
-from blazerpc.testing import ServeProcess, blaze_command, run_grpcio_client, serve_process
+from blazerpc.testing import ServeProcess, blaze_command, run_grpcio_client
 
 F = FieldDescriptorProto
 TENSOR = ".blazerpc.TensorProto"
@@ -226,15 +225,22 @@ def _leading_comments(file: FileDescriptorProto) -> dict[tuple[int, ...], str]:
 
 def test_protoc_reads_the_same_comments_that_reflection_serves(tmp_path: Path) -> None:
     """The written text and the served descriptor document the same things: each RPC's
-    model, version and docstring, each tensor field's dtype and shape."""
+    model, version and docstring, each tensor field's dtype and shape, which request
+    fields are required."""
     proto = _write_proto(app_target("export_app"), tmp_path)
     compiled = _compile_with_protoc(proto, tmp_path, "--include_source_info")
     built = _load(APPS / "export_app.py", "proto_export_comments").app.schema().file
     served = _leading_comments(built)
     assert served == {path: text for path, text in _leading_comments(compiled).items() if path in served}
     text = proto.read_text()
-    assert "  // float32, shape [batch, 3]\n  TensorProto batch = 1;\n" in text
-    assert "  // any dtype, any shape\n  TensorProto extra = 2;\n" in text
+    required = "  // Required: a request without it is refused.\n"
+    assert "  // float32, shape [batch, 3]\n" + required + "  TensorProto batch = 1;\n" in text
+    assert "  // any dtype, any shape\n" + required + "  TensorProto extra = 2;\n" in text
+    assert (
+        '  // Required: a request without it is refused ("optional" gives it presence: 0, "" and '
+        "false are values).\n  optional int64 count = 2;\n"
+    ) in text
+    assert "  optional int64 limit = 1;\n" in text  # int | None: no comment
     assert "  // float32, shape [batch]\n  TensorProto result_0 = 1;\n" in text
     assert (
         '  // Model "tensors", version "1".\n  //\n'
@@ -263,11 +269,11 @@ EXPORT_MESSAGES = {
         _one("data", 3, "TYPE_BYTES"),
     ],
     "ScalarsRequest": [
-        _one("text", 1, "TYPE_STRING"),
-        _one("count", 2, "TYPE_INT64"),
-        _one("ratio", 3, "TYPE_DOUBLE"),
-        _one("flag", 4, "TYPE_BOOL"),
-        _one("blob", 5, "TYPE_BYTES"),
+        _opt("text", 1, "TYPE_STRING"),
+        _opt("count", 2, "TYPE_INT64"),
+        _opt("ratio", 3, "TYPE_DOUBLE"),
+        _opt("flag", 4, "TYPE_BOOL"),
+        _opt("blob", 5, "TYPE_BYTES"),
     ],
     "ScalarsResponse": [
         _one("result_0", 1, "TYPE_STRING"),
@@ -291,7 +297,7 @@ EXPORT_MESSAGES = {
         _opt("note", 4, "TYPE_STRING"),
     ],
     "OptionsResponse": [_one("result_0", 1, "TYPE_STRING"), _opt("result_1", 2, "TYPE_INT64")],
-    "NumericRequest": [_one("x", 1, "TYPE_FLOAT"), _one("small", 2, "TYPE_INT32")],
+    "NumericRequest": [_opt("x", 1, "TYPE_FLOAT"), _opt("small", 2, "TYPE_INT32")],
     "NumericResponse": [_one("result_0", 1, "TYPE_FLOAT"), _one("result_1", 2, "TYPE_INT32")],
     "TensorsRequest": [
         _one("batch", 1, "TYPE_MESSAGE", TENSOR),
@@ -302,7 +308,7 @@ EXPORT_MESSAGES = {
         _one("result_1", 2, "TYPE_MESSAGE", TENSOR),
         _one("result_2", 3, "TYPE_INT64"),
     ],
-    "CountdownRequest": [_one("start", 1, "TYPE_INT64"), _opt("label", 2, "TYPE_STRING")],
+    "CountdownRequest": [_opt("start", 1, "TYPE_INT64"), _opt("label", 2, "TYPE_STRING")],
     "CountdownResponse": [_one("result_0", 1, "TYPE_STRING"), _one("result_1", 2, "TYPE_INT64")],
 }
 
@@ -359,12 +365,6 @@ def generated_stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert done.returncode == 0, f"grpc_tools.protoc failed:\n{done.stderr}"
     assert sorted(p.name for p in out.glob("*.py")) == ["blaze_service_pb2.py", "blaze_service_pb2_grpc.py"]
     return out
-
-
-@pytest.fixture(scope="module")
-def export_server() -> Iterator[ServeProcess]:
-    with serve_process(app_target("export_app")) as proc:
-        yield proc
 
 
 # argv: the directory of the generated modules, the server's address.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import importlib.util
 
 import pytest
 from grpclib.client import Channel
@@ -12,18 +11,9 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
-from support import QUICKSTART, ROOT, Client
+from support import QUICKSTART, ROOT, AppCaller, load_app_module
 
 from blazerpc.testing import ServeProcess
-
-
-def _quickstart_module():
-    spec = importlib.util.spec_from_file_location("quickstart_app", QUICKSTART)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_example_is_the_readme_quick_start() -> None:
@@ -37,9 +27,9 @@ def test_the_example_is_the_readme_quick_start() -> None:
     assert "return [0.95] * len(text)" in shown
 
 
-def test_quickstart_unary(quickstart_server: ServeProcess) -> None:
-    client = Client(_quickstart_module(), quickstart_server)
-    reply = asyncio.run(client.call("sentiment", text=["good", "bad", "meh"]))
+async def test_quickstart_unary(quickstart_server: ServeProcess) -> None:
+    client = AppCaller(load_app_module(QUICKSTART), quickstart_server)
+    reply = await client.call("sentiment", text=["good", "bad", "meh"])
     assert list(reply.result) == pytest.approx([0.95, 0.95, 0.95])  # one score per text
 
 
@@ -49,21 +39,21 @@ def test_startup_log_names_models_and_address(quickstart_server: ServeProcess) -
     assert f"Server listening on 127.0.0.1:{quickstart_server.port}" in events
 
 
-def test_async_generator_streams_each_yield(streaming: Client) -> None:
-    replies = asyncio.run(streaming.stream("generate", prompt="the quick brown fox"))
+async def test_async_generator_streams_each_yield(streaming: AppCaller) -> None:
+    replies = await streaming.stream("generate", prompt="the quick brown fox")
     assert [r.result for r in replies] == ["the", "quick", "brown", "fox"]
 
 
-def test_sync_generator_streams_from_a_worker_thread(streaming: Client) -> None:
-    replies = asyncio.run(streaming.stream("count", n=5))
+async def test_sync_generator_streams_from_a_worker_thread(streaming: AppCaller) -> None:
+    replies = await streaming.stream("count", n=5)
     assert [r.result for r in replies] == [0, 1, 2, 3, 4]
 
 
-def test_empty_stream(streaming: Client) -> None:
-    assert asyncio.run(streaming.stream("count", n=0)) == []
+async def test_empty_stream(streaming: AppCaller) -> None:
+    assert await streaming.stream("count", n=0) == []
 
 
-def test_error_after_some_messages_ends_the_stream_with_internal(streaming: Client) -> None:
+async def test_error_after_some_messages_ends_the_stream_with_internal(streaming: AppCaller) -> None:
     async def run() -> tuple[list[int], GRPCError]:
         from grpclib.client import UnaryStreamMethod
 
@@ -84,34 +74,30 @@ def test_error_after_some_messages_ends_the_stream_with_internal(streaming: Clie
             channel.close()
         raise AssertionError("the stream ended without an error")
 
-    got, error = asyncio.run(run())
+    got, error = await run()
     assert got == [0, 1, 2]
     assert error.status is Status.INTERNAL
     assert "RuntimeError: stopped after 3" in (error.message or "")
 
 
-def test_concurrent_streams_do_not_mix(streaming: Client) -> None:
-    async def run() -> list[list[int]]:
-        calls = [streaming.stream("count", n=n) for n in (3, 7, 11, 5)]
-        return [[r.result for r in replies] for replies in await asyncio.gather(*calls)]
-
-    assert asyncio.run(run()) == [list(range(n)) for n in (3, 7, 11, 5)]
+async def test_concurrent_streams_do_not_mix(streaming: AppCaller) -> None:
+    calls = [streaming.stream("count", n=n) for n in (3, 7, 11, 5)]
+    got = [[r.result for r in replies] for replies in await asyncio.gather(*calls)]
+    assert got == [list(range(n)) for n in (3, 7, 11, 5)]
 
 
 @pytest.mark.parametrize("service", ["", "blazerpc.InferenceService"])
-def test_health_check_serving(quickstart_server: ServeProcess, service: str) -> None:
-    async def check() -> int:
-        channel = Channel(quickstart_server.host, quickstart_server.port)
-        try:
-            reply = await HealthStub(channel).Check(HealthCheckRequest(service=service), timeout=5)
-            return reply.status
-        finally:
-            channel.close()
-
-    assert asyncio.run(check()) == HealthCheckResponse.SERVING
+async def test_health_check_serving(quickstart_server: ServeProcess, service: str) -> None:
+    channel = Channel(quickstart_server.host, quickstart_server.port)
+    try:
+        reply = await HealthStub(channel).Check(HealthCheckRequest(service=service), timeout=5)
+        got = reply.status
+    finally:
+        channel.close()
+    assert got == HealthCheckResponse.SERVING
 
 
-def test_health_check_unknown_service_is_not_found(quickstart_server: ServeProcess) -> None:
+async def test_health_check_unknown_service_is_not_found(quickstart_server: ServeProcess) -> None:
     async def check() -> None:
         channel = Channel(quickstart_server.host, quickstart_server.port)
         try:
@@ -120,24 +106,22 @@ def test_health_check_unknown_service_is_not_found(quickstart_server: ServeProce
             channel.close()
 
     with pytest.raises(GRPCError) as info:
-        asyncio.run(check())
+        await check()
     assert info.value.status is Status.NOT_FOUND
 
 
-def test_health_watch_reports_serving(quickstart_server: ServeProcess) -> None:
-    async def watch() -> int:
-        channel = Channel(quickstart_server.host, quickstart_server.port)
-        try:
-            async with HealthStub(channel).Watch.open(timeout=5) as stream:
-                await stream.send_message(HealthCheckRequest(service="blazerpc.InferenceService"), end=True)
-                first = await stream.recv_message()
-                assert first is not None
-                await stream.cancel()
-                return first.status
-        finally:
-            channel.close()
-
-    assert asyncio.run(watch()) == HealthCheckResponse.SERVING
+async def test_health_watch_reports_serving(quickstart_server: ServeProcess) -> None:
+    channel = Channel(quickstart_server.host, quickstart_server.port)
+    try:
+        async with HealthStub(channel).Watch.open(timeout=5) as stream:
+            await stream.send_message(HealthCheckRequest(service="blazerpc.InferenceService"), end=True)
+            first = await stream.recv_message()
+            assert first is not None
+            await stream.cancel()
+            got = first.status
+    finally:
+        channel.close()
+    assert got == HealthCheckResponse.SERVING
 
 
 def test_sigterm_stops_the_server_cleanly(tmp_path) -> None:

@@ -3,7 +3,6 @@ and the array a model receives is a view of the request, not a copy."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import numpy as np
@@ -87,7 +86,7 @@ def test_malformed_tensor_bytes_are_invalid_input(data: bytes, message: str) -> 
         split_fields(data, {2: "x", 4: "y"})
 
 
-def test_the_model_receives_a_read_only_view_of_the_request_bytes() -> None:
+async def test_the_model_receives_a_read_only_view_of_the_request_bytes() -> None:
     seen: dict[str, object] = {}
     app = BlazeApp()
 
@@ -111,7 +110,7 @@ def test_the_model_receives_a_read_only_view_of_the_request_bytes() -> None:
             )
             return np.frombuffer(reply.result.data, dtype=np.float32)
 
-    assert run_result(run) == pytest.approx(values * 2)
+    assert await run_result(run) == pytest.approx(values * 2)
     assert seen["owns_data"] is False
     assert seen["writeable"] is False
     # The array's memory is the request message itself (its 4000 bytes plus headers).
@@ -119,5 +118,5 @@ def test_the_model_receives_a_read_only_view_of_the_request_bytes() -> None:
     assert 4000 < seen["request_size"] < 4100
 
 
-def run_result(coro_fn):
-    return asyncio.run(coro_fn())
+async def run_result(coro_fn):
+    return await coro_fn()

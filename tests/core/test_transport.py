@@ -36,57 +36,46 @@ async def _received(sock: socket.socket, size: int) -> bytes:
     return data
 
 
-def test_one_call_in_flight_writes_each_frame_at_once() -> None:
-    async def run() -> tuple[list[bytes], bytes]:
-        transport, theirs, writes = await _pair()
-        coalescing = CoalescingTransport(transport, busy=lambda: False)
-        for frame in (b"headers", b"data", b"trailers"):
-            coalescing.write(frame)
-        at_once = list(writes)  # before the loop's turn ends
-        got = await _received(theirs, len(b"headersdatatrailers"))
-        coalescing.close()
-        theirs.close()
-        return at_once, got
-
-    at_once, got = asyncio.run(run())
+async def test_one_call_in_flight_writes_each_frame_at_once() -> None:
+    transport, theirs, writes = await _pair()
+    coalescing = CoalescingTransport(transport, busy=lambda: False)
+    for frame in (b"headers", b"data", b"trailers"):
+        coalescing.write(frame)
+    at_once = list(writes)  # before the loop's turn ends
+    got = await _received(theirs, len(b"headersdatatrailers"))
+    coalescing.close()
+    theirs.close()
     assert at_once == [b"headers", b"data", b"trailers"]
     assert got == b"headersdatatrailers"
 
 
-def test_several_calls_in_flight_share_one_write_per_turn() -> None:
-    async def run() -> tuple[list[bytes], list[bytes], bytes]:
-        transport, theirs, writes = await _pair()
-        busy = [True]
-        coalescing = CoalescingTransport(transport, busy=lambda: busy[0])
-        for frame in (b"a1", b"a2", b"b1"):
-            coalescing.write(frame)
-        during_turn = list(writes)
-        await asyncio.sleep(0)  # the turn ends: one write of all three
-        await asyncio.sleep(0)
-        after_turn = list(writes)
-        coalescing.write(b"x")  # buffered again...
-        busy[0] = False
-        coalescing.write(b"y")  # ...so this one waits behind it: the order holds
-        coalescing.close()  # close sends what is buffered first
-        got = await _received(theirs, len(b"a1a2b1xy"))
-        theirs.close()
-        return during_turn, after_turn, got
-
-    during_turn, after_turn, got = asyncio.run(run())
+async def test_several_calls_in_flight_share_one_write_per_turn() -> None:
+    transport, theirs, writes = await _pair()
+    busy = [True]
+    coalescing = CoalescingTransport(transport, busy=lambda: busy[0])
+    for frame in (b"a1", b"a2", b"b1"):
+        coalescing.write(frame)
+    during_turn = list(writes)
+    await asyncio.sleep(0)  # the turn ends: one write of all three
+    await asyncio.sleep(0)
+    after_turn = list(writes)
+    coalescing.write(b"x")  # buffered again...
+    busy[0] = False
+    coalescing.write(b"y")  # ...so this one waits behind it: the order holds
+    coalescing.close()  # close sends what is buffered first
+    got = await _received(theirs, len(b"a1a2b1xy"))
+    theirs.close()
     assert during_turn == []
     assert after_turn == [b"a1a2b1"]
     assert got == b"a1a2b1xy"
 
 
-def test_a_large_buffer_goes_out_before_the_turn_ends() -> None:
-    async def run() -> list[int]:
-        transport, theirs, writes = await _pair()
-        coalescing = CoalescingTransport(transport, busy=lambda: True)
-        coalescing.write(b"h")
-        coalescing.write(b"\0" * (256 * 1024))
-        sizes = [len(w) for w in writes]
-        coalescing.abort()
-        theirs.close()
-        return sizes
-
-    assert asyncio.run(run()) == [1 + 256 * 1024]
+async def test_a_large_buffer_goes_out_before_the_turn_ends() -> None:
+    transport, theirs, writes = await _pair()
+    coalescing = CoalescingTransport(transport, busy=lambda: True)
+    coalescing.write(b"h")
+    coalescing.write(b"\0" * (256 * 1024))
+    sizes = [len(w) for w in writes]
+    coalescing.abort()
+    theirs.close()
+    assert sizes == [1 + 256 * 1024]

@@ -77,14 +77,14 @@ def reference() -> Callable[[list[str]], np.ndarray]:
     return encode
 
 
-def call(server: ServeProcess, example: ModuleType, model: str, **fields: Any) -> Any:
-    return asyncio.run(call_process(server.host, server.port, example.app.schema(), model, **fields))
+async def call(server: ServeProcess, example: ModuleType, model: str, **fields: Any) -> Any:
+    return await call_process(server.host, server.port, example.app.schema(), model, **fields)
 
 
-def test_embed_returns_what_sentence_transformers_computes(
+async def test_embed_returns_what_sentence_transformers_computes(
     server: ServeProcess, example: ModuleType, reference: Callable[[list[str]], np.ndarray]
 ) -> None:
-    got = array(call(server, example, "embed", text=TEXTS).result)
+    got = array((await call(server, example, "embed", text=TEXTS)).result)
     assert got.shape == (len(TEXTS), 384)
     assert got.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
@@ -93,24 +93,24 @@ def test_embed_returns_what_sentence_transformers_computes(
     assert similarity[0, 1] > 0.5 > similarity[0, 2]  # paraphrases are close, other topics far
 
 
-def test_onnx_endpoints_return_the_same_embeddings_as_torch(
+async def test_onnx_endpoints_return_the_same_embeddings_as_torch(
     server: ServeProcess, example: ModuleType
 ) -> None:
     import minilm
 
-    by_torch = array(call(server, example, "embed", text=TEXTS).result)
-    by_onnx = array(call(server, example, "embed-onnx", text=TEXTS).result)
+    by_torch = array((await call(server, example, "embed", text=TEXTS)).result)
+    by_onnx = array((await call(server, example, "embed-onnx", text=TEXTS)).result)
     np.testing.assert_allclose(by_onnx, by_torch, atol=ATOL)
 
     input_ids, attention_mask = minilm.tokenize(minilm.load_tokenizer(), TEXTS, "np")
     ids = {"input_ids": tensor(input_ids), "attention_mask": tensor(attention_mask)}
-    by_graph = call(server, example, "embed-ids", **ids)
+    by_graph = await call(server, example, "embed-ids", **ids)
     np.testing.assert_array_equal(array(by_graph.sentence_embedding), by_onnx)
 
 
-def test_empty_requests_get_no_rows(server: ServeProcess, example: ModuleType) -> None:
+async def test_empty_requests_get_no_rows(server: ServeProcess, example: ModuleType) -> None:
     for model in ("embed", "embed-onnx"):
-        assert array(call(server, example, model, text=[]).result).shape == (0, 384)
+        assert array((await call(server, example, model, text=[])).result).shape == (0, 384)
 
 
 def test_the_readme_grpcurl_call(server: ServeProcess, reference: Callable[[list[str]], np.ndarray]) -> None:
@@ -139,21 +139,19 @@ def test_the_readme_grpcurl_call(server: ServeProcess, reference: Callable[[list
     np.testing.assert_allclose(got, reference(texts), atol=ATOL)
 
 
-def test_concurrent_onnx_requests_get_their_own_rows(server: ServeProcess, example: ModuleType) -> None:
-    async def many() -> list[Any]:
-        schema = example.app.schema()
-        return list(
-            await asyncio.gather(
-                *[call_process(server.host, server.port, schema, "embed-onnx", text=[t]) for t in TEXTS]
-            )
+async def test_concurrent_onnx_requests_get_their_own_rows(server: ServeProcess, example: ModuleType) -> None:
+    alone = array((await call(server, example, "embed-onnx", text=TEXTS)).result)
+    schema = example.app.schema()
+    got = list(
+        await asyncio.gather(
+            *[call_process(server.host, server.port, schema, "embed-onnx", text=[t]) for t in TEXTS]
         )
-
-    alone = array(call(server, example, "embed-onnx", text=TEXTS).result)
-    for i, reply in enumerate(asyncio.run(many())):
+    )
+    for i, reply in enumerate(got):
         np.testing.assert_allclose(array(reply.result)[0], alone[i], atol=ATOL)
 
 
-def test_batched_embeddings_equal_unbatched_ones(
+async def test_batched_embeddings_equal_unbatched_ones(
     example: ModuleType, blazerpc_register_plugin: Callable[[object], None]
 ) -> None:
     gate, watcher = Gate(), BatchWatcher()
@@ -167,12 +165,9 @@ def test_batched_embeddings_equal_unbatched_ones(
         alone = [await server.call("embed", text=[t]) for r in requests for t in r["text"]]
         return batched, alone
 
-    async def main() -> tuple[list[Any], list[Any]]:
-        async with serve_app(example.app) as server:
-            return await scenario(server)
-
     try:
-        batched, alone = asyncio.run(main())
+        async with serve_app(example.app) as server:
+            batched, alone = await scenario(server)
     finally:
         handle.remove()
     # The first request ran alone, the seven others in one model call; then one call each.

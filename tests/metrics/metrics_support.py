@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +12,7 @@ from grpclib.client import Channel, UnaryStreamMethod, UnaryUnaryMethod
 from prometheus_client.parser import text_string_to_metric_families
 
 from blazerpc.testing import ServeProcess
+from common import load_app_module
 
 APPS = Path(__file__).resolve().parent / "metrics_apps"
 TOKEN = {"authorization": "Bearer test"}
@@ -24,15 +23,8 @@ def app_target(name: str) -> str:
 
 
 def load_app(name: str) -> ModuleType:
-    module_name = f"metrics_apps_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, APPS / f"{name}.py")
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
+    """Import metrics_apps/<name>.py once (tests/common.py's loader)."""
+    return load_app_module(APPS / f"{name}.py")
 
 
 class Samples(dict[tuple[str, frozenset[tuple[str, str]]], float]):

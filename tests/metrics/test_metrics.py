@@ -135,18 +135,18 @@ def shop(shop_calls: Path) -> Iterator[ServeProcess]:
         yield proc
 
 
-def test_counts_are_exact_after_concurrent_successes_and_failures(
+async def test_counts_are_exact_after_concurrent_successes_and_failures(
     shop: ServeProcess, shop_calls: Path
 ) -> None:
     before = scrape(metrics_port(shop))
     assert not before.matching("blazerpc_requests_total", code="INTERNAL")  # a fresh server
     assert before.value("blazerpc_requests_total", model="score", method="PredictScore", code="OK") == 0
-    outcomes = asyncio.run(_run_workload(shop.host, shop.port))
+    outcomes = await _run_workload(shop.host, shop.port)
     assert outcomes == EXPECTED_OUTCOMES
     check_workload_metrics(scrape(metrics_port(shop)), shop_calls)
 
 
-def test_calls_the_server_refuses_or_cuts_off_are_counted_with_their_clients_status() -> None:
+async def test_calls_the_server_refuses_or_cuts_off_are_counted_with_their_clients_status() -> None:
     from grpclib.client import Channel, UnaryUnaryMethod
 
     module = load_app("limits")
@@ -158,37 +158,33 @@ def test_calls_the_server_refuses_or_cuts_off_are_counted_with_their_clients_sta
     ) as proc:
         port = metrics_port(proc)
 
-        async def scenario() -> tuple[list[Status], Status]:
-            channel = Channel(proc.host, proc.port)
-            rpc = UnaryUnaryMethod(channel, method.path, classes[method.request], classes[method.response])
+        channel = Channel(proc.host, proc.port)
+        rpc = UnaryUnaryMethod(channel, method.path, classes[method.request], classes[method.response])
 
-            async def call(seconds: float, timeout: float | None = 30) -> Status:
-                try:
-                    await rpc(classes[method.request](seconds=seconds), timeout=timeout)
-                except GRPCError as exc:
-                    return exc.status
-                return Status.OK
-
-            loop = asyncio.get_running_loop()
+        async def call(seconds: float, timeout: float | None = 30) -> Status:
             try:
-                # Two calls hold both slots for 2 s: long enough to be seen and refused
-                # beside, however slow the machine.
-                running = [asyncio.ensure_future(call(2.0)) for _ in range(2)]
-                give_up = time.monotonic() + 20
-                while True:  # until both run (scraped off the loop)
-                    now = await loop.run_in_executor(None, scrape, port)
-                    if now.value("blazerpc_requests_in_flight", model="slow") == 2:
-                        break
-                    assert time.monotonic() < give_up, "the two calls never showed as in flight"
-                    assert not any(r.done() for r in running), "the held calls ended before both ran"
-                refused = await asyncio.gather(call(0), call(0))
-                statuses = [*await asyncio.gather(*running), *refused]
-                cut_off = await call(10, timeout=None)  # no client deadline: the server's 0.5 s
-                return statuses, cut_off
-            finally:
-                channel.close()
+                await rpc(classes[method.request](seconds=seconds), timeout=timeout)
+            except GRPCError as exc:
+                return exc.status
+            return Status.OK
 
-        statuses, cut_off = asyncio.run(scenario())
+        loop = asyncio.get_running_loop()
+        try:
+            # Two calls hold both slots for 2 s: long enough to be seen and refused
+            # beside, however slow the machine.
+            running = [asyncio.ensure_future(call(2.0)) for _ in range(2)]
+            give_up = time.monotonic() + 20
+            while True:  # until both run (scraped off the loop)
+                now = await loop.run_in_executor(None, scrape, port)
+                if now.value("blazerpc_requests_in_flight", model="slow") == 2:
+                    break
+                assert time.monotonic() < give_up, "the two calls never showed as in flight"
+                assert not any(r.done() for r in running), "the held calls ended before both ran"
+            refused = await asyncio.gather(call(0), call(0))
+            statuses = [*await asyncio.gather(*running), *refused]
+            cut_off = await call(10, timeout=None)  # no client deadline: the server's 0.5 s
+        finally:
+            channel.close()
         samples = scrape(port)
     assert statuses == [Status.OK, Status.OK, Status.RESOURCE_EXHAUSTED, Status.RESOURCE_EXHAUSTED]
     assert cut_off is Status.DEADLINE_EXCEEDED
@@ -263,22 +259,19 @@ def _app(name: str) -> BlazeApp:
     return app
 
 
-def test_two_apps_in_one_process_have_their_own_registries() -> None:
+async def test_two_apps_in_one_process_have_their_own_registries() -> None:
     from blazerpc_metrics import endpoint_for, metrics_for
 
     first, second = _app("first"), _app("second")
     assert metrics_for(first).registry is not metrics_for(second).registry
 
-    async def run() -> tuple[Samples, Samples]:
-        options = {"metrics_port": 0, "access_log": False}
-        async with serve_app(first, options=options) as a, serve_app(second, options=options) as b:
-            await asyncio.gather(*(a.call("first", x=[1, 2]) for _ in range(3)), b.call("second", x=[1]))
-            ea, eb = endpoint_for(first), endpoint_for(second)
-            assert ea is not None
-            assert eb is not None
-            return scrape(ea.port), scrape(eb.port)
-
-    a, b = asyncio.run(run())
+    options = {"metrics_port": 0, "access_log": False}
+    async with serve_app(first, options=options) as a, serve_app(second, options=options) as b:
+        await asyncio.gather(*(a.call("first", x=[1, 2]) for _ in range(3)), b.call("second", x=[1]))
+        ea, eb = endpoint_for(first), endpoint_for(second)
+        assert ea is not None
+        assert eb is not None
+        a, b = scrape(ea.port), scrape(eb.port)
     assert a.value("blazerpc_requests_total", model="first", method="PredictFirst", code="OK") == 3
     assert a.value("blazerpc_batch_size_sum", model="first") == 6
     assert not a.matching("blazerpc_requests_total", model="second")
@@ -287,7 +280,7 @@ def test_two_apps_in_one_process_have_their_own_registries() -> None:
     assert endpoint_for(first) is None  # closed with its server
 
 
-def test_in_flight_and_queue_depth_while_calls_wait() -> None:
+async def test_in_flight_and_queue_depth_while_calls_wait() -> None:
     from blazerpc_metrics import endpoint_for
 
     app = BlazeApp(max_concurrency=1)
@@ -300,32 +293,28 @@ def test_in_flight_and_queue_depth_while_calls_wait() -> None:
         await release.wait()
         return x
 
-    async def run() -> tuple[Samples, Samples]:
-        async with serve_app(app, options={"metrics_port": 0, "access_log": False}) as server:
-            endpoint = endpoint_for(app)
-            assert endpoint is not None
-            calls = [asyncio.ensure_future(server.call("slow", x=i)) for i in range(4)]
-            await started.wait()
-            loop = asyncio.get_running_loop()
-            for _ in range(10_000):  # until three calls wait behind the first (scraped off the loop)
-                during = await loop.run_in_executor(None, scrape, endpoint.port)
-                if during.value("blazerpc_queue_depth", model="slow") == 3:
-                    break
-            else:
-                raise AssertionError("three calls never queued")
-            release.set()
-            await asyncio.gather(*calls)
-            after = await loop.run_in_executor(None, scrape, endpoint.port)
-            return during, after
-
-    during, after = asyncio.run(run())
+    async with serve_app(app, options={"metrics_port": 0, "access_log": False}) as server:
+        endpoint = endpoint_for(app)
+        assert endpoint is not None
+        calls = [asyncio.ensure_future(server.call("slow", x=i)) for i in range(4)]
+        await started.wait()
+        loop = asyncio.get_running_loop()
+        for _ in range(10_000):  # until three calls wait behind the first (scraped off the loop)
+            during = await loop.run_in_executor(None, scrape, endpoint.port)
+            if during.value("blazerpc_queue_depth", model="slow") == 3:
+                break
+        else:
+            raise AssertionError("three calls never queued")
+        release.set()
+        await asyncio.gather(*calls)
+        after = await loop.run_in_executor(None, scrape, endpoint.port)
     assert during.value("blazerpc_requests_in_flight", model="slow") == 4  # one runs, three wait
     assert after.value("blazerpc_requests_in_flight", model="slow") == 0
     assert after.value("blazerpc_queue_depth", model="slow") == 0
     assert after.value("blazerpc_requests_total", model="slow", method="PredictSlow", code="OK") == 4
 
 
-def test_a_failed_batch_and_its_re_runs_count_as_separate_model_calls() -> None:
+async def test_a_failed_batch_and_its_re_runs_count_as_separate_model_calls() -> None:
     from blazerpc_metrics import endpoint_for
 
     app = BlazeApp()
@@ -341,27 +330,24 @@ def test_a_failed_batch_and_its_re_runs_count_as_separate_model_calls() -> None:
             raise ValueError("negative")
         return x
 
-    async def run() -> Samples:
-        async with serve_app(app, options={"metrics_port": 0, "access_log": False}) as server:
-            endpoint = endpoint_for(app)
-            assert endpoint is not None
-            first = asyncio.ensure_future(server.call("checked", x=[0.0]))
-            while not calls:
-                await asyncio.sleep(0.005)
-            rest = [asyncio.ensure_future(server.call("checked", x=x)) for x in ([1.0], [2.0, 2.0], [-3.0])]
-            loop = asyncio.get_running_loop()
-            give_up = time.monotonic() + 20
-            # Until the three queue behind the blocked call (4 rows): then they make one batch.
-            while (await loop.run_in_executor(None, scrape, endpoint.port)).get_value(
-                "blazerpc_queue_depth", model="checked"
-            ) != 4:
-                assert time.monotonic() < give_up, "the three requests never queued"
-            release.set()
-            outcomes = await asyncio.gather(first, *rest, return_exceptions=True)
-            assert [isinstance(o, GRPCError) for o in outcomes] == [False, False, False, True]
-            return await asyncio.get_running_loop().run_in_executor(None, scrape, endpoint.port)
-
-    samples = asyncio.run(run())
+    async with serve_app(app, options={"metrics_port": 0, "access_log": False}) as server:
+        endpoint = endpoint_for(app)
+        assert endpoint is not None
+        first = asyncio.ensure_future(server.call("checked", x=[0.0]))
+        while not calls:
+            await asyncio.sleep(0.005)
+        rest = [asyncio.ensure_future(server.call("checked", x=x)) for x in ([1.0], [2.0, 2.0], [-3.0])]
+        loop = asyncio.get_running_loop()
+        give_up = time.monotonic() + 20
+        # Until the three queue behind the blocked call (4 rows): then they make one batch.
+        while (await loop.run_in_executor(None, scrape, endpoint.port)).get_value(
+            "blazerpc_queue_depth", model="checked"
+        ) != 4:
+            assert time.monotonic() < give_up, "the three requests never queued"
+        release.set()
+        outcomes = await asyncio.gather(first, *rest, return_exceptions=True)
+        assert [isinstance(o, GRPCError) for o in outcomes] == [False, False, False, True]
+        samples = await asyncio.get_running_loop().run_in_executor(None, scrape, endpoint.port)
     # Model calls: [0], the batch [1, 2, 2, -3] that failed, then its three requests alone.
     assert calls == [[0.0], [1.0, 2.0, 2.0, -3.0], [1.0], [2.0, 2.0], [-3.0]]
     assert samples.value("blazerpc_batch_size_count", model="checked") == 5
@@ -391,9 +377,9 @@ def test_metrics_middleware_is_outer_and_importable_from_the_seed_path() -> None
     def one(x: int) -> int:
         return x
 
-    from blazerpc.server._service import order_middleware
+    from blazerpc.app import build_runtime
 
-    ordered = order_middleware(app._build().middleware)
+    ordered = build_runtime(app).middleware  # in the chain's order
     assert [type(m).__name__ for m in ordered] == ["LoggingMiddleware", "MetricsMiddleware", "Spy"]
 
 

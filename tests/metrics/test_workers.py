@@ -3,8 +3,9 @@
 `blaze serve --workers N` runs N `blaze serve` processes under a supervising parent,
 which calls the plugin's supervisor hooks (blazerpc_supervisor_start before the first
 worker, blazerpc_worker_exit for each worker that exits, blazerpc_supervisor_stop at
-the end). Here this test process is that parent: it calls the same hooks and runs two
-real `blaze serve` processes, which inherit the environment the hooks set up.
+the end). In the first tests this test process is that parent: it calls the start and
+stop hooks and runs two real `blaze serve` processes, which inherit the environment the
+hooks set up. The last runs the real `blaze serve --workers 2`.
 """
 
 from __future__ import annotations
@@ -52,9 +53,7 @@ async def _hang(proc: ServeProcess) -> asyncio.Task[object]:
     return task
 
 
-def test_one_scrape_sums_every_worker(supervisor: SimpleNamespace, tmp_path: Path) -> None:
-    from blazerpc_metrics import hooks
-
+async def test_one_scrape_sums_every_worker(supervisor: SimpleNamespace, tmp_path: Path) -> None:
     calls_log = tmp_path / "score-calls"
     env = {"SHOP_SCORE_CALLS": str(calls_log)}
     with (
@@ -63,28 +62,26 @@ def test_one_scrape_sums_every_worker(supervisor: SimpleNamespace, tmp_path: Pat
     ):
         # Workers leave /metrics to the parent: neither opened its own.
         assert not [e for e in one.logs + two.logs if "metrics_port" in e]
-        assert asyncio.run(_run_workload(one.host, one.port)) == EXPECTED_OUTCOMES
-        assert asyncio.run(_run_workload(two.host, two.port)) == EXPECTED_OUTCOMES
+        assert await _run_workload(one.host, one.port) == EXPECTED_OUTCOMES
+        assert await _run_workload(two.host, two.port) == EXPECTED_OUTCOMES
         samples = scrape(supervisor.port)
         check_workload_metrics(samples, calls_log, times=2)
         assert samples.value("blazerpc_workers") == 2
         assert samples.value("process_resident_memory_bytes") > 0
         assert os.listdir(supervisor.path)  # the workers write their values there
 
-        async def kill_one_with_a_call_in_flight() -> None:
-            call = await _hang(one)
-            loop = asyncio.get_running_loop()
-            for _ in range(10_000):
-                now = await loop.run_in_executor(None, scrape, supervisor.port)
-                if now.value("blazerpc_requests_in_flight", model="wait") == 1:
-                    break
-            else:
-                raise AssertionError("the call never showed as in flight")
-            one.stop(signal.SIGKILL)
-            await asyncio.gather(call, return_exceptions=True)
-
-        asyncio.run(kill_one_with_a_call_in_flight())
-        hooks.blazerpc_worker_exit(supervisor=supervisor, pid=one.process.pid)
+        call = await _hang(one)
+        loop = asyncio.get_running_loop()
+        for _ in range(10_000):
+            now = await loop.run_in_executor(None, scrape, supervisor.port)
+            if now.value("blazerpc_requests_in_flight", model="wait") == 1:
+                break
+        else:
+            raise AssertionError("the call never showed as in flight")
+        one.stop(signal.SIGKILL)
+        await asyncio.gather(call, return_exceptions=True)
+        # No worker-exit hook here (test_worker_exit.py has the real supervisor's): the
+        # scrape finds the worker gone.
         after = scrape(supervisor.port)
         # The dead worker's gauges left the sum; its counters stayed in it.
         assert after.value("blazerpc_requests_in_flight", model="wait") == 0
@@ -92,24 +89,20 @@ def test_one_scrape_sums_every_worker(supervisor: SimpleNamespace, tmp_path: Pat
         check_workload_metrics(after, calls_log, times=2)
 
 
-def test_a_worker_that_died_unannounced_leaves_the_gauges_at_the_next_scrape(
+async def test_a_worker_that_died_unannounced_leaves_the_gauges_at_the_next_scrape(
     supervisor: SimpleNamespace,
 ) -> None:
     with serve_process(app_target("shop"), "--metrics-port", "0", "--no-access-log") as one:
-
-        async def run() -> None:
-            call = await _hang(one)
-            loop = asyncio.get_running_loop()
-            for _ in range(10_000):
-                now = await loop.run_in_executor(None, scrape, supervisor.port)
-                if now.value("blazerpc_requests_in_flight", model="wait") == 1:
-                    break
-            else:
-                raise AssertionError("the call never showed as in flight")
-            one.stop(signal.SIGKILL)  # reaped, but no blazerpc_worker_exit
-            await asyncio.gather(call, return_exceptions=True)
-
-        asyncio.run(run())
+        call = await _hang(one)
+        loop = asyncio.get_running_loop()
+        for _ in range(10_000):
+            now = await loop.run_in_executor(None, scrape, supervisor.port)
+            if now.value("blazerpc_requests_in_flight", model="wait") == 1:
+                break
+        else:
+            raise AssertionError("the call never showed as in flight")
+        one.stop(signal.SIGKILL)  # reaped, but no blazerpc_worker_exit
+        await asyncio.gather(call, return_exceptions=True)
         after = scrape(supervisor.port)
         # Its only process is gone, and the gauge with it (not stuck at 1).
         assert after.get_value("blazerpc_requests_in_flight", model="wait") is None
@@ -139,7 +132,7 @@ def test_an_operators_directory_is_emptied_and_kept(tmp_path: os.PathLike[str]) 
 # --- the real `blaze serve --workers 2` ---------------------------------------------------
 
 
-def test_blaze_serve_workers_one_scrape_sums_both(tmp_path: Path) -> None:
+async def test_blaze_serve_workers_one_scrape_sums_both(tmp_path: Path) -> None:
     from metrics_support import metrics_port
 
     calls_log = tmp_path / "score-calls"
@@ -155,23 +148,20 @@ def test_blaze_serve_workers_one_scrape_sums_both(tmp_path: Path) -> None:
             time.sleep(0.05)
         port = metrics_port(proc)
 
-        async def pids() -> tuple[set[int], int]:
-            seen: set[int] = set()
-            calls = 0
-            for _ in range(200):  # new connections until both workers answered one
-                caller = Caller(load_app("shop"), proc.host, proc.port)
-                try:
-                    seen.add((await caller.call("pid", x=0)).result)
-                    calls += 1
-                finally:
-                    caller.close()
-                if len(seen) == 2:
-                    break
-            return seen, calls
-
-        served_by, pid_calls_made = asyncio.run(pids())
+        seen: set[int] = set()
+        calls = 0
+        for _ in range(200):  # new connections until both workers answered one
+            caller = Caller(load_app("shop"), proc.host, proc.port)
+            try:
+                seen.add((await caller.call("pid", x=0)).result)
+                calls += 1
+            finally:
+                caller.close()
+            if len(seen) == 2:
+                break
+        served_by, pid_calls_made = seen, calls
         assert len(served_by) == 2, "the kernel sent every connection to one worker"
-        assert asyncio.run(_run_workload(proc.host, proc.port)) == EXPECTED_OUTCOMES
+        assert await _run_workload(proc.host, proc.port) == EXPECTED_OUTCOMES
         samples = scrape(port)
         check_workload_metrics(samples, calls_log)
         assert samples.value("blazerpc_workers") == 2

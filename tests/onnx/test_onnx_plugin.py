@@ -35,14 +35,6 @@ RNG = np.random.default_rng(4)
 CPU = ["CPUExecutionProvider"]
 
 
-def serve(app: BlazeApp, scenario: Any) -> Any:
-    async def main() -> Any:
-        async with serve_app(app) as server:
-            return await scenario(server)
-
-    return asyncio.run(main())
-
-
 def features(rows: int) -> np.ndarray:
     return RNG.standard_normal((rows, 4)).astype(np.float32)
 
@@ -78,16 +70,15 @@ def test_the_schema_comes_from_the_graph(classifier: tuple[Classifier, Path]) ->
     assert [f.wire.describe for f in method.outputs] == ["float32[batch, 3]", "float32[batch, 3]"]
 
 
-def test_served_graph_returns_what_onnxruntime_computes(classifier: tuple[Classifier, Path]) -> None:
+async def test_served_graph_returns_what_onnxruntime_computes(classifier: tuple[Classifier, Path]) -> None:
     clf, path = classifier
     app = BlazeApp()
     app.model("clf")(ONNXModel(path, providers=CPU))
     inputs = [features(n) for n in (1, 2, 9)]
 
-    async def scenario(server: RunningServer) -> list[Any]:
-        return [await server.call("clf", input_1=tensor(x)) for x in inputs]
-
-    for x, reply in zip(inputs, serve(app, scenario), strict=True):
+    async with serve_app(app) as server:
+        got = [await server.call("clf", input_1=tensor(x)) for x in inputs]
+    for x, reply in zip(inputs, got, strict=True):
         logits, probabilities = array(reply.logits), array(reply.probabilities)
         want_logits, want_probabilities = onnxruntime_run(path, {"input.1": x})
         np.testing.assert_array_equal(logits, want_logits)
@@ -97,7 +88,9 @@ def test_served_graph_returns_what_onnxruntime_computes(classifier: tuple[Classi
         np.testing.assert_allclose(probabilities, np_probabilities, rtol=1e-5, atol=1e-6)
 
 
-def test_batched_calls_give_the_same_numbers_as_unbatched_ones(classifier: tuple[Classifier, Path]) -> None:
+async def test_batched_calls_give_the_same_numbers_as_unbatched_ones(
+    classifier: tuple[Classifier, Path],
+) -> None:
     _, path = classifier
     inputs = [features(n) for n in (3, 1, 2, 5, 1, 4)]
     watcher = BatchWatcher()
@@ -112,10 +105,13 @@ def test_batched_calls_give_the_same_numbers_as_unbatched_ones(classifier: tuple
     unbatched_app = BlazeApp(enable_batching=False)
     unbatched_app.model("clf")(ONNXModel(path, providers=CPU))
 
-    async def scenario(server: RunningServer) -> list[Any]:
+    async def call_all(server: RunningServer) -> list[Any]:
         return list(await asyncio.gather(*[server.call("clf", input_1=tensor(x)) for x in inputs]))
 
-    batched, unbatched = serve(batched_app, scenario), serve(unbatched_app, scenario)
+    async with serve_app(batched_app) as server:
+        batched = await call_all(server)
+    async with serve_app(unbatched_app) as server:
+        unbatched = await call_all(server)
     assert watcher.requests_per_batch("clf") == [len(inputs)]
     for x, b, u in zip(inputs, batched, unbatched, strict=True):
         want_logits, want_probabilities = onnxruntime_run(path, {"input.1": x})
@@ -126,7 +122,7 @@ def test_batched_calls_give_the_same_numbers_as_unbatched_ones(classifier: tuple
             np.testing.assert_allclose(got_b, want, rtol=1e-6, atol=1e-7)
 
 
-def test_named_dims_are_shared_between_inputs(tmp_path: Path) -> None:
+async def test_named_dims_are_shared_between_inputs(tmp_path: Path) -> None:
     path = masked_mean_graph(tmp_path / "masked_mean.onnx")
     app = BlazeApp()
     app.model("pool")(ONNXModel(path, providers=CPU))
@@ -138,13 +134,11 @@ def test_named_dims_are_shared_between_inputs(tmp_path: Path) -> None:
     x = RNG.standard_normal((2, 5, 2)).astype(np.float32)
     mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], np.int64)
 
-    async def scenario(server: RunningServer) -> tuple[Any, GRPCError]:
+    async with serve_app(app) as server:
         good = await server.call("pool", features=tensor(x), mask=tensor(mask))
         with pytest.raises(GRPCError) as info:
             await server.call("pool", features=tensor(x), mask=tensor(mask[:, :4]))
-        return good, info.value
-
-    good, error = serve(app, scenario)
+        good, error = good, info.value
     want = np.stack([x[0, :3].mean(axis=0), x[1].mean(axis=0)])
     np.testing.assert_allclose(array(good.mean), want, rtol=1e-6)
     np.testing.assert_array_equal(array(good.mean), onnxruntime_run(path, {"features": x, "mask": mask})[0])
@@ -152,7 +146,7 @@ def test_named_dims_are_shared_between_inputs(tmp_path: Path) -> None:
     assert "dimension 'seq' is 5 in field 'features' but 4 in field 'mask'" in (error.message or "")
 
 
-def test_a_later_dim_named_batch_is_not_the_batch_axis(tmp_path: Path) -> None:
+async def test_a_later_dim_named_batch_is_not_the_batch_axis(tmp_path: Path) -> None:
     """Time-major x[seq, batch, 4]: "batch" is a dim of its own (it was tied to the first
     dim, so any request with seq != batch was refused), and the model is not batched:
     joining requests along seq would change the numbers."""
@@ -165,15 +159,14 @@ def test_a_later_dim_named_batch_is_not_the_batch_axis(tmp_path: Path) -> None:
     assert all(f.wire.batch is None for f in (*method.inputs, *method.outputs))
     x = RNG.standard_normal((5, 2, 4)).astype(np.float32)
 
-    async def scenario(server: RunningServer) -> Any:
-        return await server.call("rnn_like", x=tensor(x))
-
-    got = array(serve(app, scenario).total)
+    async with serve_app(app) as server:
+        result = await server.call("rnn_like", x=tensor(x))
+    got = array(result.total)
     np.testing.assert_array_equal(got, onnxruntime_run(path, {"x": x})[0])
     np.testing.assert_allclose(got, x.sum(axis=0), rtol=1e-6)
 
 
-def test_a_first_dim_whose_name_is_used_again_keeps_its_equality(tmp_path: Path) -> None:
+async def test_a_first_dim_whose_name_is_used_again_keeps_its_equality(tmp_path: Path) -> None:
     path = square_graph(tmp_path / "square.onnx")
     app = BlazeApp()
     app.model("square")(ONNXModel(path, providers=CPU))
@@ -181,19 +174,17 @@ def test_a_first_dim_whose_name_is_used_again_keeps_its_equality(tmp_path: Path)
     assert [f.wire.describe for f in (*method.inputs, *method.outputs)] == ["float32[N, N]", "float32[N, N]"]
     m = RNG.standard_normal((3, 3)).astype(np.float32)
 
-    async def scenario(server: RunningServer) -> tuple[Any, GRPCError]:
+    async with serve_app(app) as server:
         good = await server.call("square", m=tensor(m))
         with pytest.raises(GRPCError) as info:
             await server.call("square", m=tensor(m[:2]))
-        return good, info.value
-
-    good, error = serve(app, scenario)
+        good, error = good, info.value
     np.testing.assert_allclose(array(good.product), m @ m, rtol=1e-5)
     assert error.status is Status.INVALID_ARGUMENT
     assert "dimension 'N' is 2 in field 'm' but 3 in field 'm'" in (error.message or "")
 
 
-def test_a_rank_0_input_keeps_its_shape(tmp_path: Path) -> None:
+async def test_a_rank_0_input_keeps_its_shape(tmp_path: Path) -> None:
     path = scale_graph(tmp_path / "scale.onnx")
     app = BlazeApp()
     app.model("scale")(ONNXModel(path, providers=CPU))
@@ -205,13 +196,11 @@ def test_a_rank_0_input_keeps_its_shape(tmp_path: Path) -> None:
     x = features(2)[:, :3]
     s = np.array(2.5, np.float32)
 
-    async def scenario(server: RunningServer) -> tuple[Any, GRPCError]:
+    async with serve_app(app) as server:
         good = await server.call("scale", x=tensor(x), s=tensor(s))
         with pytest.raises(GRPCError) as info:
             await server.call("scale", x=tensor(x), s=tensor(np.ones((2, 2), np.float32)))
-        return good, info.value
-
-    good, error = serve(app, scenario)
+        good, error = good, info.value
     np.testing.assert_array_equal(array(good.y), onnxruntime_run(path, {"x": x, "s": s})[0])
     np.testing.assert_allclose(array(good.y), x * s, rtol=1e-6)
     # Refused by BlazeRPC before ONNX Runtime sees it (it used to fail there as INTERNAL).
@@ -219,17 +208,17 @@ def test_a_rank_0_input_keeps_its_shape(tmp_path: Path) -> None:
     assert "field 's': expected a tensor of rank 0 (float32[]), got shape [2, 2]" in (error.message or "")
 
 
-def test_string_tensors_are_lists_and_fixed_shapes_are_not_batched(tmp_path: Path) -> None:
+async def test_string_tensors_are_lists_and_fixed_shapes_are_not_batched(tmp_path: Path) -> None:
     path = strings_graph(tmp_path / "strings.onnx")
     app = BlazeApp()
     app.model("strings")(ONNXModel(path, providers=CPU))
     assert "repeated string text = 1;" in app.proto()
     assert "repeated string echo = 1;" in app.proto()
 
-    async def scenario(server: RunningServer) -> Any:
-        return await server.call("strings", text=["abc", "Déjà vu"], scale=tensor(np.array([1.0, 2.5, -3.0])))
-
-    reply = serve(app, scenario)
+    async with serve_app(app) as server:
+        reply = await server.call(
+            "strings", text=["abc", "Déjà vu"], scale=tensor(np.array([1.0, 2.5, -3.0]))
+        )
     assert list(reply.echo) == ["abc", "Déjà vu"]
     assert array(reply.doubled).tolist() == [2.0, 5.0, -6.0]
 
@@ -251,19 +240,17 @@ def test_a_graph_output_with_no_wire_form_is_refused_at_registration(tmp_path: P
         ({"shape": [1, 4], "dtype": "float32", "data": b"\0" * 8}, "needs 16 bytes of data, got 8"),
     ],
 )
-def test_bad_tensors_get_invalid_argument(
+async def test_bad_tensors_get_invalid_argument(
     classifier: tuple[Classifier, Path], x: dict[str, Any], message: str
 ) -> None:
     _, path = classifier
     app = BlazeApp()
     app.model("clf")(ONNXModel(path, providers=CPU))
 
-    async def scenario(server: RunningServer) -> GRPCError:
+    async with serve_app(app) as server:
         with pytest.raises(GRPCError) as info:
             await server.call("clf", input_1=x)
-        return info.value
-
-    error = serve(app, scenario)
+        error = info.value
     assert error.status is Status.INVALID_ARGUMENT
     assert "field 'input_1'" in (error.message or "")
     assert message in (error.message or "")
@@ -319,7 +306,7 @@ def test_available_providers_give_no_warning_and_typos_are_errors(
         ONNXModel(path, providers=["CUDAProvider"])
 
 
-def test_ortvalue_results_are_converted(classifier: tuple[Classifier, Path]) -> None:
+async def test_ortvalue_results_are_converted(classifier: tuple[Classifier, Path]) -> None:
     _, path = classifier
     model = ONNXModel(path, providers=CPU)
     app = BlazeApp()
@@ -331,18 +318,15 @@ def test_ortvalue_results_are_converted(classifier: tuple[Classifier, Path]) -> 
 
     x = features(4)
 
-    async def scenario(server: RunningServer) -> Any:
-        return await server.call("logits", x=tensor(x))
-
-    np.testing.assert_array_equal(
-        array(serve(app, scenario).result), onnxruntime_run(path, {"input.1": x})[0]
-    )
+    async with serve_app(app) as server:
+        got = await server.call("logits", x=tensor(x))
+    np.testing.assert_array_equal(array(got.result), onnxruntime_run(path, {"input.1": x})[0])
 
 
 # --- the real command line ---------------------------------------------------------------
 
 
-def test_blaze_serve_runs_the_seed_readme_example(
+async def test_blaze_serve_runs_the_seed_readme_example(
     classifier: tuple[Classifier, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, path = classifier
@@ -350,8 +334,8 @@ def test_blaze_serve_runs_the_seed_readme_example(
     schema = load_app_module(APPS / "clf_app.py").app.schema()
     x = features(6)
     with serve_process(f"{APPS / 'clf_app.py'}:app") as proc:
-        graph = asyncio.run(call_process(proc.host, proc.port, schema, "graph", input_1=tensor(x)))
-        seed = asyncio.run(call_process(proc.host, proc.port, schema, "classifier", image=tensor(x)))
+        graph = await call_process(proc.host, proc.port, schema, "graph", input_1=tensor(x))
+        seed = await call_process(proc.host, proc.port, schema, "classifier", image=tensor(x))
     want_logits, want_probabilities = onnxruntime_run(path, {"input.1": x})
     np.testing.assert_array_equal(array(graph.logits), want_logits)
     np.testing.assert_array_equal(array(graph.probabilities), want_probabilities)

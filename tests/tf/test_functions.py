@@ -12,10 +12,10 @@ import pytest
 import tensorflow as tf
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from tfhelp import ATOL, RTOL, array, batched_app, rng_batches, run, tensor, unbatched_app
+from tfhelp import ATOL, RTOL, array, batched_app, rng_batches, tensor, unbatched_app
 
 from blazerpc import BlazeApp, ConfigurationError, ModelRegistrationError, TensorInput, TensorOutput
-from blazerpc.testing import RunningServer
+from blazerpc.testing import RunningServer, serve_app
 from blazerpc_tf import tf_model
 
 BATCH = "batch"
@@ -50,7 +50,7 @@ async def call_all(server: RunningServer, model: str, batches: list[np.ndarray],
 # --- @tf_model on a function ---------------------------------------------------------------
 
 
-def test_bare_tf_model_serves_a_keras_model_behind_a_function(classifier: keras.Model) -> None:
+async def test_bare_tf_model_serves_a_keras_model_behind_a_function(classifier: keras.Model) -> None:
     app = BlazeApp()
     seen: list[type] = []
 
@@ -63,10 +63,8 @@ def test_bare_tf_model_serves_a_keras_model_behind_a_function(classifier: keras.
 
     batches = rng_batches([2, 1, 5], 4)
 
-    async def scenario(server: RunningServer) -> list[np.ndarray]:
-        return [array(r.result) for r in await call_all(server, "classify", batches)]
-
-    got = run(app, scenario)
+    async with serve_app(app) as server:
+        got = [array(r.result) for r in await call_all(server, "classify", batches)]
     for served, expected in zip(got, direct(classifier, batches), strict=True):
         assert served.shape == expected.shape
         np.testing.assert_allclose(served, expected, rtol=RTOL, atol=ATOL)
@@ -79,7 +77,7 @@ def test_bare_tf_model_serves_a_keras_model_behind_a_function(classifier: keras.
     assert type(out) is np.ndarray
 
 
-def test_tf_tensor_annotations_give_tensor_fields_and_the_model_tf_tensors() -> None:
+async def test_tf_tensor_annotations_give_tensor_fields_and_the_model_tf_tensors() -> None:
     app = BlazeApp()
     received: list[Any] = []
 
@@ -99,7 +97,7 @@ def test_tf_tensor_annotations_give_tensor_fields_and_the_model_tf_tensors() -> 
     x = np.arange(8, dtype=np.float32).reshape(2, 4)
     ints = np.arange(6, dtype=np.int16).reshape(3, 2)
 
-    async def scenario(server: RunningServer) -> tuple[Any, ...]:
+    async with serve_app(app) as server:
         scaled = await server.call("scale", x=tensor(x), factor=0.5)
         reversed_ = await server.call("anything", x=tensor(ints))
         with pytest.raises(GRPCError) as info:  # a declared shape is checked like any other
@@ -107,14 +105,12 @@ def test_tf_tensor_annotations_give_tensor_fields_and_the_model_tf_tensors() -> 
         assert info.value.status is Status.INVALID_ARGUMENT
         np.testing.assert_array_equal(array((await server.call("spec", x=tensor(ints))).result), [1, 3, 5])
         assert server.method("spec").inputs[0].wire.tensor.dims == ("batch", 2)
-        return (
+        scale_method, any_method, scaled, reversed_ = (
             server.method("scale"),
             server.method("anything"),
             array(scaled.result),
             array(reversed_.result),
         )
-
-    scale_method, any_method, scaled, reversed_ = run(app, scenario)
     np.testing.assert_array_equal(scaled, x[:, :3] * 0.5)
     np.testing.assert_array_equal(reversed_, ints[::-1])
     assert reversed_.dtype == np.int16
@@ -133,7 +129,7 @@ def test_without_the_plugin_a_tf_tensor_annotation_names_the_distribution(
 ) -> None:
     monkeypatch.setenv("BLAZERPC_DISABLE_PLUGIN_AUTOLOAD", "1")
     app = BlazeApp()
-    with pytest.raises(ModelRegistrationError, match="pip install blazerpc-tf"):
+    with pytest.raises(ModelRegistrationError, match=r"pip install \./plugins/blazerpc-tf \(from the root"):
 
         @app.model("scale")
         def scale(x: tf.Tensor) -> tf.Tensor:
@@ -143,11 +139,10 @@ def test_without_the_plugin_a_tf_tensor_annotation_names_the_distribution(
 # --- batching -------------------------------------------------------------------------------
 
 
-def _served(app: BlazeApp, model: str, batches: list[np.ndarray]) -> list[np.ndarray]:
-    async def scenario(server: RunningServer) -> list[np.ndarray]:
-        return [array(r.result) for r in await call_all(server, model, batches)]
-
-    return run(app, scenario)
+async def _served(app: BlazeApp, model: str, batches: list[np.ndarray]) -> list[np.ndarray]:
+    async with serve_app(app) as server:
+        got = [array(r.result) for r in await call_all(server, model, batches)]
+    return got
 
 
 def _classifier_app(app: BlazeApp, classifier: keras.Model, annotations: str, calls: list[int]) -> BlazeApp:
@@ -173,14 +168,16 @@ def _classifier_app(app: BlazeApp, classifier: keras.Model, annotations: str, ca
 
 
 @pytest.mark.parametrize("annotations", ["tf.Tensor", "TensorInput"])
-def test_batched_calls_give_the_numbers_of_unbatched_ones(classifier: keras.Model, annotations: str) -> None:
+async def test_batched_calls_give_the_numbers_of_unbatched_ones(
+    classifier: keras.Model, annotations: str
+) -> None:
     batches = rng_batches(SIZES, 4, seed=1)
     batched_calls: list[int] = []
     unbatched_calls: list[int] = []
-    batched = _served(
+    batched = await _served(
         _classifier_app(batched_app(sum(SIZES)), classifier, annotations, batched_calls), "classify", batches
     )
-    unbatched = _served(
+    unbatched = await _served(
         _classifier_app(unbatched_app(), classifier, annotations, unbatched_calls), "classify", batches
     )
     assert batched_calls == [sum(SIZES)], "every request joined one model call"
@@ -191,7 +188,7 @@ def test_batched_calls_give_the_numbers_of_unbatched_ones(classifier: keras.Mode
         np.testing.assert_allclose(one, expected, rtol=RTOL, atol=ATOL)
 
 
-def test_requests_with_different_trailing_dims_are_never_joined() -> None:
+async def test_requests_with_different_trailing_dims_are_never_joined() -> None:
     app = batched_app(4)
     calls: list[tuple[int, ...]] = []
 
@@ -205,11 +202,9 @@ def test_requests_with_different_trailing_dims_are_never_joined() -> None:
     a, b = np.ones((2, 3), np.float32), np.ones((2, 5), np.float32)
     c, d = np.full((2, 3), 2, np.float32), np.full((2, 5), 3, np.float32)
 
-    async def scenario(server: RunningServer) -> list[np.ndarray]:
+    async with serve_app(app) as server:
         replies = await asyncio.gather(*[server.call("total", x=tensor(v)) for v in (a, b, c, d)])
-        return [array(r.result) for r in replies]
-
-    got = run(app, scenario)
+        got = [array(r.result) for r in replies]
     assert [g.tolist() for g in got] == [[3, 3], [5, 5], [6, 6], [15, 15]]
     assert sorted(calls) == [(4, 3), (4, 5)]
 
@@ -217,7 +212,7 @@ def test_requests_with_different_trailing_dims_are_never_joined() -> None:
 # --- tf.function ------------------------------------------------------------------------------
 
 
-def test_a_tf_function_without_input_signature_is_traced_once_for_every_batch_size() -> None:
+async def test_a_tf_function_without_input_signature_is_traced_once_for_every_batch_size() -> None:
     weights = tf.constant(np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3))
 
     @tf.function
@@ -228,17 +223,15 @@ def test_a_tf_function_without_input_signature_is_traced_once_for_every_batch_si
     app.model("project")(project)  # registered directly: the plugin's adapter signs it
     batches = rng_batches([1, 2, 3, 5, 8], 4, seed=2)
 
-    async def scenario(server: RunningServer) -> list[np.ndarray]:
-        return [array((await server.call("project", x=tensor(x))).result) for x in batches]
-
-    got = run(app, scenario)
+    async with serve_app(app) as server:
+        got = [array((await server.call("project", x=tensor(x))).result) for x in batches]
     assert project.experimental_get_tracing_count() == 1, "one trace serves every batch size"
     for served, x in zip(got, batches, strict=True):
         np.testing.assert_allclose(served, np.tanh(x @ weights.numpy()), rtol=RTOL, atol=ATOL)
         np.testing.assert_allclose(served, project(tf.constant(x)).numpy(), rtol=RTOL, atol=ATOL)
 
 
-def test_a_tf_function_with_input_signature_needs_no_annotations() -> None:
+async def test_a_tf_function_with_input_signature_needs_no_annotations() -> None:
     @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32), tf.TensorSpec([], tf.float32)])
     def stats(x, shift):  # type: ignore[no-untyped-def]
         return {"centered": x - tf.reduce_mean(x, axis=1, keepdims=True) + shift, "norm": tf.norm(x, axis=1)}
@@ -247,13 +240,11 @@ def test_a_tf_function_with_input_signature_needs_no_annotations() -> None:
     app.model("stats", batching=False)(tf_model(stats))
     batches = rng_batches([1, 2, 3], 4, seed=3)
 
-    async def scenario(server: RunningServer) -> tuple[Any, list[Any]]:
+    async with serve_app(app) as server:
         replies = await asyncio.gather(
             *[server.call("stats", x=tensor(x), shift=i + 0.5) for i, x in enumerate(batches)]
         )
-        return server.method("stats"), replies
-
-    method, replies = run(app, scenario)
+        method, replies = server.method("stats"), replies
     assert [f.name for f in method.inputs] == ["x", "shift"]
     assert method.inputs[1].wire.describe == "float32"  # a rank-0 spec is a scalar field
     assert method.inputs[1].wire.describe == "float32"  # a rank-0 spec is a scalar field
@@ -279,11 +270,12 @@ def _doubling(compiled: bool, traced: list[Any]) -> BlazeApp:
     return app
 
 
-def test_compile_traces_a_python_function_once_and_eager_runs_it_every_time() -> None:
+async def test_compile_traces_a_python_function_once_and_eager_runs_it_every_time() -> None:
     batches = rng_batches([1, 2, 3, 4], 4, seed=4)
     traced: dict[bool, list[Any]] = {True: [], False: []}
     results = {
-        compiled: _served(_doubling(compiled, traced[compiled]), "double", batches) for compiled in traced
+        compiled: await _served(_doubling(compiled, traced[compiled]), "double", batches)
+        for compiled in traced
     }
     assert len(traced[True]) == 1
     assert traced[True][0].as_list() == [None, 4]
@@ -296,23 +288,23 @@ def test_compile_traces_a_python_function_once_and_eager_runs_it_every_time() ->
 # --- Keras models ----------------------------------------------------------------------------
 
 
-def test_a_keras_model_registered_directly_gets_its_schema_from_its_inputs(classifier: keras.Model) -> None:
+async def test_a_keras_model_registered_directly_gets_its_schema_from_its_inputs(
+    classifier: keras.Model,
+) -> None:
     app = batched_app(sum(SIZES))
     app.model("clf")(classifier)
     batches = rng_batches(SIZES, 4, seed=5)
 
-    async def scenario(server: RunningServer) -> tuple[Any, list[np.ndarray]]:
+    async with serve_app(app) as server:
         replies = await asyncio.gather(*[server.call("clf", features=tensor(x)) for x in batches])
-        return server.method("clf"), [array(r.result) for r in replies]
-
-    method, got = run(app, scenario)
+        method, got = server.method("clf"), [array(r.result) for r in replies]
     assert [(f.name, f.wire.tensor.dims) for f in method.inputs] == [("features", ("batch", 4))]
     assert method.outputs[0].wire.tensor.dims == ("batch", 3)
     for served, expected in zip(got, direct(classifier, batches), strict=True):
         np.testing.assert_allclose(served, expected, rtol=RTOL, atol=ATOL)
 
 
-def test_a_keras_model_with_two_inputs_and_two_outputs() -> None:
+async def test_a_keras_model_with_two_inputs_and_two_outputs() -> None:
     keras.utils.set_random_seed(11)
     a = keras.Input((3,), name="a")
     b = keras.Input((2,), name="b")
@@ -323,10 +315,8 @@ def test_a_keras_model_with_two_inputs_and_two_outputs() -> None:
     app.model("two")(tf_model(model))
     xa, xb = rng_batches([3], 3, seed=6)[0], rng_batches([3], 2, seed=7)[0]
 
-    async def scenario(server: RunningServer) -> tuple[Any, Any]:
-        return server.method("two"), await server.call("two", a=tensor(xa), b=tensor(xb))
-
-    method, reply = run(app, scenario)
+    async with serve_app(app) as server:
+        method, reply = server.method("two"), await server.call("two", a=tensor(xa), b=tensor(xb))
     assert [f.name for f in method.inputs] == ["a", "b"]
     assert [f.name for f in method.outputs] == ["result_0", "result_1"]
     first, second = model([tf.constant(xa), tf.constant(xb)], training=False)
@@ -346,7 +336,7 @@ def test_a_keras_model_without_known_inputs_is_refused_with_what_to_do() -> None
 # --- async, streaming, devices ---------------------------------------------------------------
 
 
-def test_async_and_streaming_models_get_tensors_and_answer_numpy() -> None:
+async def test_async_and_streaming_models_get_tensors_and_answer_numpy() -> None:
     app = unbatched_app()
 
     @app.model("negate")
@@ -363,12 +353,9 @@ def test_async_and_streaming_models_get_tensors_and_answer_numpy() -> None:
 
     x = np.array([[1.5, -2.0]], np.float32)
 
-    async def scenario(server: RunningServer) -> tuple[np.ndarray, list[np.ndarray]]:
+    async with serve_app(app) as server:
         negated = array((await server.call("negate", x=tensor(x))).result)
         streamed = [array(m.result) for m in await server.stream("powers", x=tensor(x[0]), n=3)]
-        return negated, streamed
-
-    negated, streamed = run(app, scenario)
     np.testing.assert_array_equal(negated, -x)
     assert len(streamed) == 3
     for k, item in enumerate(streamed, start=1):
@@ -386,7 +373,7 @@ def test_a_device_this_machine_lacks_fails_at_registration() -> None:
 # --- errors -----------------------------------------------------------------------------------
 
 
-def test_bad_tensors_are_invalid_argument_and_tensorflow_errors_keep_their_status(
+async def test_bad_tensors_are_invalid_argument_and_tensorflow_errors_keep_their_status(
     classifier: keras.Model,
 ) -> None:
     app = unbatched_app()
@@ -410,18 +397,16 @@ def test_bad_tensors_are_invalid_argument_and_tensorflow_errors_keep_their_statu
         "short data": {"shape": [2, 4], "dtype": "float32", "data": b"\0" * 12},
     }
 
-    async def scenario(server: RunningServer) -> tuple[dict[str, GRPCError], GRPCError, np.ndarray]:
-        errors = {}
+    errors = {}
+    async with serve_app(app) as server:
         for what, x in bad_requests.items():
             with pytest.raises(GRPCError) as info:
                 await server.call("classify", x=x)
             errors[what] = info.value
         with pytest.raises(GRPCError) as info:
             await server.call("matmul", x=tensor(np.ones((2, 5), np.float32)))
+        tf_error = info.value
         still = array((await server.call("classify", x=tensor(good))).result)
-        return errors, info.value, still
-
-    errors, tf_error, still = run(app, scenario)
     for what, error in errors.items():
         assert error.status is Status.INVALID_ARGUMENT, what
         assert "x" in (error.message or ""), what

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from grpclib.client import Channel, UnaryUnaryMethod
 from tfhelp import ATOL, RTOL, array, tensor
 
 from blazerpc.testing import ServeProcess, blaze_command, serve_process
+from common import load_app_module
 
 APP = Path(__file__).resolve().parent / "apps" / "tf_app.py"
 
@@ -103,11 +103,7 @@ def app_module(saved_model: tuple[str, Scorer]) -> ModuleType:
     """The same app in this process, for its schema's message classes."""
     os.environ["BLAZERPC_TEST_SAVED_MODEL"] = saved_model[0]
     try:
-        spec = importlib.util.spec_from_file_location("tf_app", APP)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = load_app_module(APP)
     finally:
         del os.environ["BLAZERPC_TEST_SAVED_MODEL"]
     return module
@@ -126,19 +122,16 @@ async def _call(app_module: ModuleType, proc: ServeProcess, model: str, **fields
         channel.close()
 
 
-def test_blaze_serve_serves_a_saved_model_and_tf_tensor_functions(
+async def test_blaze_serve_serves_a_saved_model_and_tf_tensor_functions(
     server: ServeProcess, app_module: ModuleType, saved_model: tuple[str, Scorer]
 ) -> None:
     x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
     rows = np.array([[3, 4, 0], [1, 1, 1]], np.float32)
 
-    async def calls() -> tuple[Any, Any]:
-        return await asyncio.gather(
-            _call(app_module, server, "scorer", features=tensor(x)),
-            _call(app_module, server, "normalize", x=tensor(rows)),
-        )
-
-    scored, normalized = asyncio.run(calls())
+    scored, normalized = await asyncio.gather(
+        _call(app_module, server, "scorer", features=tensor(x)),
+        _call(app_module, server, "normalize", x=tensor(rows)),
+    )
     expected = saved_model[1].serve(tf.constant(x))["scores"].numpy()
     np.testing.assert_allclose(array(scored.scores), expected, rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(

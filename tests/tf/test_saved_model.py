@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
@@ -13,10 +12,10 @@ import pytest
 import tensorflow as tf
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from tfhelp import ATOL, RTOL, array, batched_app, rng_batches, run, tensor, unbatched_app
+from tfhelp import ATOL, RTOL, array, batched_app, rng_batches, tensor, unbatched_app
 
 from blazerpc import BlazeApp, ConfigurationError
-from blazerpc.testing import RunningServer
+from blazerpc.testing import serve_app
 from blazerpc_tf import SavedModel, tf_model
 
 SIZES = [2, 1, 4, 3]
@@ -57,19 +56,19 @@ def inputs(seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(x, rng.integers(0, 4, size=len(x)).astype(np.int32)) for x in rng_batches(SIZES, 4, seed=seed)]
 
 
-def test_a_saved_model_is_served_with_the_schema_of_its_signature(scorer_dir: tuple[Path, Scorer]) -> None:
+async def test_a_saved_model_is_served_with_the_schema_of_its_signature(
+    scorer_dir: tuple[Path, Scorer],
+) -> None:
     path, module = scorer_dir
     app = batched_app(sum(SIZES))
     app.model("scorer")(SavedModel(path))  # the adapter hook: no annotations to write
     requests = inputs(seed=1)
 
-    async def scenario(server: RunningServer) -> tuple[Any, list[Any]]:
+    async with serve_app(app) as server:
         replies = await asyncio.gather(
             *[server.call("scorer", features=tensor(x), bucket=tensor(b)) for x, b in requests]
         )
-        return server.method("scorer"), replies
-
-    method, replies = run(app, scenario)
+        method, replies = server.method("scorer"), replies
     assert [(f.name, f.wire.tensor.dtype, f.wire.tensor.dims) for f in method.inputs] == [
         ("bucket", "int32", ("batch",)),
         ("features", "float32", ("batch", 4)),
@@ -88,7 +87,7 @@ def test_a_saved_model_is_served_with_the_schema_of_its_signature(scorer_dir: tu
         assert array(reply.label).dtype == np.int64
 
 
-def test_batched_and_unbatched_saved_model_calls_agree(scorer_dir: tuple[Path, Scorer]) -> None:
+async def test_batched_and_unbatched_saved_model_calls_agree(scorer_dir: tuple[Path, Scorer]) -> None:
     path, _ = scorer_dir
     requests = inputs(seed=2)
     results = {}
@@ -96,13 +95,11 @@ def test_batched_and_unbatched_saved_model_calls_agree(scorer_dir: tuple[Path, S
         model = SavedModel(path)
         app.model("scorer")(model)
 
-        async def scenario(server: RunningServer) -> list[tuple[np.ndarray, np.ndarray]]:
+        async with serve_app(app) as server:
             replies = await asyncio.gather(
                 *[server.call("scorer", features=tensor(x), bucket=tensor(b)) for x, b in requests]
             )
-            return [(array(r.probs), array(r.label)) for r in replies]
-
-        results[mode] = run(app, scenario)
+            results[mode] = [(array(r.probs), array(r.label)) for r in replies]
     for (p1, l1), (p2, l2), (x, b) in zip(results["batched"], results["unbatched"], requests, strict=True):
         assert p1.shape == (len(x), 3)
         np.testing.assert_allclose(p1, p2, rtol=RTOL, atol=ATOL)
@@ -111,7 +108,7 @@ def test_batched_and_unbatched_saved_model_calls_agree(scorer_dir: tuple[Path, S
         np.testing.assert_allclose(p1, direct["probs"], rtol=RTOL, atol=ATOL)
 
 
-def test_a_keras_export_is_served_like_the_model(tmp_path: Path) -> None:
+async def test_a_keras_export_is_served_like_the_model(tmp_path: Path) -> None:
     keras.utils.set_random_seed(3)
     model = keras.Sequential(
         [keras.Input((5,), name="pixels"), keras.layers.Dense(8, activation="gelu"), keras.layers.Dense(2)]
@@ -121,17 +118,15 @@ def test_a_keras_export_is_served_like_the_model(tmp_path: Path) -> None:
     app.model("exported")(tf_model(SavedModel(tmp_path / "exported")))
     batches = rng_batches([3, 1, 2], 5, seed=9)
 
-    async def scenario(server: RunningServer) -> tuple[Any, list[np.ndarray]]:
+    async with serve_app(app) as server:
         replies = await asyncio.gather(*[server.call("exported", pixels=tensor(x)) for x in batches])
-        return server.method("exported"), [array(r.output_0) for r in replies]
-
-    method, got = run(app, scenario)
+        method, got = server.method("exported"), [array(r.output_0) for r in replies]
     assert [f.name for f in method.inputs] == ["pixels"]
     for served, x in zip(got, batches, strict=True):
         np.testing.assert_allclose(served, model(x, training=False).numpy(), rtol=RTOL, atol=ATOL)
 
 
-def test_bad_input_to_a_saved_model_is_invalid_argument(scorer_dir: tuple[Path, Scorer]) -> None:
+async def test_bad_input_to_a_saved_model_is_invalid_argument(scorer_dir: tuple[Path, Scorer]) -> None:
     path, _ = scorer_dir
     app = unbatched_app()
     app.model("scorer")(SavedModel(path))
@@ -144,15 +139,13 @@ def test_bad_input_to_a_saved_model_is_invalid_argument(scorer_dir: tuple[Path, 
         "bucket out of range": {"features": tensor(x), "bucket": tensor(np.array([0, 9], np.int32))},
     }
 
-    async def scenario(server: RunningServer) -> tuple[dict[str, GRPCError], Any]:
-        errors = {}
+    errors = {}
+    async with serve_app(app) as server:
         for what, fields in bad.items():
             with pytest.raises(GRPCError) as info:
                 await server.call("scorer", **fields)
             errors[what] = info.value
-        return errors, await server.call("scorer", features=tensor(x), bucket=tensor(b))
-
-    errors, good = run(app, scenario)
+        good = await server.call("scorer", features=tensor(x), bucket=tensor(b))
     for what, error in errors.items():
         assert error.status is Status.INVALID_ARGUMENT, (what, error)
     assert "expected dtype int32, got int64" in (errors["int64 buckets"].message or "")

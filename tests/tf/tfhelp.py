@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 
 from blazerpc import BlazeApp
-from blazerpc.testing import RunningServer, serve_app
 
 #: Served results against TensorFlow called directly: float32 math, possibly run with a
 #: different batch size (and so different kernels).
@@ -28,16 +25,6 @@ def array(message: Any) -> np.ndarray:
     return np.frombuffer(message.data, dtype=np.dtype(message.dtype).newbyteorder("<")).reshape(
         tuple(message.shape)
     )
-
-
-def run(app: BlazeApp, scenario: Callable[[RunningServer], Awaitable[Any]]) -> Any:
-    """Serve `app` on a free loopback port for the duration of `scenario(server)`."""
-
-    async def main() -> Any:
-        async with serve_app(app) as server:
-            return await scenario(server)
-
-    return asyncio.run(main())
 
 
 def batched_app(rows: int) -> BlazeApp:

@@ -18,7 +18,7 @@ from grpclib.exceptions import GRPCError
 
 import blazerpc_torch
 from blazerpc import BlazeApp, ConfigurationError, ModelRegistrationError, TensorInput, TensorOutput
-from blazerpc.testing import RunningServer, serve_app, serve_process
+from blazerpc.testing import serve_app, serve_process
 from blazerpc_torch import TorchTensor, torch_model
 from blazerpc_torch._model import _to_device
 from blazerpc_torch._types import request_tensor
@@ -59,14 +59,6 @@ def features(rows: int, cols: int = 4) -> np.ndarray:
     return RNG.standard_normal((rows, cols)).astype(np.float32)
 
 
-def serve(app: BlazeApp, scenario: Any) -> Any:
-    async def main() -> Any:
-        async with serve_app(app) as server:
-            return await scenario(server)
-
-    return asyncio.run(main())
-
-
 # --- three ways to serve a module ------------------------------------------------------
 
 
@@ -91,15 +83,14 @@ def mlp_app(module: MLP, **settings: Any) -> BlazeApp:
 
 
 @pytest.mark.parametrize("model", ["tensors", "decorated", "module"])
-def test_served_module_returns_what_torch_computes(model: str) -> None:
+async def test_served_module_returns_what_torch_computes(model: str) -> None:
     module = MLP()
     app = mlp_app(module)
     inputs = [features(n) for n in (1, 3, 7)]
 
-    async def scenario(server: RunningServer) -> list[np.ndarray]:
-        return [array((await server.call(model, x=tensor(x))).result) for x in inputs]
-
-    for x, got in zip(inputs, serve(app, scenario), strict=True):
+    async with serve_app(app) as server:
+        result = [array((await server.call(model, x=tensor(x))).result) for x in inputs]
+    for x, got in zip(inputs, result, strict=True):
         assert got.dtype == np.float32
         assert got.shape == (len(x), 3)
         np.testing.assert_allclose(got, expected(module, x), rtol=1e-6, atol=1e-6)
@@ -116,7 +107,7 @@ def test_schema_comes_from_the_annotations() -> None:
 
 
 @pytest.mark.parametrize("model", ["tensors", "decorated", "module"])
-def test_batched_calls_give_the_same_numbers_as_unbatched_ones(model: str) -> None:
+async def test_batched_calls_give_the_same_numbers_as_unbatched_ones(model: str) -> None:
     module = MLP(seed=3)
     inputs = [features(n) for n in (2, 1, 3, 1, 2, 4, 1, 2)]
     want = [expected(module, x) for x in inputs]
@@ -126,7 +117,7 @@ def test_batched_calls_give_the_same_numbers_as_unbatched_ones(model: str) -> No
     batched_app = mlp_app(module, plugins=[watcher], max_batch_size=64)
     unbatched_app = mlp_app(module, enable_batching=False)
 
-    async def batched(server: RunningServer) -> list[np.ndarray]:
+    async with serve_app(batched_app) as server:
         replies = await call_as_one_batch(
             server,
             model,
@@ -135,15 +126,12 @@ def test_batched_calls_give_the_same_numbers_as_unbatched_ones(model: str) -> No
             [{"x": tensor(x)} for x in inputs],
             rows=lambda r: r["x"]["shape"][0],
         )
-        return [array(r.result) for r in replies]
-
-    async def unbatched(server: RunningServer) -> list[np.ndarray]:
-        return list(
+        got_batched = [array(r.result) for r in replies]
+    async with serve_app(unbatched_app) as server:
+        got = list(
             await asyncio.gather(*[server.call(model, x=tensor(x)) for x in inputs]),
         )
-
-    got_batched = serve(batched_app, batched)
-    got_unbatched = [array(r.result) for r in serve(unbatched_app, unbatched)]
+    got_unbatched = [array(r.result) for r in got]
     # The first request ran alone, the seven others in one model call.
     assert watcher.requests_per_batch(model) == [1, len(inputs) - 1]
     for b, u, w in zip(got_batched, got_unbatched, want, strict=True):
@@ -187,7 +175,7 @@ def test_torch_model_moves_inputs_runs_in_inference_mode_and_returns_numpy() -> 
     assert not torch.is_inference_mode_enabled()
 
 
-def test_0d_results_keep_their_dtype_over_grpc() -> None:
+async def test_0d_results_keep_their_dtype_over_grpc() -> None:
     """x.sum() of float16 / int32 is a 0-d tensor: it goes out with its own dtype, for a
     bare torch.Tensor result, a declared one, and still fills a float field."""
     app = BlazeApp()
@@ -207,14 +195,12 @@ def test_0d_results_keep_their_dtype_over_grpc() -> None:
     x16 = np.array([1.5, 2.25, -0.5], np.float16)
     x32 = np.array([1, -7, 100], np.int32)
 
-    async def scenario(server: RunningServer) -> tuple[Any, Any, Any]:
-        return (
+    async with serve_app(app) as server:
+        bare16, bare32, both = (
             await server.call("bare", x=tensor(x16)),
             await server.call("bare", x=tensor(x32)),
             await server.call("declared", x=tensor(x16)),
         )
-
-    bare16, bare32, both = serve(app, scenario)
     method = app.schema().methods[1]
     assert [f.wire.describe for f in method.outputs] == ["torch.Tensor[float16[]]", "int32[]", "float"]
     for reply, want in ((bare16.result, x16.sum()), (bare32.result, x32.sum()), (both.result_0, x16.sum())):
@@ -241,7 +227,7 @@ def test_torch_model_keeps_the_signature_so_the_schema_is_built_from_it() -> Non
         assert method.outputs[0].wire.describe == "float16[batch]"
 
 
-def test_tuple_results_become_numbered_fields_over_grpc() -> None:
+async def test_tuple_results_become_numbered_fields_over_grpc() -> None:
     app = BlazeApp()
 
     @app.model("stats")
@@ -253,15 +239,13 @@ def test_tuple_results_become_numbered_fields_over_grpc() -> None:
 
     x = RNG.standard_normal((5, 3))
 
-    async def scenario(server: RunningServer) -> Any:
-        return await server.call("stats", x=tensor(x))
-
-    reply = serve(app, scenario)
+    async with serve_app(app) as server:
+        reply = await server.call("stats", x=tensor(x))
     np.testing.assert_allclose(array(reply.result_0), x.mean(axis=1), rtol=1e-12)
     np.testing.assert_array_equal(array(reply.result_1), x.argmax(axis=1))
 
 
-def test_streaming_generator_under_torch_model() -> None:
+async def test_streaming_generator_under_torch_model() -> None:
     app = BlazeApp()
 
     @app.model("cumsum", streaming=True)
@@ -273,14 +257,12 @@ def test_streaming_generator_under_torch_model() -> None:
             total = total + x
             yield total
 
-    async def scenario(server: RunningServer) -> list[Any]:
-        return await server.stream("cumsum", x=tensor(np.arange(4, dtype=np.float32)))
-
-    replies = serve(app, scenario)
+    async with serve_app(app) as server:
+        replies = await server.stream("cumsum", x=tensor(np.arange(4, dtype=np.float32)))
     assert [array(r.result).tolist() for r in replies] == [[0, k, 2 * k, 3 * k] for k in (1, 2, 3)]
 
 
-def test_tensors_returned_without_torch_model_are_converted() -> None:
+async def test_tensors_returned_without_torch_model_are_converted() -> None:
     app = BlazeApp()
 
     @app.model("half")
@@ -290,10 +272,9 @@ def test_tensors_returned_without_torch_model_are_converted() -> None:
 
     x = np.array([[1.0, -3.0], [0.25, 8.0]], np.float32)
 
-    async def scenario(server: RunningServer) -> Any:
-        return await server.call("half", x=tensor(x))
-
-    np.testing.assert_array_equal(array(serve(app, scenario).result), x * 0.5)
+    async with serve_app(app) as server:
+        got = await server.call("half", x=tensor(x))
+    np.testing.assert_array_equal(array(got.result), x * 0.5)
 
 
 def test_request_arrays_are_copied_only_when_read_only() -> None:
@@ -309,17 +290,16 @@ def test_request_arrays_are_copied_only_when_read_only() -> None:
         np.testing.assert_array_equal(read_only, np.arange(6, dtype=np.float32))
 
 
-def test_a_model_may_write_to_its_input_tensor() -> None:
+async def test_a_model_may_write_to_its_input_tensor() -> None:
     app = BlazeApp()
 
     @app.model("inplace")
     def inplace(x: TorchTensor[torch.int32, "batch"]) -> TorchTensor[torch.int32, "batch"]:
         return x.mul_(3)
 
-    async def scenario(server: RunningServer) -> Any:
-        return await server.call("inplace", x=tensor(np.array([1, 2, 3], np.int32)))
-
-    assert array(serve(app, scenario).result).tolist() == [3, 6, 9]
+    async with serve_app(app) as server:
+        got = await server.call("inplace", x=tensor(np.array([1, 2, 3], np.int32)))
+    assert array(got.result).tolist() == [3, 6, 9]
 
 
 # --- start-up errors ---------------------------------------------------------------------
@@ -374,7 +354,7 @@ def test_a_module_under_torch_model_with_a_device_is_refused_with_the_models_nam
         app.model("seq")(wrapped)
 
 
-def test_a_module_under_torch_model_with_a_device_is_served_and_callable() -> None:
+async def test_a_module_under_torch_model_with_a_device_is_served_and_callable() -> None:
     module = MLP(seed=5)
     module.train()
     app = BlazeApp()
@@ -383,10 +363,9 @@ def test_a_module_under_torch_model_with_a_device_is_served_and_callable() -> No
     assert not module.training
     x = features(4)
 
-    async def scenario(server: RunningServer) -> Any:
-        return await server.call("placed", x=tensor(x))
-
-    np.testing.assert_allclose(array(serve(app, scenario).result), expected(module, x), rtol=1e-6, atol=1e-6)
+    async with serve_app(app) as server:
+        got = await server.call("placed", x=tensor(x))
+    np.testing.assert_allclose(array(got.result), expected(module, x), rtol=1e-6, atol=1e-6)
     direct = on_cpu(x)  # called directly: numpy in, numpy out, as registered
     assert isinstance(direct, np.ndarray)
     np.testing.assert_allclose(direct, expected(module, x), rtol=1e-6, atol=1e-6)
@@ -412,15 +391,13 @@ def test_registering_a_module_puts_it_in_eval_mode() -> None:
         ({"shape": [2, 4], "dtype": "float32", "data": b"\0" * 31}, "needs 32 bytes of data, got 31"),
     ],
 )
-def test_bad_tensors_get_invalid_argument(model: str, x: dict[str, Any], message: str) -> None:
+async def test_bad_tensors_get_invalid_argument(model: str, x: dict[str, Any], message: str) -> None:
     app = mlp_app(MLP())
 
-    async def scenario(server: RunningServer) -> GRPCError:
+    async with serve_app(app) as server:
         with pytest.raises(GRPCError) as info:
             await server.call(model, x=x)
-        return info.value
-
-    error = serve(app, scenario)
+        error = info.value
     assert error.status is Status.INVALID_ARGUMENT
     assert message in (error.message or "")
     assert "field 'x'" in (error.message or "")
@@ -429,7 +406,7 @@ def test_bad_tensors_get_invalid_argument(model: str, x: dict[str, Any], message
 # --- the real command line ---------------------------------------------------------------
 
 
-def test_blaze_serve_runs_the_seed_readme_example() -> None:
+async def test_blaze_serve_runs_the_seed_readme_example() -> None:
     module = load_app_module(APPS / "classifier_app.py")
     x = features(5, cols=6)
     with torch.no_grad():
@@ -438,14 +415,9 @@ def test_blaze_serve_runs_the_seed_readme_example() -> None:
 
     schema = module.app.schema()
 
-    def call(proc: Any, model: str) -> Any:
-        return asyncio.run(call_process(proc.host, proc.port, schema, model, features=tensor(x)))
-
     with serve_process(f"{APPS / 'classifier_app.py'}:app") as proc:
         got = {
-            model: array(
-                asyncio.run(call_process(proc.host, proc.port, schema, model, features=tensor(x))).result
-            )
+            model: array((await call_process(proc.host, proc.port, schema, model, features=tensor(x))).result)
             for model in ("logits", "classify")
         }
     np.testing.assert_allclose(got["logits"], want_logits, rtol=1e-6, atol=1e-6)

@@ -11,8 +11,10 @@
 Then ``blaze serve app:app``.
 """
 
+from ._limits import Limits
+from ._model import Model
 from .app import BlazeApp
-from .client import CallError, Client, SyncClient
+from .client import CallError, Client, ClientInputError, SyncClient
 from .exceptions import (
     BlazeRPCError,
     ConfigurationError,
@@ -35,12 +37,15 @@ __all__ = [
     "CallContext",
     "CallError",
     "Client",
+    "ClientInputError",
     "ConfigurationError",
     "ExceptionMiddleware",
     "InferenceError",
     "InvalidInputError",
+    "Limits",
     "LoggingMiddleware",
     "Middleware",
+    "Model",
     "ModelRegistrationError",
     "PluginError",
     "RequestError",

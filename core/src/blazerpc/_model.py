@@ -15,14 +15,15 @@ from typing import Any, Literal
 import numpy as np
 import pluggy
 
+from ._install import plugin_install
+from ._plugins import entry_point_failures, failed_plugin_for_module
 from .batching._plan import BatchSettings
 from .exceptions import InferenceError, ModelRegistrationError, TypeMappingError
-from .plugins import entry_point_failures, failed_plugin_for_module
 from .wire import ArrayConverter, FieldContext, WireType
 from .wire._codec import default_problem
 from .wire._schema import FieldSchema, MethodSchema, Schema, base_name, field_name_problems
 
-__all__ = ["ModelSpec", "build_method", "check_defaults", "make_to_array"]
+__all__ = ["Model", "ModelSpec", "build_method", "check_defaults", "make_to_array"]
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*")
@@ -93,14 +94,32 @@ def _kind(func: Callable[..., Any]) -> Kind:
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """A model as registered with ``@app.model(...)``."""
+class Model:
+    """A model registered with ``@app.model(...)``, as :attr:`BlazeApp.models` lists it
+    (public as ``blazerpc.Model``).
+
+    Attributes:
+        name: the name it was registered under.
+        version: its version (``"1"`` when none was given).
+        func: the function served: the one registered, or what a plugin's
+            ``blazerpc_adapt_model`` made of it (a torch module becomes a function).
+        streaming: whether it is a server-streaming RPC.
+        kind: how it is called: ``"function"`` and ``"generator"`` run in a worker
+            thread, ``"coroutine"`` and ``"async_generator"`` on the event loop.
+    """
 
     name: str
     version: str
     func: Callable[..., Any]
     streaming: bool
     kind: Kind
+
+
+@dataclass(frozen=True)
+class ModelSpec(Model):
+    """A :class:`Model` with what start-up needs besides: whether its version was given,
+    and its own batching settings."""
+
     explicit_version: bool = False
     batching: BatchSettings = _NO_OVERRIDES
 
@@ -181,7 +200,7 @@ def _plugin_hint(annotation: Any) -> str:
         failed = [f for f in entry_point_failures() if f.distribution == distribution]
         if failed:
             return f" The plugin {distribution} is installed but failed to load: {failed[0].error}"
-        return f" Install the plugin that maps it: pip install {distribution}"
+        return f" Install the plugin that maps it: {plugin_install(distribution)}"
     return (
         " Supported: str, int, float, bool, bytes, list[T], T | None, numpy scalar types, "
         "TensorInput/TensorOutput, np.ndarray, and types of installed plugins "

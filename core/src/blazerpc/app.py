@@ -1,4 +1,9 @@
-"""``BlazeApp``: the model registry and the entry point to serving."""
+"""``BlazeApp``: the model registry and the entry point to serving.
+
+:func:`build_runtime` and :func:`set_default_max_queue_size` are for BlazeRPC's own
+server and CLI (they read the app's settings, which live here); they are not public API
+(``__all__``).
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,14 @@ from typing import Any, TypeVar
 import numpy as np
 import pluggy
 
-from ._model import ModelSpec, build_method, check_defaults, make_to_array
+from ._limits import Limits
+from ._model import Model, ModelSpec, build_method, check_defaults, make_to_array
 from .batching import BatchConfig, BatchListener, BatchPolicy
 from .batching._plan import BatchSettings, ModelPlan, plan_model
 from .exceptions import ConfigurationError, ModelRegistrationError
 from .plugins import check_plugin, new_plugin_manager
-from .server._calls import Limits
 from .server._loop import LoopName
+from .server._pipeline import order_middleware
 from .server.middleware import Middleware
 from .wire._proto_text import render_proto
 from .wire._schema import MethodSchema, Schema, build_schema
@@ -28,13 +34,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
-class _Runtime:
+class Runtime:
     """Everything computed once at start-up from the app and its plugins."""
 
     pm: pluggy.PluginManager
     schema: Schema
     models: tuple[tuple[ModelSpec, MethodSchema], ...]
-    middleware: tuple[Middleware, ...]
+    middleware: tuple[Middleware, ...]  # in the chain's order (order_middleware)
     plans: tuple[ModelPlan, ...]  # per model: how its calls are scheduled
     to_array: Callable[[Any], np.ndarray]  # the plugins' array converters
     batch_listeners: tuple[BatchListener, ...]
@@ -57,15 +63,19 @@ class BlazeApp:
         batch_policy: when a batch leaves the queue: ``"adaptive"`` (dispatch at once
             while the model is idle, gather while it is busy) or ``"fixed"`` (wait for a
             full batch or the timeout), or a plugin's policy.
-        max_concurrency: batches of one model running at the same time.
-        max_queue_size: rows that may wait for one model; beyond that a request gets
+        max_concurrency: calls (batches, for a batched model) of one model running at
+            the same time. Unset, it depends on the model: the rule is in
+            ``blazerpc.batching`` ("How many calls of a model run at once").
+        max_queue_size: rows (calls, for an unbatched model with a ``max_concurrency``)
+            that may wait for one model; beyond that a request gets
             ``RESOURCE_EXHAUSTED`` at once.
         max_message_size: the largest request, in bytes (default 64 MiB).
         max_concurrent_calls: inference calls in progress at once, server-wide.
         default_timeout: seconds a unary call may run when its client sent no
             deadline (``None``: no limit).
 
-    Every batching setting can be overridden per model on :meth:`model`.
+    Every batching setting can be overridden per model on :meth:`model`. The last three
+    are ``app.limits``, a :class:`~blazerpc.Limits`.
     """
 
     def __init__(
@@ -77,7 +87,7 @@ class BlazeApp:
         max_batch_size: int = 32,
         batch_timeout_ms: float = 10.0,
         batch_policy: str = "adaptive",
-        max_concurrency: int = 1,
+        max_concurrency: int | None = None,
         max_queue_size: int = 2048,
         max_message_size: int = Limits.max_message_size,
         max_concurrent_calls: int = Limits.max_concurrent_calls,
@@ -118,19 +128,11 @@ class BlazeApp:
         """A plugin manager with the installed plugins, then the app's own, as they are now."""
         return new_plugin_manager(self._plugins)
 
-    def _to_array(self, pm: pluggy.PluginManager) -> Callable[[Any], np.ndarray]:
-        converters = [c for group in pm.hook.blazerpc_array_converters() for c in group]
-        return make_to_array(converters)
-
-    def _set_default_max_queue_size(self, rows: int) -> None:
-        """``blaze serve --max-queue-size``: the app-wide default, before start-up."""
-        self._batching = dataclasses.replace(self._batching, max_queue_size=rows).check("--max-queue-size")
-
     # --- models ----------------------------------------------------------------------
 
     @property
-    def models(self) -> tuple[ModelSpec, ...]:
-        """The registered models, in registration order."""
+    def models(self) -> tuple[Model, ...]:
+        """The registered models (:class:`~blazerpc.Model`), in registration order."""
         return tuple(self._models)
 
     def model(
@@ -162,7 +164,8 @@ class BlazeApp:
                 off (start-up fails if it has no batch axis); ``False`` never batches
                 it.
             max_batch_size, batch_timeout_ms, batch_policy, max_concurrency,
-                max_queue_size: this model's own values for the app's settings.
+                max_queue_size: this model's own values for the app's settings (how
+                many calls run at once by default: see ``blazerpc.batching``).
 
         Returns the function unchanged. Raises :class:`ModelRegistrationError` (or its
         :class:`TypeMappingError`) if the model cannot be served as declared.
@@ -183,7 +186,7 @@ class BlazeApp:
             self._check_unique(spec)
             # Map every annotation, build the model's messages and check its defaults
             # now: fail early.
-            method = build_method(spec, pm, self._to_array(pm))
+            method = build_method(spec, pm, _to_array(pm))
             check_defaults(method, build_schema([method]))
             self._models.append(spec)
             return obj
@@ -206,30 +209,6 @@ class BlazeApp:
 
     # --- schema ----------------------------------------------------------------------
 
-    def _build(self, options: Mapping[str, Any] | None = None) -> _Runtime:
-        """Map every model through the current plugins and build the schema; ``options``
-        are the server's option values, for the plugins' middleware."""
-        if not self._models:
-            raise ConfigurationError("the app has no models: register one with @app.model(...)")
-        pm = self.plugin_manager()
-        to_array = self._to_array(pm)
-        methods = [build_method(spec, pm, to_array) for spec in self._models]
-        policies = self._policies(pm)
-        return _Runtime(
-            pm=pm,
-            schema=build_schema(methods),
-            models=tuple(zip(self._models, methods, strict=True)),
-            middleware=(*self._middleware, *self._plugin_middleware(pm, options or {})),
-            to_array=to_array,
-            plans=tuple(
-                plan_model(spec.batching, self._batching, method, policies)
-                for spec, method in zip(self._models, methods, strict=True)
-            ),
-            batch_listeners=tuple(
-                listener for group in pm.hook.blazerpc_batch_listeners(app=self) for listener in group
-            ),
-        )
-
     def _policies(self, pm: pluggy.PluginManager) -> dict[str, Callable[[BatchConfig], BatchPolicy]]:
         policies: dict[str, Callable[[BatchConfig], BatchPolicy]] = {}
         for group in pm.hook.blazerpc_batching_policies():
@@ -244,11 +223,11 @@ class BlazeApp:
         for m in found:
             if not isinstance(m, Middleware):
                 raise ConfigurationError(f"a plugin's blazerpc_middleware returned {m!r}, not a Middleware")
-        return sorted(found, key=lambda m: (m.order, type(m).__qualname__))
+        return found
 
     def schema(self) -> Schema:
         """The generated protobuf schema: file descriptor, pool and message classes."""
-        return self._build().schema
+        return build_runtime(self).schema
 
     def proto(self, header: str | None = None) -> str:
         """The generated ``blaze_service.proto`` as text."""
@@ -294,15 +273,13 @@ class BlazeApp:
 
         from ._logging import configure_logging
         from .server import run
-        from .server._tls import server_ssl_context
+        from .server._tls import tls_from_files
 
+        if ssl is not None and ssl_certfile is not None:
+            raise ConfigurationError("pass ssl or ssl_certfile (with ssl_keyfile, ssl_ca_certs), not both")
+        ssl = ssl or tls_from_files(ssl_certfile, ssl_keyfile, ssl_ca_certs)
         if not structlog.is_configured():
             configure_logging("console")
-
-        if ssl is None and ssl_certfile is not None:
-            ssl = server_ssl_context(ssl_certfile, ssl_keyfile, ssl_ca_certs)
-        elif ssl_keyfile is not None or ssl_ca_certs is not None:
-            raise ConfigurationError("ssl_keyfile and ssl_ca_certs need ssl_certfile")
         return run(
             self,
             host,
@@ -314,3 +291,39 @@ class BlazeApp:
             max_connection_age=max_connection_age,
             max_connection_age_grace=max_connection_age_grace,
         )
+
+
+def _to_array(pm: pluggy.PluginManager) -> Callable[[Any], np.ndarray]:
+    converters = [c for group in pm.hook.blazerpc_array_converters() for c in group]
+    return make_to_array(converters)
+
+
+def build_runtime(app: BlazeApp, options: Mapping[str, Any] | None = None) -> Runtime:
+    """Map every model of ``app`` through its current plugins and build the schema, once
+    per server start-up; ``options`` are the server's option values, for the plugins'
+    middleware."""
+    if not app._models:
+        raise ConfigurationError("the app has no models: register one with @app.model(...)")
+    pm = app.plugin_manager()
+    to_array = _to_array(pm)
+    methods = [build_method(spec, pm, to_array) for spec in app._models]
+    policies = app._policies(pm)
+    return Runtime(
+        pm=pm,
+        schema=build_schema(methods),
+        models=tuple(zip(app._models, methods, strict=True)),
+        middleware=order_middleware(app._middleware, app._plugin_middleware(pm, options or {})),
+        to_array=to_array,
+        plans=tuple(
+            plan_model(spec.batching, app._batching, method, policies)
+            for spec, method in zip(app._models, methods, strict=True)
+        ),
+        batch_listeners=tuple(
+            listener for group in pm.hook.blazerpc_batch_listeners(app=app) for listener in group
+        ),
+    )
+
+
+def set_default_max_queue_size(app: BlazeApp, rows: int) -> None:
+    """``blaze serve --max-queue-size``: the app-wide default, before start-up."""
+    app._batching = dataclasses.replace(app._batching, max_queue_size=rows).check("--max-queue-size")

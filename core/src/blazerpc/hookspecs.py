@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .app import BlazeApp
     from .batching import BatchConfig, BatchListener, BatchPolicy
     from .cli import ServeOption
+    from .deploy import KubernetesTarget, Manifest
     from .server import ServerInfo, SupervisorInfo
     from .wire import ArrayConverter, FieldContext, WireType
 
@@ -87,10 +88,12 @@ def blazerpc_adapt_model(obj: Any, name: str) -> Callable[..., Any] | None:
 def blazerpc_middleware(app: BlazeApp, options: Mapping[str, Any]) -> Sequence[Any]:
     """Middleware to run around every call of ``app``.
 
-    Return :class:`blazerpc.Middleware` instances. Core orders all middleware: those
-    marked ``outer = True`` first (logging and metrics, so they see calls the app's own
-    middleware rejects), then the app's own, then the other plugins', each group by
-    ``order`` and then class name, never by registration order.
+    Return :class:`blazerpc.Middleware` instances. Core orders all middleware
+    (``blazerpc.server._pipeline.order_middleware``; the rule is told in
+    ``blazerpc.server.middleware``): those marked ``outer = True`` first (logging and
+    metrics, so they see calls the app's own middleware rejects), by ``order`` and then
+    class name; then the app's own, as given; then the other plugins', by ``order`` and
+    then class name; never by registration order.
 
     ``options`` are the server's option values (``blaze serve``'s plugin options, by
     name; empty when the app is only being inspected): a plugin whose option turns its
@@ -203,4 +206,21 @@ def blazerpc_supervisor_stop(supervisor: SupervisorInfo) -> None:
     """In the parent, after every worker has exited; release what
     :func:`blazerpc_supervisor_start` set up. Called only for plugins whose start hook
     ran without raising, in reverse order, each even if another raised.
+    """
+
+
+# --- deployment: `blaze deploy kubernetes` ------------------------------------------------
+
+
+@hookspec
+def blazerpc_kubernetes_manifests(app: BlazeApp, target: KubernetesTarget) -> Sequence[Manifest]:
+    """More objects for ``blaze deploy kubernetes`` to write beside core's Deployment,
+    Services, PodDisruptionBudget and autoscaler (a KServe ``ServingRuntime`` and
+    ``InferenceService`` for the Open Inference Protocol, say).
+
+    ``target`` is the Deployment they go with: its name, namespace, pod labels, the
+    container's ``blaze serve`` command and the resolved options (image, port...).
+    Return :class:`blazerpc.deploy.Manifest` objects; each file name must be new.
+
+    Called once per command. Collects every plugin's, ordered by plugin name.
     """

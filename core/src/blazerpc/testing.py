@@ -41,7 +41,7 @@ from .client import Client, SyncClient
 from .plugins import new_plugin_manager, register, unregister
 from .server import BlazeServer, ServerInfo
 from .server._server import format_address
-from .wire._schema import MethodSchema, Schema
+from .wire import MethodSchema, Schema
 
 __all__ = [
     "RunningServer",

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["TENSOR_DTYPES", "Dim", "TensorInput", "TensorOutput", "TensorSpec", "dtype_name"]
+__all__ = ["SCALAR_TYPES", "TENSOR_DTYPES", "Dim", "TensorInput", "TensorOutput", "TensorSpec", "dtype_name"]
 
 #: A dimension: a fixed size, or a symbolic name (any size; equal names must agree).
 Dim = int | str
@@ -39,6 +39,12 @@ TENSOR_DTYPES: dict[str, np.dtype[Any]] = {
         "complex64",
         "complex128",
     )
+}
+
+#: The numpy scalar types a plain field may hold (``x: np.float32``), by wire name:
+#: those of every tensor dtype but the complex ones, which protobuf has no field for.
+SCALAR_TYPES: dict[str, type[np.generic]] = {
+    name: dtype.type for name, dtype in TENSOR_DTYPES.items() if dtype.kind != "c"
 }
 
 

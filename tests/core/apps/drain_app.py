@@ -50,7 +50,7 @@ def hang_sync(x: int) -> int:
     return x
 
 
-@app.model("queued")
+@app.model("queued", max_concurrency=1)
 def queued(x: int) -> int:
     """Unbatched, one call at a time (max_concurrency=1): later calls wait for the slot."""
     _wait_at_the_gate(x)

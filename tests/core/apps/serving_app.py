@@ -37,9 +37,9 @@ async def hang(x: int) -> int:
     return x
 
 
-@app.model("single")
+@app.model("single", max_concurrency=1)
 async def single(x: int) -> int:
-    # max_concurrency is 1 (the default): a second call waits in the queue.
+    # One call at a time: a second call waits in the queue.
     await asyncio.sleep(120)
     return x
 

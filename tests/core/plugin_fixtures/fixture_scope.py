@@ -1,4 +1,4 @@
-"""Run by test_plugins.py as a pytest session of its own (copied in as a test file):
+"""Run by test_plugin_types.py as a pytest session of its own (copied in as a test file):
 ``blazerpc_register_plugin`` registers a plugin for one test, and the next test no longer
 sees it. Tests run in file order."""
 

@@ -22,7 +22,7 @@ from grpclib.exceptions import GRPCError
 
 from ..exceptions import InferenceError, InvalidInputError
 from ..wire import BatchAxis
-from ._listeners import BatchEvent, BatchListener, notify_batch, notify_queue_depth
+from ._listeners import BatchListener, notify_queue_depth, report_call
 from ._policies import BatchConfig, BatchPolicy, QueueState
 
 __all__ = ["Batcher"]
@@ -316,17 +316,17 @@ class Batcher:
     ) -> None:
         """One model call, to the listeners."""
         if self.listeners:
-            event = BatchEvent(
-                model=self.model,
-                version=self.version,
+            report_call(
+                self.listeners,
+                self.model,
+                self.version,
                 rows=sum(p.rows for p in batch),
                 requests=len(batch),
                 queue_waits=waits,
-                duration=time.monotonic() - started,
+                started=started,
                 failed=failed,
                 rerun=rerun,
             )
-            notify_batch(self.listeners, event)
 
     async def _isolate(self, batch: list[_Pending]) -> None:
         """Re-run each request of a failed batch alone: only the culprits get an error.

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
 
-__all__ = ["BatchEvent", "BatchListener", "notify_batch", "notify_queue_depth"]
+__all__ = ["BatchEvent", "BatchListener", "notify_batch", "notify_queue_depth", "report_call"]
 
 _log = structlog.get_logger("blazerpc")
 
@@ -69,6 +70,33 @@ def notify_batch(listeners: Sequence[BatchListener], event: BatchEvent) -> None:
                 method="on_batch",
                 model=event.model,
             )
+
+
+def report_call(
+    listeners: Sequence[BatchListener],
+    model: str,
+    version: str,
+    *,
+    rows: int,
+    requests: int,
+    queue_waits: tuple[float, ...],
+    started: float,
+    failed: bool,
+    rerun: bool = False,
+) -> None:
+    """One model call that began at ``started`` (``time.monotonic()``) and just ended,
+    to every listener: the one place a :class:`BatchEvent` is built."""
+    event = BatchEvent(
+        model=model,
+        version=version,
+        rows=rows,
+        requests=requests,
+        queue_waits=queue_waits,
+        duration=time.monotonic() - started,
+        failed=failed,
+        rerun=rerun,
+    )
+    notify_batch(listeners, event)
 
 
 def notify_queue_depth(listeners: Sequence[BatchListener], model: str, version: str, rows: int) -> None:

@@ -6,8 +6,9 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from .._checks import check_count, check_seconds
+from .._plugins import entry_point_failures
 from ..exceptions import ConfigurationError
-from ..plugins import entry_point_failures
 from ..wire import BatchAxis
 from ..wire._schema import MethodSchema
 from ._policies import BatchConfig, BatchPolicy
@@ -30,14 +31,9 @@ class BatchSettings:
     def check(self, where: str) -> BatchSettings:
         """Raise :class:`ConfigurationError` for a value that cannot work."""
         for name in ("max_batch_size", "max_concurrency", "max_queue_size"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigurationError(f"{where}: {name} must be a whole number >= 1, got {value!r}")
+            check_count(name, getattr(self, name), f"{where}: ")
         timeout = self.batch_timeout_ms
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
-        ):
-            raise ConfigurationError(f"{where}: batch_timeout_ms must be a number >= 0, got {timeout!r}")
+        check_seconds("batch_timeout_ms", timeout, f"{where}: ", zero=True, what="a number >= 0")
         if self.batch_policy is not None and not isinstance(self.batch_policy, str):
             raise ConfigurationError(
                 f"{where}: batch_policy must be a policy name, got {self.batch_policy!r}"
@@ -93,11 +89,12 @@ def batch_axes(method: MethodSchema) -> list[BatchAxis] | str:
 
 @dataclass(frozen=True)
 class ModelPlan:
-    """How one model's calls are scheduled.
+    """How one model's calls are scheduled (the rule: ``blazerpc.batching``).
 
-    Every unary model runs at most ``config.max_concurrency`` calls at a time with at
-    most ``config.max_queue_size`` waiting (rows when batched, calls otherwise). A
-    batched model also has its ``policy`` and the ``inputs``' batch axes; an unbatched
+    ``limit``: the model's calls (batches, when batched) running at once, with at most
+    ``config.max_queue_size`` waiting (rows when batched, calls otherwise); ``None``
+    when the model has no limit of its own. A batched model also has its ``policy`` and
+    the ``inputs``' batch axes (and ``config.max_concurrency == limit``); an unbatched
     one says ``why_not`` in the start-up log.
     """
 
@@ -105,6 +102,7 @@ class ModelPlan:
     policy: BatchPolicy | None = None
     inputs: tuple[BatchAxis, ...] = ()
     why_not: str | None = None
+    limit: int | None = None
 
     @property
     def batched(self) -> bool:
@@ -125,7 +123,11 @@ def plan_model(
     batches it; ``None`` follows the app. An unbatched model's plan says why.
     """
     settings = model.over(app)
-    config = settings.config()
+    limit = settings.max_concurrency  # None: not set on the model or the app
+    # Unset, a batched model runs one batch at a time.
+    config = dataclasses.replace(settings, max_concurrency=1 if limit is None else limit).config()
+    if method.streaming:
+        limit = None  # a stream is never limited
     factory = policies.get(config.policy)
     if factory is None:
         failed = "".join(f"; plugin {f.name} failed to load: {f.error}" for f in entry_point_failures())
@@ -134,11 +136,12 @@ def plan_model(
             f"available: {', '.join(sorted(policies))}{failed}"
         )
     if model.enabled is False:
-        return ModelPlan(config, why_not="it is registered with batching=False")
+        return ModelPlan(config, why_not="it is registered with batching=False", limit=limit)
     if not settings.enabled:
         return ModelPlan(
             config,
             why_not="the app has enable_batching=False (batching=True on @app.model batches one model)",
+            limit=limit,
         )
     axes = batch_axes(method)
     if isinstance(axes, str):
@@ -148,5 +151,5 @@ def plan_model(
                 f"{axes}; give every input and output a batch axis (a list[...], or a tensor whose "
                 'first dimension is "batch"), or drop batching=True'
             )
-        return ModelPlan(config, why_not=axes)
-    return ModelPlan(config, policy=factory(config), inputs=tuple(axes))
+        return ModelPlan(config, why_not=axes, limit=limit)
+    return ModelPlan(config, policy=factory(config), inputs=tuple(axes), limit=config.max_concurrency)

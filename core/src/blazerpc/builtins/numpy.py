@@ -13,7 +13,7 @@ from google.protobuf.descriptor_pb2 import FieldDescriptorProto as F
 
 from ..exceptions import InferenceError, InvalidInputError, TypeMappingError
 from ..hookspecs import hookimpl
-from ..types import TensorSpec, _TensorAnnotation, dtype_name
+from ..types import SCALAR_TYPES, TensorInput, TensorOutput, TensorSpec, dtype_name
 from ..wire import ArrayConverter, FieldContext, WireType, scalar_wire_type, tensor_wire_type
 
 
@@ -53,20 +53,23 @@ def _numpy_scalar(proto_type: int, np_type: Any, python: Callable[[Any], Any]) -
     return scalar_wire_type(proto_type, name, decode=decode_float, encode=python)
 
 
-_NUMPY_SCALARS: dict[Any, WireType] = {
-    np.float16: _numpy_scalar(F.TYPE_FLOAT, np.float16, float),
-    np.float32: _numpy_scalar(F.TYPE_FLOAT, np.float32, float),
-    np.float64: _numpy_scalar(F.TYPE_DOUBLE, np.float64, float),
-    np.int8: _numpy_scalar(F.TYPE_INT32, np.int8, int),
-    np.int16: _numpy_scalar(F.TYPE_INT32, np.int16, int),
-    np.int32: _numpy_scalar(F.TYPE_INT32, np.int32, int),
-    np.int64: _numpy_scalar(F.TYPE_INT64, np.int64, int),
-    np.uint8: _numpy_scalar(F.TYPE_UINT32, np.uint8, int),
-    np.uint16: _numpy_scalar(F.TYPE_UINT32, np.uint16, int),
-    np.uint32: _numpy_scalar(F.TYPE_UINT32, np.uint32, int),
-    np.uint64: _numpy_scalar(F.TYPE_UINT64, np.uint64, int),
-    np.bool_: _numpy_scalar(F.TYPE_BOOL, np.bool_, bool),
+#: Per dtype kind: the protobuf field type of a 64-bit value, of a narrower one, and the
+#: Python type a value is encoded as (float16 and float32 go in a ``float`` field).
+_FIELDS: dict[str, tuple[int, int, Callable[[Any], Any]]] = {
+    "b": (F.TYPE_BOOL, F.TYPE_BOOL, bool),
+    "f": (F.TYPE_DOUBLE, F.TYPE_FLOAT, float),
+    "i": (F.TYPE_INT64, F.TYPE_INT32, int),
+    "u": (F.TYPE_UINT64, F.TYPE_UINT32, int),
 }
+
+
+def _scalar_field(np_type: type[np.generic]) -> WireType:
+    dtype = np.dtype(np_type)
+    wide, narrow, python = _FIELDS[dtype.kind]
+    return _numpy_scalar(wide if dtype.itemsize == 8 else narrow, np_type, python)
+
+
+_NUMPY_SCALARS: dict[Any, WireType] = {t: _scalar_field(t) for t in SCALAR_TYPES.values()}
 
 
 def _ndarray_spec(annotation: Any) -> TensorSpec | None:
@@ -84,7 +87,7 @@ def _ndarray_spec(annotation: Any) -> TensorSpec | None:
 
 @hookimpl(trylast=True)
 def blazerpc_map_type(annotation: Any, context: FieldContext) -> WireType | None:
-    if isinstance(annotation, type) and issubclass(annotation, _TensorAnnotation):
+    if isinstance(annotation, type) and issubclass(annotation, (TensorInput, TensorOutput)):
         if annotation.spec is None:
             raise TypeMappingError(
                 f"model {context.model!r}: field {context.name!r}: say the tensor's dtype and "

@@ -9,10 +9,10 @@ import typer
 from ..bench import BenchConfig, Target, run_bench
 from ..bench._report import table
 from ..bench._run import rich_progress
-from ..client import CallError
+from ..client import CallError, ClientInputError
 from ..client._balancer import parse_targets
 from ._call import ConnectOptions
-from ._json import InputError, read_data, request_inputs
+from ._json import read_data, request_inputs
 
 __all__ = ["bench_model"]
 
@@ -45,7 +45,7 @@ def bench_model(
                     pass
             else:
                 client.predict(model, inputs, version=version)
-    except InputError as exc:
+    except ClientInputError as exc:  # nothing was sent
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(code=1) from None
     except CallError as exc:

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from grpclib.metadata import encode_metadata
 
-from ..client import CallError, ModelInfo, SyncClient
+from ..client import CallError, ClientInputError, ModelInfo, SyncClient
 from ..client._client import uses_tls
 from ._json import InputError, TensorFormat, read_data, request_inputs, response_json
 
@@ -96,7 +96,7 @@ def list_models(options: ConnectOptions, *, as_json: bool, timeout: float | None
     try:
         with options.client(timeout) as client:
             models = client.models()
-    except InputError as exc:
+    except ClientInputError as exc:
         raise _fail(f"Error: {exc}") from None
     except CallError as exc:
         raise _fail(f"{exc.code}: {exc.message}") from None
@@ -170,7 +170,7 @@ def call_model(
             else:
                 result = client.predict(model, inputs, version=version)
                 typer.echo(json.dumps(response_json(info, result, tensors)))
-    except InputError as exc:
+    except ClientInputError as exc:
         raise _fail(f"Error: {exc}") from None
     except CallError as exc:
         raise _fail(f"{exc.code}: {exc.message}") from None

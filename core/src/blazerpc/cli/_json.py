@@ -3,8 +3,11 @@ and responses as JSON.
 
 Tensors come in as nested lists (converted to the field's declared dtype), as
 ``{"shape": [...], "dtype": "float32", "data_base64": "..."}`` (the wire's bytes), or
-as ``{"dtype": "float32", "data": [...]}``; ``bytes`` fields as base64 strings, as in
+as ``{"dtype": "float32", "data": [...]}``; a tensor object is sent with the dtype it
+names, as given, and the server checks it. ``bytes`` fields are base64 strings, as in
 protobuf's own JSON mapping. Tensors go out as nested lists, or in the base64 form.
+
+A value refused here is refused in the client's words (:class:`ClientInputError`).
 """
 
 from __future__ import annotations
@@ -20,17 +23,20 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..client import FieldInfo, ModelInfo
+from ..client import ClientInputError, FieldInfo, ModelInfo
+from ..client._inputs import Refusal, encode_array, input_refusal, show, unknown_input
 from ..types import TENSOR_DTYPES
-from ..wire._tensor import cast_exactly
 
 __all__ = ["InputError", "TensorFormat", "read_data", "request_inputs", "response_json"]
 
 TensorFormat = Literal["list", "base64"]
 
 
-class InputError(ValueError):
-    """The ``--data`` given cannot be a request of the model."""
+class InputError(ClientInputError):
+    """What ``blaze call`` cannot send: ``--data`` that is not JSON, a bad address, TLS
+    files that do not load. A :class:`ClientInputError`, so one ``except`` catches both."""
+
+    PREFIX = ""
 
 
 def read_data(data: str | None) -> Any:
@@ -62,12 +68,11 @@ def request_inputs(model: ModelInfo, data: Any) -> dict[str, Any]:
     for name, value in data.items():
         field = fields.get(name)
         if field is None:
-            known = ", ".join(fields) or "none"
-            raise InputError(f"model {model.name!r} has no input {name!r} (its inputs: {known})")
+            raise unknown_input(model.name, name, fields)
         try:
             inputs[name] = _input(field, value)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise InputError(f"input {name!r} ({field.describe}): {exc}") from None
+        except Refusal as exc:
+            raise input_refusal(model.name, name, field.describe, value, exc.reason) from None
     return inputs
 
 
@@ -76,54 +81,66 @@ def _input(field: FieldInfo, value: Any) -> Any:
         return None
     if field.repeated and field.type in ("tensor", "bytes"):
         if not isinstance(value, list):
-            raise TypeError(f"expected a list, got {type(value).__name__}")
-        return [_one_input(field, item) for item in value]
+            raise Refusal()
+        items = []
+        for index, item in enumerate(value):
+            try:
+                items.append(_one_input(field, item))
+            except Refusal as exc:
+                reason = f": {exc.reason}" if exc.reason else ""
+                raise Refusal(f"item {index} is {show(item)}{reason}") from None
+        return items
     return _one_input(field, value)
 
 
 def _one_input(field: FieldInfo, value: Any) -> Any:
     if field.type == "bytes":
         if not isinstance(value, str):
-            raise TypeError(f"bytes are given as a base64 string, got {type(value).__name__}")
+            raise Refusal("bytes are given as a base64 string")
         try:
             return base64.b64decode(value, validate=True)
         except binascii.Error as exc:
-            raise ValueError(f"not valid base64: {exc}") from None
+            raise Refusal(f"not valid base64: {exc}") from None
     if field.type == "tensor" and isinstance(value, dict):
         return _tensor_object(value)
     return value
 
 
-def _tensor_object(value: Mapping[str, Any]) -> np.ndarray:
+def _tensor_object(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A tensor object as the wire's fields, which the client sends as they are."""
     unknown = set(value) - {"shape", "dtype", "data", "data_base64"}
     if unknown:
-        raise ValueError(f"a tensor object has shape, dtype and data or data_base64, not {sorted(unknown)}")
+        raise Refusal(f"a tensor object has shape, dtype and data or data_base64, not {sorted(unknown)}")
     name = value.get("dtype")
     dtype = TENSOR_DTYPES.get(name) if isinstance(name, str) else None
     if dtype is None:
-        raise ValueError(f"unknown tensor dtype {name!r} (one of: {', '.join(TENSOR_DTYPES)})")
+        raise Refusal(f"unknown tensor dtype {name!r} (one of: {', '.join(TENSOR_DTYPES)})")
     shape = value.get("shape")
     if shape is not None and (
         not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape)
     ):
-        raise ValueError(f"shape must be a list of sizes >= 0, got {shape!r}")
+        raise Refusal(f"shape must be a list of sizes >= 0, got {shape!r}")
     if "data_base64" in value:
         if shape is None:
-            raise ValueError("a tensor with data_base64 needs its shape")
+            raise Refusal("a tensor with data_base64 needs its shape")
         try:
             raw = base64.b64decode(value["data_base64"], validate=True)
         except (binascii.Error, TypeError) as exc:
-            raise ValueError(f"data_base64 is not valid base64: {exc}") from None
+            raise Refusal(f"data_base64 is not valid base64: {exc}") from None
         size = math.prod(shape)
         if len(raw) != size * dtype.itemsize:
-            raise ValueError(
+            raise Refusal(
                 f"data_base64 holds {len(raw)} bytes; shape {shape} of {name} needs {size * dtype.itemsize}"
             )
-        return np.frombuffer(raw, dtype=dtype).reshape(shape)
+        return {"shape": shape, "dtype": name, "data": raw}
     if "data" not in value:
-        raise ValueError("a tensor object needs data (nested lists) or data_base64")
-    array = cast_exactly(np.asarray(value["data"]), dtype)
-    return array if shape is None else array.reshape(shape)
+        raise Refusal("a tensor object needs data (nested lists) or data_base64")
+    array_shape, _, raw = encode_array(value["data"], name)
+    if shape is not None and math.prod(shape) != math.prod(array_shape):
+        raise Refusal(
+            f"its data holds {math.prod(array_shape)} values; shape {shape} needs {math.prod(shape)}"
+        )
+    return {"shape": list(array_shape) if shape is None else shape, "dtype": name, "data": raw}
 
 
 # --- out ---------------------------------------------------------------------------------

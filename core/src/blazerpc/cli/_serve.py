@@ -15,14 +15,16 @@ from typing import Any, NoReturn
 
 import structlog
 
+from .._hooks import call_each, iter_calls, log_failure
+from .._limits import Limits
+from .._plugins import new_plugin_manager
+from ..app import set_default_max_queue_size
 from ..exceptions import ConfigurationError
-from ..plugins import new_plugin_manager
 from ..server import run
-from ..server._calls import Limits
 from ..server._connections import check_connection_age
 from ..server._loop import LoopName
 from ..server._supervisor import Supervisor, SupervisorInfo, python_command, reserve_port, worker_ready
-from ..server._tls import server_ssl_context
+from ..server._tls import tls_from_files
 from ._loader import load_app
 
 __all__ = ["ServeConfig", "serve_app_path"]
@@ -99,25 +101,31 @@ def _supervise(config: ServeConfig) -> int:
         try:
             import watchfiles  # noqa: F401
         except ImportError:
-            raise ConfigurationError("--reload needs watchfiles: pip install 'blazerpc[reload]'") from None
+            raise ConfigurationError(
+                "--reload needs watchfiles: pip install 'watchfiles>=0.21' (core's reload extra)"
+            ) from None
     reserved, port = reserve_port(config.host, config.port)
     pm = new_plugin_manager()
     info = SupervisorInfo(config.host, port, config.workers, dict(config.plugin_options))
-    started = []
+    started: list[str] = []
     try:
-        # Start hooks one by one, so only those that ran get their stop hook.
-        for impl in reversed(pm.hook.blazerpc_supervisor_start.get_hookimpls()):
-            impl.function(supervisor=info)
-            started.append(impl.plugin_name)
+        # Start hooks one by one, so only those that ran get their stop hook; the first
+        # that raises aborts start-up.
+        for name, _ in iter_calls(pm.hook.blazerpc_supervisor_start, {"supervisor": info}):
+            started.append(name)
         what = f"{config.workers} workers" if config.workers > 1 else "a worker, reloading on changes"
-        _log.info(f"Starting {what} on {config.host}:{port}", workers=config.workers, reload=config.reload)
+        _log.info(
+            f"Starting {what} on {config.host}:{port}",
+            host=config.host,
+            port=port,
+            workers=config.workers,
+            reload=config.reload,
+        )
+        exit_hook = pm.hook.blazerpc_worker_exit
 
         def worker_exit(pid: int, code: int) -> None:
-            for impl in pm.hook.blazerpc_worker_exit.get_hookimpls():
-                try:
-                    impl.function(supervisor=info, pid=pid, returncode=code)
-                except Exception:  # noqa: BLE001 - one plugin must not stop the others
-                    _log.exception("plugin worker-exit hook failed", plugin=impl.plugin_name)
+            arguments = {"supervisor": info, "pid": pid, "returncode": code}
+            call_each(exit_hook, arguments, on_error=log_failure(exit_hook.name))
 
         supervisor = Supervisor(
             lambda: python_command(config.worker_args(port)),
@@ -128,12 +136,8 @@ def _supervise(config: ServeConfig) -> int:
         )
         return supervisor.run()
     finally:
-        for impl in pm.hook.blazerpc_supervisor_stop.get_hookimpls():
-            if impl.plugin_name in started:
-                try:
-                    impl.function(supervisor=info)
-                except Exception:  # noqa: BLE001 - every started plugin gets its stop call
-                    _log.exception("plugin supervisor-stop hook failed", plugin=impl.plugin_name)
+        stop = pm.hook.blazerpc_supervisor_stop
+        call_each(stop, {"supervisor": info}, reverse=True, plugins=started, on_error=log_failure(stop.name))
         reserved.close()
 
 
@@ -144,12 +148,8 @@ def serve_app_path(config: ServeConfig) -> int:
         return _supervise(config)
     app = load_app(config.app_path)
     if config.max_queue_size is not None:
-        app._set_default_max_queue_size(config.max_queue_size)
-    ssl = None
-    if config.ssl_certfile is not None:
-        ssl = server_ssl_context(config.ssl_certfile, config.ssl_keyfile, config.ssl_ca_certs)
-    elif config.ssl_keyfile is not None or config.ssl_ca_certs is not None:
-        raise ConfigurationError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
+        set_default_max_queue_size(app, config.max_queue_size)
+    ssl = tls_from_files(config.ssl_certfile, config.ssl_keyfile, config.ssl_ca_certs, spelling="option")
     abandoned = run(
         app,
         config.host,

@@ -14,11 +14,13 @@ from typing import Annotated, Any
 import pluggy
 import structlog
 import typer
+from rich.markup import escape
 
 from .. import __version__
+from .._hooks import iter_calls
 from .._logging import LogFormat, configure_logging
+from .._plugins import PluginRecord, entry_point_failures, mark_failed, new_plugin_manager, plugin_records
 from ..exceptions import ConfigurationError
-from ..plugins import entry_point_failures, mark_failed, new_plugin_manager, plugin_records
 from ._bench import bench_model
 from ._call import ConnectOptions, call_model, list_models, parse_metadata
 from ._loader import load_app
@@ -36,6 +38,10 @@ cli = typer.Typer(
 )
 plugins_cli = typer.Typer(help="Inspect installed plugins.", no_args_is_help=True)
 cli.add_typer(plugins_cli, name="plugins")
+# blaze deploy kubernetes / dockerfile (blazerpc.deploy).
+from ._deploy import deploy_cli  # noqa: E402 - one block with the registration
+
+cli.add_typer(deploy_cli, name="deploy")
 
 _log = structlog.get_logger("blazerpc")
 
@@ -114,7 +120,9 @@ def serve(
     app_path: AppPath,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "0.0.0.0",
     port: Annotated[
-        int, typer.Option(help="Port to listen on (0 picks a free one).", min=0, max=65535)
+        int,
+        # PORT: as Knative (and KServe's serverless mode) tell a container where to listen.
+        typer.Option(help="Port to listen on (0 picks a free one).", min=0, max=65535, envvar="PORT"),
     ] = 50051,
     workers: Annotated[
         int, typer.Option(help="Worker processes sharing the port (SO_REUSEPORT).", min=1)
@@ -148,7 +156,11 @@ def serve(
         ),
     ] = None,
     loop: Annotated[
-        _Loop, typer.Option(help="Event loop: uvloop when installed (blazerpc[speed]), or asyncio's.")
+        _Loop,
+        typer.Option(
+            help="Event loop: uvloop when installed (core's speed extra: pip install './core[speed]'), "
+            "or asyncio's."
+        ),
     ] = _Loop.auto,
     max_connection_age: Annotated[
         float | None,
@@ -391,14 +403,27 @@ def plugins_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
     show_all: Annotated[bool, typer.Option("--all", help="Include core's built-in plugins.")] = False,
 ) -> None:
-    """List installed plugins, the hooks they implement, and those that failed to load."""
-    records = [r for r in plugin_records(new_plugin_manager()) if show_all or not r.builtin]
+    """List installed plugins, the hooks they implement, and those that failed to load.
+
+    Exits with code 1 if a plugin FAILED to load (the list is printed all the same), 0
+    otherwise.
+    """
+    everything = plugin_records(new_plugin_manager())
+    # A built-in that failed is shown without --all too: it is a failure to see.
+    records = [r for r in everything if show_all or not r.builtin or not r.loaded]
     if as_json:
         typer.echo(json.dumps([{**dataclasses.asdict(r), "loaded": r.loaded} for r in records], indent=2))
-        return
-    if not records:
+    elif not records:
         typer.echo("No plugins installed. (--all shows core's built-ins.)")
-        return
+    else:
+        _print_plugin_table(records)
+    failed = [r.name for r in everything if not r.loaded]
+    if failed:
+        count = f"{len(failed)} plugin{'s' if len(failed) > 1 else ''}"
+        raise _fail(f"{count} failed to load ({', '.join(failed)}); the list says why")
+
+
+def _print_plugin_table(records: list[PluginRecord]) -> None:
     rows = [("NAME", "DISTRIBUTION", "STATUS", "HOOKS")]
     for r in records:
         dist = f"{r.distribution} {r.version}" if r.distribution else "-"
@@ -442,30 +467,49 @@ def _plugin_cli(pm: pluggy.PluginManager) -> list[ServeOption]:
     plugins list`` and ``blaze serve`` report it), its commands and options are left out,
     and every command still works."""
     options: dict[str, list[ServeOption]] = {}
-    for impl in reversed(pm.hook.blazerpc_serve_options.get_hookimpls()):
-        try:
-            offered = impl.function()
-            if not isinstance(offered, Sequence) or not all(isinstance(o, ServeOption) for o in offered):
-                raise TypeError(f"it must return a list of blazerpc.cli.ServeOption, not {offered!r}")
-            options[impl.plugin_name] = list(offered)
-        except Exception as exc:  # noqa: BLE001 - one plugin must not break the command line
-            _plugin_failed(pm, impl.plugin_name, "blazerpc_serve_options", exc)
-    for impl in reversed(pm.hook.blazerpc_cli.get_hookimpls()):
-        commands, groups = len(cli.registered_commands), len(cli.registered_groups)
-        try:
-            impl.function(cli=cli)
-        except Exception as exc:  # noqa: BLE001 - one plugin must not break the command line
-            del cli.registered_commands[commands:]
-            del cli.registered_groups[groups:]
-            options.pop(impl.plugin_name, None)
-            _plugin_failed(pm, impl.plugin_name, "blazerpc_cli", exc)
+
+    def options_failed(plugin: str, exc: Exception) -> None:
+        _plugin_failed(pm, plugin, "blazerpc_serve_options", exc)
+
+    for plugin, offered in iter_calls(pm.hook.blazerpc_serve_options, {}, on_error=options_failed):
+        if not isinstance(offered, Sequence) or not all(isinstance(o, ServeOption) for o in offered):
+            error = TypeError(f"it must return a list of blazerpc.cli.ServeOption, not {offered!r}")
+            options_failed(plugin, error)
+        else:
+            options[plugin] = list(offered)
+    # What the command line had before the plugin being called: a plugin whose hook
+    # raises leaves none of the commands it added.
+    before = (len(cli.registered_commands), len(cli.registered_groups))
+
+    def cli_failed(plugin: str, exc: Exception) -> None:
+        del cli.registered_commands[before[0] :]
+        del cli.registered_groups[before[1] :]
+        options.pop(plugin, None)
+        _plugin_failed(pm, plugin, "blazerpc_cli", exc)
+
+    for _ in iter_calls(pm.hook.blazerpc_cli, {"cli": cli}, on_error=cli_failed):
+        before = (len(cli.registered_commands), len(cli.registered_groups))
     return [option for group in options.values() for option in group]
+
+
+def _as_written(command: Any) -> None:
+    """Make every help text of ``command`` and its subcommands print as written: typer's
+    help is rendered by rich, which reads ``[app's value]`` as markup and drops it."""
+    for item in (command, *command.params):
+        for attribute in ("help", "short_help"):
+            text = getattr(item, attribute, None)
+            if text:
+                setattr(item, attribute, escape(text))
+    for subcommand in getattr(command, "commands", {}).values():  # a group's commands
+        _as_written(subcommand)
 
 
 def build_command() -> Any:
     """The ``blaze`` command with every installed plugin's commands and options."""
     _add_serve_options(_plugin_cli(new_plugin_manager()))
-    return typer.main.get_command(cli)
+    command = typer.main.get_command(cli)
+    _as_written(command)
+    return command
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from grpclib.encoding.proto import ProtoCodec
 from .._h2 import install as install_h2_repr
 from ._balancer import Balancer, Resolver, parse_targets, split_address
 from ._channel import GoawayChannel
-from ._errors import CallError, translate_errors
+from ._errors import CallError, ClientInputError, translate_errors
 from ._schema import SERVICE, ModelInfo, ServiceSchema, _Method, fetch_files
 
 __all__ = ["Client", "Metadata", "RawCodec", "client_ssl_context", "parse_address", "uses_tls"]
@@ -237,19 +237,19 @@ class Client:
 
         Inputs are keyword arguments named after the model's parameters (or a mapping,
         for names such as ``timeout``): Python values, and numpy arrays (or anything
-        ``np.asarray`` takes) for tensors. A response with the single field ``result``
+        ``np.asarray`` takes) for tensors, or ``{"shape": ..., "dtype": ..., "data": b"..."}``
+        to send a tensor's bytes exactly as given. A response with the single field ``result``
         is returned as that value; a response with several fields (a tuple, TypedDict,
         dataclass or NamedTuple result) as a ``dict`` by field name. Tensors come back
         as read-only ``np.ndarray`` (``.copy()`` for a writable one); an absent
         optional field as ``None``.
 
-        Raises :class:`CallError` carrying the status and message of any failure.
+        Raises :class:`CallError` carrying the status and message of any failure, and
+        :class:`ClientInputError`, with nothing sent, for inputs the model's fields cannot hold.
         """
         method = (await self.connect()).find(model, version)
         if method.info.streaming:
-            raise CallError(
-                Status.INVALID_ARGUMENT, f"model {model!r} streams its results: use client.stream()"
-            )
+            raise ClientInputError(f"model {model!r} streams its results: use client.stream()", model=model)
         request = method.request.build({**(inputs or {}), **fields}, model)
         reply = await self._unary(method, request, timeout, metadata)
         return method.response.read(reply)

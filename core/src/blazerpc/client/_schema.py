@@ -28,10 +28,11 @@ from ..wire._schema import (
     leading_comments,
     method_path,
     parse_method_comment,
+    parse_required_comment,
     parse_tensor_comment,
 )
-from ..wire._tensor import cast_exactly
-from ._errors import CallError
+from ._errors import CallError, ClientInputError
+from ._inputs import fill_field, unknown_input
 
 __all__ = [
     "SERVICE",
@@ -39,7 +40,6 @@ __all__ = [
     "ModelInfo",
     "ServiceSchema",
     "decode_tensor",
-    "encode_array",
     "fetch_files",
     "rpc_for",
 ]
@@ -131,7 +131,8 @@ class FieldInfo:
     #: ``"string"``, ``"int64"``, ``"tensor"``, or a message's full name.
     type: str
     repeated: bool = False
-    #: The field may be absent: ``None`` when it is (proto3 ``optional``).
+    #: The field may be absent: ``None`` when it is (proto3 ``optional`` and not
+    #: commented ``Required:``; the server refuses a request without a required field).
     optional: bool = False
     #: A tensor's declared dtype (``"float32"``), ``None`` for any dtype.
     dtype: str | None = None
@@ -225,7 +226,14 @@ def _field_info(field: FieldDescriptor, comment: str) -> FieldInfo:
     else:
         kind = _TYPE_NAMES.get(field.type, str(field.type))
     repeated = _repeated(field)
-    optional = not repeated and field.has_presence and field.type != _FD.TYPE_MESSAGE
+    # Request scalars have presence whether or not they are required; the comment
+    # says which are (a server without such comments gave presence to optional ones only).
+    optional = (
+        not repeated
+        and field.has_presence
+        and field.type != _FD.TYPE_MESSAGE
+        and not parse_required_comment(comment)
+    )
     return FieldInfo(field.name, kind, repeated, optional, dtype, dims)
 
 
@@ -245,6 +253,7 @@ class _Converter:
         self.cls = message_factory.GetMessageClass(descriptor)
         self.fields = {f.name: f for f in descriptor.fields}
         self.infos = tuple(_field_info(f, comments.get(i, "")) for i, f in enumerate(descriptor.fields))
+        self.by_name = {i.name: i for i in self.infos}
         self.tensors = {i.name: i for i in self.infos if i.type == "tensor"}
         self.single = len(self.infos) == 1 and self.infos[0].name == "result"
 
@@ -255,46 +264,11 @@ class _Converter:
         for name, value in values.items():
             field = self.fields.get(name)
             if field is None:
-                known = ", ".join(self.fields) or "none"
-                raise CallError(
-                    Status.INVALID_ARGUMENT, f"model {model!r} has no input {name!r} (its inputs: {known})"
-                )
+                raise unknown_input(model, name, self.fields)
             if value is None:
                 continue
-            try:
-                self._set(msg, field, value)
-            except CallError:
-                raise
-            except (TypeError, ValueError, OverflowError) as exc:
-                raise CallError(
-                    Status.INVALID_ARGUMENT, f"input {name!r} of model {model!r}: {exc}"
-                ) from None
+            fill_field(msg, field, self.by_name[name], value, model)
         return msg
-
-    def _set(self, msg: Message, field: FieldDescriptor, value: Any) -> None:
-        name = field.name
-        repeated = _repeated(field)
-        tensor = self.tensors.get(name)
-        if tensor is not None:
-            if repeated:
-                for item in value:
-                    _fill_tensor(getattr(msg, name).add(), item, tensor.dtype)
-            else:
-                _fill_tensor(getattr(msg, name), value, tensor.dtype)
-        elif field.type == _FD.TYPE_MESSAGE:
-            if repeated:
-                for item in value:
-                    _fill_message(getattr(msg, name).add(), item)
-            else:
-                _fill_message(getattr(msg, name), value)
-        elif repeated:
-            if isinstance(value, np.ndarray):
-                value = value.tolist()
-            elif isinstance(value, str | bytes):
-                raise TypeError(f"expected a list, got {type(value).__name__}")
-            getattr(msg, name).extend([_plain(v) for v in value])
-        else:
-            setattr(msg, name, _plain(value))
 
     # message -> Python
 
@@ -321,49 +295,10 @@ class _Converter:
         return getattr(msg, name)
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _fill_message(target: Message, value: Any) -> None:
-    if isinstance(value, Message):
-        target.CopyFrom(value)
-        return
-    from google.protobuf import json_format
-
-    json_format.ParseDict(value, target)
-
-
 def _message_dict(msg: Message) -> dict[str, Any]:
     from google.protobuf import json_format
 
     return json_format.MessageToDict(msg, preserving_proto_field_name=True)
-
-
-def encode_array(value: Any, dtype: str | None = None) -> tuple[tuple[int, ...], str, bytes]:
-    """An array-like as a tensor's (shape, dtype, data): little-endian, C order.
-
-    With ``dtype`` (the field's declared one), nested lists and arrays of another dtype
-    of a compatible kind are converted to it (``[[1, 2]]`` to ``float32``; ``float64``
-    to ``float32``); a value that would change kind (``1.5`` to ``int32``) or would not
-    survive the cast (``300`` to ``int8``, ``1e40`` to ``float32``) is refused.
-    """
-    array = np.asarray(value)
-    if dtype is not None:
-        array = cast_exactly(array, TENSOR_DTYPES[dtype])
-    name = array.dtype.name
-    if name not in TENSOR_DTYPES or array.dtype.kind not in "biufc":
-        raise TypeError(f"a tensor cannot hold dtype {array.dtype} (supported: {', '.join(TENSOR_DTYPES)})")
-    # The wire is little-endian: a no-op for a little-endian array (on any host).
-    array = array.astype(array.dtype.newbyteorder("<"), copy=False)
-    return array.shape, name, array.tobytes(order="C")
-
-
-def _fill_tensor(tensor: Any, value: Any, dtype: str | None) -> None:
-    shape, name, data = encode_array(value, dtype)
-    tensor.shape.extend(shape)
-    tensor.dtype = name
-    tensor.data = data
 
 
 def decode_tensor(tensor: Any) -> np.ndarray:
@@ -454,8 +389,16 @@ class ServiceSchema:
         """The RPC serving ``model`` and ``version``.
 
         ``model`` is the model's name (or its RPC's name). Without ``version``: the
-        model's unversioned RPC (``PredictSentiment``), or its only version.
+        model's unversioned RPC (``PredictSentiment``), or its only version. A version
+        is a string, as the server registers it (``"2"``, not ``2``).
         """
+        if version is not None and not isinstance(version, str):
+            raise ClientInputError(
+                f"version must be a string, as the server registers versions: "
+                f"version={str(version)!r}, not version={version!r} ({type(version).__name__})",
+                model=model,
+                value=version,
+            )
         same = [m for m in self.methods.values() if model in (m.info.name, m.info.rpc)]
         if version is not None:
             found = [m for m in same if m.info.version == version]
@@ -469,9 +412,9 @@ class ServiceSchema:
                 return legacy
         versions = sorted(m.info.version or m.info.rpc for m in same)
         if found:
-            raise CallError(
-                Status.INVALID_ARGUMENT,
+            raise ClientInputError(
                 f"model {model!r} has several versions ({', '.join(versions)}): choose one with version=",
+                model=model,
             )
         what = f"model {model!r}" + (f" version {version!r}" if version is not None else "")
         hint = f" (its versions: {', '.join(versions)})" if versions else ""

@@ -4,5 +4,6 @@
 ``blazerpc.contrib.onnx`` re-export the helpers of the installed plugin distributions
 (``blazerpc-torch``, ``blazerpc-tf``, ``blazerpc-onnx``). Core itself never imports a
 framework: without the plugin, importing one of these modules raises an ``ImportError``
-that says what to install (``pip install blazerpc-torch``, or ``blazerpc[pytorch]``).
+that says how to install it (``pip install ./plugins/blazerpc-torch`` from the root of the
+repository: they are not on PyPI).
 """

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
+from .._install import plugin_install
+
 __all__ = ["plugin_exports"]
 
 
-def plugin_exports(
-    where: str, module: str, distribution: str, extra: str, required: Sequence[str]
-) -> dict[str, Any]:
+def plugin_exports(where: str, module: str, distribution: str, required: Sequence[str]) -> dict[str, Any]:
     """What contrib module ``where`` re-exports from plugin ``module``: ``required`` and
     the rest of the plugin's ``__all__``.
 
@@ -26,11 +26,11 @@ def plugin_exports(
         if exc.name != module:
             raise ImportError(
                 f"{distribution} is installed but cannot be imported: {exc}. Reinstall it with its "
-                f"dependencies: pip install --force-reinstall {distribution}"
+                f"dependencies: {plugin_install(distribution, '--force-reinstall')}"
             ) from exc
         raise ModuleNotFoundError(
             f"{where} needs the {distribution} plugin, which is not installed: "
-            f"pip install {distribution} (or pip install 'blazerpc[{extra}]')",
+            + plugin_install(distribution),
             name=module,
         ) from None
     except ImportError as exc:
@@ -42,8 +42,8 @@ def plugin_exports(
         except metadata.PackageNotFoundError:
             version = "(version unknown)"
         raise ImportError(
-            f"{distribution} {version} does not provide {', '.join(missing)}: "
-            f"pip install --upgrade {distribution}"
+            f"{distribution} {version} does not provide {', '.join(missing)}: install the "
+            f"current one from an up-to-date clone: {plugin_install(distribution)}"
         )
     public = [n for n in getattr(plugin, "__all__", ()) if not n.startswith("_") and n not in required]
     names = [*required, *public]

@@ -1,96 +1,28 @@
-"""Every inference call passes through here: limits, draining, and the in-flight set
-that a graceful shutdown waits on."""
+"""The admission step of every inference call: the server's limits, draining, the
+default timeout, and the in-flight set that a graceful shutdown waits on."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any
 
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
 
-from ..exceptions import ConfigurationError
+from .._limits import Limits
 
-T = TypeVar("T")
-
-__all__ = ["CallTracker", "Limits", "read_request"]
-
-MiB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Server-wide limits, set on ``BlazeApp(...)`` and overridable by ``blaze serve``.
-
-    Attributes:
-        max_message_size: largest request message, in bytes; a larger one is refused
-            with ``RESOURCE_EXHAUSTED`` from its 5-byte header, before it is read.
-        max_concurrent_calls: inference calls in progress at once; one more is
-            refused with ``RESOURCE_EXHAUSTED``.
-        default_timeout: seconds a unary call may take when the client sent no deadline
-            (``DEADLINE_EXCEEDED`` after that); ``None`` for no limit. Streaming calls
-            are bounded by the client's deadline only.
-    """
-
-    max_message_size: int = 64 * MiB
-    max_concurrent_calls: int = 1024
-    default_timeout: float | None = 60.0
-
-    def __post_init__(self) -> None:
-        for name in ("max_message_size", "max_concurrent_calls"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{name} must be a whole number >= 1, got {value!r}")
-        timeout = self.default_timeout
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-        ):
-            raise ConfigurationError(
-                f"default_timeout must be a number of seconds > 0 or None, got {timeout!r}"
-            )
-
-
-async def read_request(stream: Stream[Any, Any], max_size: int) -> bytes:
-    """Read the one request message of a call, refusing an oversized one from its header.
-
-    grpclib's own reader buffers the whole message first; this reads the 5-byte
-    length prefix, checks it, and only then the body.
-    """
-    recv = stream._stream.recv_data  # grpclib's HTTP/2 stream: the only way to see the prefix first
-    try:
-        header: bytes = await recv(5)
-        if len(header) == 5:
-            if header[0]:
-                raise GRPCError(
-                    Status.UNIMPLEMENTED, "compressed messages are not supported: send them uncompressed"
-                )
-            length = int.from_bytes(header[1:5], "big")
-            if length > max_size:
-                raise GRPCError(
-                    Status.RESOURCE_EXHAUSTED,
-                    f"the request is {length} bytes, over this server's limit of {max_size} bytes "
-                    "(max_message_size)",
-                )
-            data: bytes = await recv(length)
-            if len(data) == length:
-                return data
-    except AssertionError:  # grpclib's buffer asserts when the stream ends part-way
-        pass
-    else:
-        if not header:
-            raise GRPCError(Status.INVALID_ARGUMENT, "the call carried no request message")
-    raise GRPCError(Status.INVALID_ARGUMENT, "the request message is truncated")
+# Limits lives in blazerpc._limits (public as blazerpc.Limits); re-exported for this package.
+__all__ = ["Admitted", "CallTracker", "Limits"]
 
 
 class CallTracker:
     """Admits inference calls: tracks those in flight and applies the server's limits.
 
-    The handler of every call (``_service``) asks :meth:`admit` once the outer
-    middleware has seen the call, so the access log and metrics see a refused call with
-    the status its client gets. The tracked object is grpclib's task for the call, which
+    Every call's pipeline (``_pipeline``) asks :meth:`admit` once the outer middleware
+    has seen the call, so the access log and metrics see a refused call with the status
+    its client gets. The tracked object is grpclib's task for the call, which
     ends only after the trailers are sent, so waiting on it waits for the client to have
     its answer.
     """
@@ -103,9 +35,10 @@ class CallTracker:
         self._expired: set[asyncio.Task[Any]] = set()  # cancelled by the default timeout
         self._discard = self.in_flight.discard  # one bound method, not one per call
 
-    def admit(self) -> asyncio.Task[Any]:
-        """Count the running call in and return its task, or refuse it: ``GRPCError``
-        ``UNAVAILABLE`` while draining, ``RESOURCE_EXHAUSTED`` at max_concurrent_calls."""
+    def admit(self, stream: Stream[Any, Any], streaming: bool) -> Admitted:
+        """Admit the running call, or refuse it: ``GRPCError`` ``UNAVAILABLE`` while
+        draining, ``RESOURCE_EXHAUSTED`` at max_concurrent_calls. Use the returned
+        context manager around the rest of the call (see :class:`Admitted`)."""
         if self.draining:
             raise GRPCError(Status.UNAVAILABLE, "the server is shutting down; retry on another instance")
         if len(self.in_flight) >= self.limits.max_concurrent_calls:
@@ -118,31 +51,7 @@ class CallTracker:
         assert task is not None
         self.in_flight.add(task)
         task.add_done_callback(self._discard)
-        return task
-
-    async def run(
-        self,
-        call: Callable[[Stream[Any, Any], Any], Awaitable[T]],
-        streaming: bool,
-        stream: Stream[Any, Any],
-        context: Any = None,
-    ) -> T:
-        """``call(stream, context)``, admitted (:meth:`admit`) and under the default
-        timeout; the server's own cancellation of it (the timeout, the end of a drain)
-        ends as the ``GRPCError`` its client gets."""
-        task = self.admit()
-        timer = self._default_timeout(task, stream, streaming)
-        try:
-            return await call(stream, context)
-        except asyncio.CancelledError:
-            error = self.cancelled(task)
-            if error is None:
-                raise
-            task.uncancel()  # the server's own cancellation ends here, as a status
-            raise error from None
-        finally:
-            if timer is not None:
-                timer.cancel()
+        return Admitted(self, task, self._default_timeout(task, stream, streaming))
 
     def _default_timeout(
         self, task: asyncio.Task[Any], stream: Stream[Any, Any], streaming: bool
@@ -178,3 +87,33 @@ class CallTracker:
         for task in list(self.in_flight):
             self._cancelling.add(task)
             task.cancel()
+
+
+class Admitted:
+    """One admitted call (:meth:`CallTracker.admit`), as a context manager around the
+    rest of it: on the way out, its default timeout is cancelled, and the server's own
+    cancellation of it (the timeout, the end of a drain) becomes the ``GRPCError`` its
+    client gets."""
+
+    __slots__ = ("_calls", "_task", "_timer")
+
+    def __init__(
+        self, calls: CallTracker, task: asyncio.Task[Any], timer: asyncio.TimerHandle | None
+    ) -> None:
+        self._calls = calls
+        self._task = task
+        self._timer = timer
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if kind is not None and issubclass(kind, asyncio.CancelledError):
+            error = self._calls.cancelled(self._task)
+            if error is not None:
+                self._task.uncancel()  # the server's own cancellation ends here, as a status
+                raise error from None

@@ -13,7 +13,10 @@ from typing import Any
 
 from .._model import ModelSpec
 
-__all__ = ["ModelThreads", "make_stream", "make_unary"]
+__all__ = ["MODEL_THREADS", "ModelThreads", "make_stream", "make_unary"]
+
+#: The worker threads of a server's sync models: at most this many sync calls at once.
+MODEL_THREADS = 32
 
 _DONE = object()
 

@@ -1,4 +1,4 @@
-"""Which event loop serves: uvloop when it is installed (``blazerpc[speed]``), else asyncio's."""
+"""Which event loop serves: uvloop when it is installed (core's ``speed`` extra), else asyncio's."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def loop_factory(name: LoopName) -> Callable[[], asyncio.AbstractEventLoop]:
         import uvloop
     except ImportError:
         if name == "uvloop":
-            raise ConfigurationError("--loop uvloop needs uvloop: pip install 'blazerpc[speed]'") from None
+            raise ConfigurationError(
+                "--loop uvloop needs uvloop: pip install 'uvloop>=0.19' (core's speed extra)"
+            ) from None
         return asyncio.new_event_loop
     return uvloop.new_event_loop
 

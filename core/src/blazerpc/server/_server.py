@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import ssl as _ssl
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -15,15 +14,17 @@ from typing import TYPE_CHECKING, Any, cast
 import structlog
 from grpclib.health.check import ServiceStatus
 from grpclib.health.service import Health
-from grpclib.server import Server
 
 from .._h2 import install as install_h2_repr
-from ..wire._schema import MethodSchema, Schema
-from ._calls import CallTracker, Limits
+from .._hooks import call_each, log_failure
+from .._limits import Limits
+from ..wire import MethodSchema, Schema
+from ._calls import CallTracker
 from ._connections import Connections, check_connection_age
-from ._executor import ModelThreads
+from ._executor import MODEL_THREADS, ModelThreads
+from ._grpclib import Server as GrpclibServer
+from ._grpclib import goaway, reflection_services
 from ._loop import LoopName, loop_factory
-from ._reflection import reflection_services
 from ._service import BlazeCodec, InferenceService, MethodTable
 from ._transport import CoalescingTransport
 
@@ -47,7 +48,11 @@ def format_address(host: str, port: int) -> str:
 
 @dataclass(frozen=True)
 class ServerInfo:
-    """What a started server serves and where; passed to lifecycle hooks."""
+    """What a started server serves and where; passed to lifecycle hooks.
+
+    ``methods`` has one :class:`~blazerpc.wire.MethodSchema` per model; ``options`` are
+    the values of plugins' ``blaze serve`` options; ``tls`` says whether it serves TLS.
+    """
 
     host: str
     port: int
@@ -60,7 +65,7 @@ class ServerInfo:
         return format_address(self.host, self.port)
 
 
-class _Server(Server):
+class _Server(GrpclibServer):
     """grpclib's server, keeping its HTTP/2 connections so a drain can end them, and
     coalescing their writes while more than one of ``calls`` is in flight."""
 
@@ -68,41 +73,21 @@ class _Server(Server):
         self, *args: Any, calls: CallTracker, age: tuple[float, float | None] | None = None, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.protocols: weakref.WeakSet[Any] = weakref.WeakSet()
         in_flight = calls.in_flight
         self._busy: Callable[[], bool] = lambda: len(in_flight) > 1
-        self.connections = Connections(self.close_connection, *(age or ()))
+        self.connections = Connections(goaway, *(age or ()))
         install_h2_repr()
 
-    def _protocol_factory(self) -> Any:
-        protocol = super()._protocol_factory()
-        self.protocols.add(protocol)
-        made = protocol.connection_made
+    def wrap_transport(self, transport: asyncio.Transport) -> asyncio.Transport:
+        return cast(asyncio.Transport, CoalescingTransport(transport, self._busy))
 
-        def connection_made(transport: Any) -> None:
-            coalescing = CoalescingTransport(transport, self._busy)
-            made(cast(asyncio.Transport, coalescing))
-            self.connections.watch(protocol, coalescing)
-
-        protocol.connection_made = connection_made  # type: ignore[method-assign]
-        return protocol
+    def connection_made(self, protocol: Any, transport: asyncio.Transport) -> None:
+        self.connections.watch(protocol, transport)
 
     def goaway(self) -> None:
         """Send GOAWAY on every connection and close it."""
         for protocol in list(self.protocols):
-            self.close_connection(protocol)
-
-    def close_connection(self, protocol: Any) -> None:
-        """Send GOAWAY on ``protocol``'s connection and close it."""
-        connection = getattr(protocol, "connection", None)
-        if connection is None or connection.is_closing():
-            return
-        try:
-            connection._connection.close_connection()  # h2: GOAWAY with NO_ERROR
-            connection.flush()
-        except Exception:  # noqa: BLE001 - a connection in a bad state is just closed
-            _log.debug("GOAWAY failed; closing the connection", exc_info=True)
-        connection.close()
+            goaway(protocol)
 
 
 class BlazeServer:
@@ -131,10 +116,12 @@ class BlazeServer:
         check_connection_age(max_connection_age, max_connection_age_grace)
         self.app = app
         self.options = dict(options or {})
-        self._runtime = runtime = app._build(self.options)
+        from ..app import build_runtime  # app imports this package: not at module level
+
+        self._runtime = runtime = build_runtime(app, self.options)
         self.limits = limits or app.limits
         self._calls = CallTracker(self.limits)
-        self._executor = ModelThreads(max_workers=32)
+        self._executor = ModelThreads(max_workers=MODEL_THREADS)
         inference = InferenceService(
             runtime.models,
             runtime.schema,
@@ -155,8 +142,7 @@ class BlazeServer:
         self._server = _Server(
             [inference, health, *reflection], codec=BlazeCodec(), calls=self._calls, age=age
         )
-        # grpclib looks methods up with mapping.get(path), set up in its constructor.
-        self._server._mapping = MethodTable(self._server._mapping)
+        self._server.replace_method_table(MethodTable)
         self._force = asyncio.Event()
         self._stopping = False
         self.info: ServerInfo | None = None
@@ -164,31 +150,48 @@ class BlazeServer:
         self.abandoned = 0
 
     def _log_plans(self) -> None:
-        for (spec, _), plan in zip(self._runtime.models, self._runtime.plans, strict=True):
+        """One line per model: whether it is batched, and how many of its calls run at
+        once (the rule: ``blazerpc.batching``)."""
+        for (spec, method), plan in zip(self._runtime.models, self._runtime.plans, strict=True):
             c = plan.config
-            if not plan.batched:
+            model = f"{spec.name} v{spec.version}"
+            if method.streaming:
+                _log.info(f"Model {model} streams: not batched and not limited", model=spec.name)
+            elif plan.batched:
+                batches = "1 batch" if c.max_concurrency == 1 else f"{c.max_concurrency} batches"
                 _log.info(
-                    f"Model {spec.name} v{spec.version} is not batched: {plan.why_not}",
-                    model=spec.name,
-                    max_concurrency=c.max_concurrency,
-                )
-            else:
-                _log.info(
-                    f"Batching model {spec.name} v{spec.version}: {c.policy} policy, up to "
-                    f"{c.max_batch_size} rows, {c.timeout * 1000:g} ms",
+                    f"Batching model {model}: {c.policy} policy, up to {c.max_batch_size} rows, "
+                    f"{c.timeout * 1000:g} ms, {batches} at a time",
                     model=spec.name,
                     max_concurrency=c.max_concurrency,
                     max_queue_size=c.max_queue_size,
+                )
+            elif plan.limit is not None:
+                _log.info(
+                    f"Model {model} is not batched: {plan.why_not}; up to {plan.limit} calls at a "
+                    f"time, {c.max_queue_size} waiting",
+                    model=spec.name,
+                    max_concurrency=plan.limit,
+                    max_queue_size=c.max_queue_size,
+                )
+            elif spec.kind == "coroutine":
+                calls = self.limits.max_concurrent_calls
+                _log.info(
+                    f"Model {model} is not batched: {plan.why_not}; async, so no limit of its own "
+                    f"(the server's max_concurrent_calls, {calls})",
+                    model=spec.name,
+                )
+            else:
+                _log.info(
+                    f"Model {model} is not batched: {plan.why_not}; sync, so up to {MODEL_THREADS} "
+                    "calls at a time (the model threads, shared by every sync model)",
+                    model=spec.name,
                 )
 
     @property
     def schema(self) -> Schema:
         """The schema this server serves."""
         return self._runtime.schema
-
-    @property
-    def calls_in_flight(self) -> int:
-        return len(self._calls.in_flight)
 
     async def start(
         self,
@@ -202,8 +205,7 @@ class BlazeServer:
         await self._server.start(host, port, ssl=ssl, reuse_port=reuse_port or None)
         for batcher in self._batchers:
             batcher.start()
-        # grpclib keeps its asyncio server private; it is where the bound port is.
-        listener: Any = self._server._server
+        listener: Any = self._server.listener
         sockets = listener.sockets if listener is not None else ()
         bound_port = sockets[0].getsockname()[1] if sockets else port
         self.info = ServerInfo(host, bound_port, self._runtime.schema.methods, self.options, ssl is not None)
@@ -237,7 +239,7 @@ class BlazeServer:
         self._stopping = True
         self._status.set(False)
         self._calls.draining = True
-        listener: Any = self._server._server
+        listener = self._server.listener
         if listener is not None:
             listener.close()  # no new connections
         pending = set(self._calls.in_flight)
@@ -285,12 +287,9 @@ class BlazeServer:
 
     def _run_shutdown_hooks(self, info: ServerInfo) -> None:
         # Every plugin gets its shutdown call, whatever an earlier one raised, in the
-        # reverse of pluggy's call order (get_hookimpls() lists impls in that reverse).
-        for impl in self._runtime.pm.hook.blazerpc_shutdown.get_hookimpls():
-            try:
-                impl.function(app=self.app, server=info)
-            except Exception:  # noqa: BLE001 - one failing plugin must not skip the others
-                _log.exception("plugin shutdown failed", plugin=impl.plugin_name)
+        # reverse of the start-up order.
+        hook = self._runtime.pm.hook.blazerpc_shutdown
+        call_each(hook, {"app": self.app, "server": info}, reverse=True, on_error=log_failure(hook.name))
 
 
 async def serve_until_signal(

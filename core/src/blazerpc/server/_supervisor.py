@@ -6,6 +6,10 @@ SO_REUSEPORT, so the kernel spreads connections over them. The parent restarts a
 worker that dies, restarts all of them when a source file changes (``--reload``), and
 on SIGTERM/SIGINT asks every worker to drain and waits for them; a second signal is
 passed on, which makes workers stop at once.
+
+Without ``--reload``, a worker that cannot start (or workers that keep dying) ends the
+parent with exit code 1. With ``--reload`` the parent logs it, stops the workers and
+waits: the next change starts them again (a syntax error fixed, say).
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ class _Worker:
     index: int
     process: subprocess.Popen[bytes]
     started: float = field(default_factory=time.monotonic)
+    #: The worker-exit callback was told about its exit.
+    reported: bool = False
 
 
 class Supervisor:
@@ -99,6 +105,8 @@ class Supervisor:
         self._signals = 0
         self._reload = threading.Event()
         self._stop_watching = threading.Event()
+        #: --reload only: the workers could not run; waiting for the next change.
+        self._waiting = False
 
     # --- workers ---------------------------------------------------------------------
 
@@ -130,9 +138,15 @@ class Supervisor:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-            self._on_exit(process.pid, process.returncode)
+            self._exited(worker)
             raise ConfigurationError(f"worker {index + 1} did not start (exit code {process.returncode})")
         _log.info(f"Worker {index + 1}/{self._count} serving", worker=index + 1, pid=process.pid)
+
+    def _exited(self, worker: _Worker) -> None:
+        """Tell the worker-exit callback that ``worker`` exited (once per worker)."""
+        if not worker.reported:
+            worker.reported = True
+            self._on_exit(worker.process.pid, worker.process.returncode)
 
     def _start_all(self) -> None:
         self._workers = []
@@ -155,14 +169,14 @@ class Supervisor:
                 _log.warning(f"Worker {w.index + 1} did not stop in time; killing it", pid=w.process.pid)
                 w.process.kill()
                 w.process.wait()
-            self._on_exit(w.process.pid, w.process.returncode)
+            self._exited(w)
 
     def _replace_dead(self) -> None:
         for i, w in enumerate(self._workers):
             code = w.process.poll()
             if code is None:
                 continue
-            self._on_exit(w.process.pid, code)
+            self._exited(w)
             now = time.monotonic()
             self._crashes = [t for t in self._crashes if now - t < CRASH_WINDOW] + [now]
             if len(self._crashes) > MAX_CRASHES:
@@ -176,6 +190,18 @@ class Supervisor:
             self._spawn(i)
             if self._signals:
                 return
+
+    def _or_wait(self, step: Callable[[], None]) -> None:
+        """Run ``step`` (starting or replacing workers). With --reload, workers that cannot
+        run do not end the parent: log why, stop them, and wait for the next change."""
+        try:
+            step()
+        except ConfigurationError as exc:
+            if not self._reload_paths:
+                raise
+            _log.error(f"{exc}; waiting for a change to start again")
+            self._stop_all(self._grace)
+            self._waiting = True
 
     # --- signals and reload ----------------------------------------------------------
 
@@ -224,13 +250,16 @@ class Supervisor:
                         raise ConfigurationError("--reload: the file watcher did not start")
                 _log.info(f"Watching {', '.join(map(str, self._reload_paths))} for changes")
             if not self._signals:
-                self._start_all()
+                self._or_wait(self._start_all)
             while not self._signals:
                 if self._reload.is_set():
                     self._reload.clear()
                     self._stop_all(self._grace)
-                    self._start_all()
-                self._replace_dead()
+                    self._waiting = False
+                    self._crashes = []  # a new version of the code: a fresh crash budget
+                    self._or_wait(self._start_all)
+                elif not self._waiting:
+                    self._or_wait(self._replace_dead)
                 time.sleep(0.1)
             _log.info("Stopping workers", workers=len(self._workers), grace_period=self._grace)
             self._stop_all(self._grace + 10)

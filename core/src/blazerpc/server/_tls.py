@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
+from typing import Literal
 
 from ..exceptions import ConfigurationError
 
-__all__ = ["server_ssl_context"]
+__all__ = ["server_ssl_context", "tls_from_files"]
 
 
 def server_ssl_context(
@@ -34,3 +35,26 @@ def server_ssl_context(
         context.verify_mode = ssl.CERT_REQUIRED
     context.set_alpn_protocols(["h2"])
     return context
+
+
+def tls_from_files(
+    certfile: str | Path | None,
+    keyfile: str | Path | None,
+    ca_certs: str | Path | None,
+    *,
+    spelling: Literal["argument", "option"] = "argument",
+) -> ssl.SSLContext | None:
+    """The server context of ``BlazeApp.serve(ssl_certfile=...)`` and ``blaze serve
+    --ssl-certfile``: ``None`` without a certificate; a key or CA file without one is a
+    :class:`ConfigurationError` that names them as the caller spells them (``spelling``:
+    ``ssl_keyfile`` arguments or ``--ssl-keyfile`` options)."""
+    if certfile is not None:
+        return server_ssl_context(certfile, keyfile, ca_certs)
+    if keyfile is not None or ca_certs is not None:
+
+        def name(argument: str) -> str:
+            return "--" + argument.replace("_", "-") if spelling == "option" else argument
+
+        keyfile_name, ca_name, cert_name = (name(n) for n in ("ssl_keyfile", "ssl_ca_certs", "ssl_certfile"))
+        raise ConfigurationError(f"{keyfile_name} and {ca_name} need {cert_name}")
+    return None

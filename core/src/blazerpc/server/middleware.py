@@ -35,7 +35,8 @@ server gives, an error status included, for unary and streaming calls::
         async def on_response(self, context):
             context.add_trailing_metadata("x-elapsed-ms", f"{context.elapsed * 1000:.1f}")
 
-Order: first the *outer* middleware (``outer = True``: observers such as
+Order (computed once, at start-up, by ``blazerpc.server._pipeline.order_middleware``):
+first the *outer* middleware (``outer = True``: observers such as
 :class:`LoggingMiddleware` and the metrics plugin's ``MetricsMiddleware``, which must see
 every call, including those another middleware rejects), by ``order`` and then class
 name; then the server's own admission (``UNAVAILABLE`` while it drains,
@@ -48,6 +49,11 @@ server, cut off by the default timeout (``DEADLINE_EXCEEDED``) or at the end of 
 drain (``UNAVAILABLE``), or ended by the client (``CANCELLED``, or
 ``DEADLINE_EXCEEDED`` when its deadline passed); the app's and plugins' middleware never
 run for a call the server refused.
+
+An exception other than ``GRPCError`` raised by a middleware's ``on_request`` is mapped
+like a model's (see :class:`ExceptionMiddleware`), by the ``ExceptionMiddleware`` that
+come before it in that order (they wrap it), then by core's mapping: ``INTERNAL``,
+``middleware 'Name' raised ValueError: ...``.
 
 Built-ins:
     :class:`LoggingMiddleware`: one log line per call. Core's ``access-log`` built-in adds
@@ -68,11 +74,9 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.metadata import encode_metadata
 
+from .._install import plugin_install
+
 __all__ = ["CallContext", "ExceptionMiddleware", "LoggingMiddleware", "Middleware"]
-
-
-#: Where a call is, for what response metadata may still be added.
-_REQUEST, _RUNNING, _ANSWERED = 0, 1, 2
 
 
 def _checked(key: str, value: str | bytes) -> tuple[str, str | bytes]:
@@ -123,11 +127,14 @@ class CallContext:
     streaming: bool = False
     initial_metadata: list[tuple[str, str | bytes]] | None = None
     trailing_metadata: list[tuple[str, str | bytes]] | None = None
-    _phase: int = field(default=_REQUEST, init=False, repr=False, compare=False)
-    #: How many middleware's on_request ran (theirs are the on_response due).
-    _entered: int = field(default=0, init=False, repr=False, compare=False)
-    #: The response headers went out (with the initial metadata) before the call ran.
-    _headers_sent: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def _initial_open(self) -> bool:
+        """Initial metadata may still be added (the server's own contexts say when not)."""
+        return True
+
+    def _trailing_open(self) -> bool:
+        """Trailing metadata may still be added."""
+        return True
 
     def add_initial_metadata(self, key: str, value: str | bytes) -> None:
         """Send ``key: value`` in the response headers, which go out before the model
@@ -138,7 +145,7 @@ class CallContext:
         ending in ``-bin``. An invalid one raises ``ValueError`` here. Adding a key twice
         sends it twice.
         """
-        if self._phase != _REQUEST:
+        if not self._initial_open():
             raise RuntimeError(
                 f"initial metadata {key!r} is too late: the response headers go out when every "
                 "on_request has run; add it in on_request, or use add_trailing_metadata"
@@ -155,7 +162,7 @@ class CallContext:
         ``on_response`` has run). Same rules for keys and values as
         :meth:`add_initial_metadata`; after the trailers went out it raises
         ``RuntimeError``."""
-        if self._phase == _ANSWERED:
+        if not self._trailing_open():
             raise RuntimeError(f"trailing metadata {key!r} is too late: the call's trailers were sent")
         pair = _checked(key, value)
         if self.trailing_metadata is None:
@@ -233,7 +240,8 @@ class ExceptionMiddleware(Middleware):
 
     When a model raises, the exception is offered to every ``ExceptionMiddleware`` of
     the app (its own and plugins'), innermost first (the reverse of the middleware
-    order, as nested ``try``/``except`` blocks would see it); the first whose
+    order, as nested ``try``/``except`` blocks would see it); when another middleware's
+    ``on_request`` raises, to those that come before it in that order. The first whose
     :meth:`map_exception` returns an error decides. ``exception_map`` is looked up
     along the exception's class hierarchy, so the entry for the most specific class
     wins (a ``KeyError`` matches ``KeyError`` before ``LookupError``). What no
@@ -281,7 +289,8 @@ def __getattr__(name: str) -> Any:
             plugin = importlib.import_module("blazerpc_metrics")
         except ImportError as exc:
             raise ImportError(
-                "MetricsMiddleware is provided by the metrics plugin: pip install blazerpc-metrics",
+                "MetricsMiddleware is provided by the metrics plugin, which is not installed: "
+                + plugin_install("blazerpc-metrics"),
                 name="blazerpc_metrics",
             ) from exc
         return plugin.MetricsMiddleware

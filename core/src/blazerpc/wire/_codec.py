@@ -17,6 +17,7 @@ from google.protobuf.descriptor_pb2 import FieldDescriptorProto
 from google.protobuf.message import DecodeError, Message
 
 from ..exceptions import InferenceError, InvalidInputError, RequestError
+from ._proto_text import SCALAR_TYPE_NAMES
 from ._scan import RawTensor, split_fields
 from ._schema import FieldSchema, MethodSchema
 from ._tensor import TENSOR_MESSAGE, field_header
@@ -30,7 +31,7 @@ def _tensor_reader(f: FieldSchema) -> Callable[[Message, dict[int, RawTensor]], 
     """Reads a TensorProto field from the tensors cut out of the request, in place."""
     number, convert = f.number, f.wire.decode
     assert convert is not None
-    required = not f.wire.optional and not f.has_default
+    required = f.required
     absent = f.default if f.has_default else None
 
     def read(msg: Message, tensors: dict[int, RawTensor]) -> Any:
@@ -44,14 +45,16 @@ def _tensor_reader(f: FieldSchema) -> Callable[[Message, dict[int, RawTensor]], 
     return read
 
 
-def _reader(f: FieldSchema) -> Callable[[Message, dict[int, RawTensor]], Any]:
-    """A function reading field ``f`` of a request as the model's argument."""
+def _reader(f: FieldSchema, request_class: type[Message]) -> Callable[[Message, dict[int, RawTensor]], Any]:
+    """A function reading field ``f`` of a ``request_class`` message as the model's argument."""
     if f.wire.message == TENSOR_MESSAGE and f.wire.decode is not None:
         return _tensor_reader(f)
-    return _plain_reader(f)
+    return _plain_reader(f, request_class)
 
 
-def _plain_reader(f: FieldSchema) -> Callable[[Message, dict[int, RawTensor]], Any]:
+def _plain_reader(
+    f: FieldSchema, request_class: type[Message]
+) -> Callable[[Message, dict[int, RawTensor]], Any]:
     """Reads an ordinary field (the tensors cut out of the request are not its concern)."""
     name, wire = f.name, f.wire
     convert = wire.decode
@@ -61,21 +64,67 @@ def _plain_reader(f: FieldSchema) -> Callable[[Message, dict[int, RawTensor]], A
         if convert is None:
             return lambda msg, tensors: list(getattr(msg, name))
         return lambda msg, tensors: convert(list(getattr(msg, name)))
-    if wire.optional or wire.proto_type == _MESSAGE:
-        required = not wire.optional and not f.has_default
+    # Every singular request field has presence (scalars are proto3 ``optional``).
+    if wire.proto_type != _MESSAGE and f.required:
+        return _required_scalar_reader(f, request_class.HasField)
+    required = f.required  # a message field the request must carry
 
-        def read_present(msg: Message, tensors: dict[int, RawTensor]) -> Any:
-            if not msg.HasField(name):
-                if required:
-                    raise InvalidInputError("is required but was not set")
-                return absent
-            value = getattr(msg, name)
-            return value if convert is None else convert(value)
+    def read_present(msg: Message, tensors: dict[int, RawTensor]) -> Any:
+        if not msg.HasField(name):
+            if required:
+                raise InvalidInputError("is required but was not set")
+            return absent
+        value = getattr(msg, name)
+        return value if convert is None else convert(value)
 
-        return read_present
+    return read_present
+
+
+_TYPE_NAMES: dict[int, str] = {int(kind): name for kind, name in SCALAR_TYPE_NAMES.items()}
+#: How a field's zero reads in protobuf JSON, for the message on a missing scalar.
+_ZERO: dict[int, str] = {
+    **{kind: "0" for kind, name in _TYPE_NAMES.items() if "int" in name or "fixed" in name},
+    FieldDescriptorProto.TYPE_STRING: '""',
+    FieldDescriptorProto.TYPE_BYTES: '""',
+    FieldDescriptorProto.TYPE_BOOL: "false",
+    FieldDescriptorProto.TYPE_DOUBLE: "0.0",
+    FieldDescriptorProto.TYPE_FLOAT: "0.0",
+}
+
+
+def _missing_scalar_message(f: FieldSchema) -> str:
+    """What a request without required scalar ``f`` is told (after ``field 'name': ``):
+    ``is required but was not set: send it as int64 (0 is a value; null means not set)``."""
+    proto, zero = _TYPE_NAMES.get(f.wire.proto_type), _ZERO.get(f.wire.proto_type)
+    what = f" as {proto}" if proto else ""
+    note = f"{zero} is a value; null means not set" if zero else "null means not set"
+    return f"is required but was not set: send it{what} ({note})"
+
+
+def _required_scalar_reader(
+    f: FieldSchema, has_field: Callable[[Message, str], bool]
+) -> Callable[[Message, dict[int, RawTensor]], Any]:
+    """Reads a required singular scalar; the field has presence, so a request that did
+    not send it (rather than sent 0) is refused. One ``HasField`` more than a plain read:
+    the class's own, unbound (no bound method made per call)."""
+    name, convert = f.name, f.wire.decode
+    missing = _missing_scalar_message(f)
+
     if convert is None:
-        return lambda msg, tensors: getattr(msg, name)
-    return lambda msg, tensors: convert(getattr(msg, name))
+
+        def read(msg: Message, tensors: dict[int, RawTensor]) -> Any:
+            if not has_field(msg, name):
+                raise InvalidInputError(missing)
+            return getattr(msg, name)
+
+        return read
+
+    def read_converted(msg: Message, tensors: dict[int, RawTensor]) -> Any:
+        if not has_field(msg, name):
+            raise InvalidInputError(missing)
+        return convert(getattr(msg, name))
+
+    return read_converted
 
 
 class RequestDecoder:
@@ -84,7 +133,7 @@ class RequestDecoder:
     def __init__(self, method: MethodSchema, request_class: type[Message]) -> None:
         self._parse = request_class.FromString
         self._message_name = f"blazerpc.{method.request}"
-        self._readers = [(f.name, _reader(f)) for f in method.inputs]
+        self._readers = [(f.name, _reader(f, request_class)) for f in method.inputs]
         self._tensor_numbers = {
             f.number: f.name
             for f in method.inputs
@@ -239,10 +288,6 @@ class ResponseEncoder:
             return self._single(result)
         return self.fields(split_result(self._method, result))
 
-    def split(self, result: Any) -> list[Any]:
-        """What the model returned, as one value per response field."""
-        return split_result(self._method, result)
-
     def fields(self, values: list[Any]) -> bytes:
         """Encode one value per response field."""
         msg = self._new()
@@ -293,7 +338,7 @@ def default_problem(f: FieldSchema, request_class: type[Message]) -> str | None:
         tensors: dict[int, RawTensor] = {}
         if wire.message == TENSOR_MESSAGE and wire.decode is not None:
             data, tensors = split_fields(data, {f.number: f.name})
-        decoded = _reader(f)(request_class.FromString(data), tensors)
+        decoded = _reader(f, request_class)(request_class.FromString(data), tensors)
     except RequestError as exc:
         # Encoders word their errors for a model's results ("model returned 300, out of
         # range for int8"); here the value is the default.

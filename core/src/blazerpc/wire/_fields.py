@@ -7,13 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from google.protobuf.descriptor_pb2 import DescriptorProto, FieldDescriptorProto
+from google.protobuf.descriptor_pb2 import DescriptorProto
 
 from ..types import TensorSpec
 
-__all__ = ["ArrayConverter", "BatchAxis", "FieldContext", "ProtoType", "WireType"]
-
-ProtoType = FieldDescriptorProto.Type
+__all__ = ["ArrayConverter", "BatchAxis", "FieldContext", "WireType"]
 
 
 @dataclass(frozen=True)
@@ -45,9 +43,11 @@ class WireType:
         proto_type: the field's ``FieldDescriptorProto.TYPE_*``.
         describe: how the type reads in error messages and listings (``"list[float]"``).
         repeated: a ``repeated`` field; converters then see and return whole lists.
-        optional: the field has presence (proto3 ``optional``, or a message field that may
-            be absent); an absent field is passed to the model as ``None`` (or the
-            parameter's default).
+        optional: the field may be absent: the model then gets ``None`` (or the
+            parameter's default). A request field without it (and without a default) is
+            required: a request that leaves it out is refused. Every singular scalar of a
+            request has presence (proto3 ``optional``) either way, so that a 0 sent is
+            told from none; in a response, only ``optional`` ones do.
         message: for ``TYPE_MESSAGE``, the message's name inside the ``blazerpc`` package.
         messages: message definitions this type needs in the schema (``TensorProto``, ...).
         decode: wire value (a Python scalar, list or message object) -> model value.

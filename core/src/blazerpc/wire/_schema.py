@@ -33,7 +33,9 @@ __all__ = [
     "method_comment",
     "method_path",
     "parse_method_comment",
+    "parse_required_comment",
     "parse_tensor_comment",
+    "required_comment",
     "tensor_comment",
 ]
 
@@ -83,10 +85,22 @@ class FieldSchema:
     def has_default(self) -> bool:
         return self.default is not _NO_DEFAULT
 
+    @property
+    def required(self) -> bool:
+        """A request without this field is refused: it is singular, not ``T | None`` and
+        has no default. (A list has no presence: absent, it is an empty list.)"""
+        return not self.wire.repeated and not self.wire.optional and not self.has_default
+
 
 @dataclass(frozen=True)
 class MethodSchema:
-    """One model's RPC: its name, its messages and their fields."""
+    """One model's RPC: its name, its messages and their fields (public as
+    ``blazerpc.wire.MethodSchema``; ``ServerInfo.methods`` lists them).
+
+    ``model`` and ``version`` are the model's; ``rpc`` is the method's name
+    (``PredictSentiment``), ``request`` and ``response`` its messages' names, ``inputs``
+    and ``outputs`` their fields (:class:`FieldSchema`).
+    """
 
     model: str
     version: str
@@ -111,7 +125,13 @@ class MethodSchema:
 
 @dataclass(frozen=True)
 class Schema:
-    """The generated file, the pool that holds it and its message classes."""
+    """The generated file, the pool that holds it and its message classes (public as
+    ``blazerpc.wire.Schema``; ``BlazeApp.schema()`` returns one).
+
+    ``file`` is ``blaze_service.proto``; ``pool`` holds it (and the health and reflection
+    files: reflection serves this pool); ``methods`` has one :class:`MethodSchema` per
+    model; ``classes`` are the message classes by message name (``SentimentRequest``).
+    """
 
     file: FileDescriptorProto
     pool: descriptor_pool.DescriptorPool
@@ -119,14 +139,14 @@ class Schema:
     classes: dict[str, type[Message]]
 
 
-def _field_proto(msg: DescriptorProto, f: FieldSchema) -> None:
+def _field_proto(msg: DescriptorProto, f: FieldSchema, presence: bool) -> None:
     wire = f.wire
     fp = msg.field.add(name=f.name, number=f.number, type=wire.proto_type)
     fp.json_name = _json_name(f.name)
     fp.label = FieldDescriptorProto.LABEL_REPEATED if wire.repeated else FieldDescriptorProto.LABEL_OPTIONAL
     if wire.proto_type == FieldDescriptorProto.TYPE_MESSAGE:
         fp.type_name = f".{PACKAGE}.{wire.message}"
-    elif wire.optional:
+    elif wire.optional or (presence and not wire.repeated):
         fp.proto3_optional = True
         fp.oneof_index = len(msg.oneof_decl)
         msg.oneof_decl.add(name=f"_{f.name}")
@@ -170,11 +190,14 @@ def field_name_problems(names: Sequence[str]) -> list[tuple[str, str]]:
     return problems
 
 
-def _message(name: str, fields: Sequence[FieldSchema]) -> DescriptorProto:
+def _message(name: str, fields: Sequence[FieldSchema], *, request: bool) -> DescriptorProto:
+    """A request or response message. Every singular scalar of a request has presence
+    (proto3 ``optional``): that is how the server tells a field that was not sent from
+    one sent as 0, ``""`` or ``false``, and refuses a request without a required one."""
     msg = DescriptorProto(name=name)
     # Synthetic oneofs must follow every real one; we declare none, so order is free.
     for f in fields:
-        _field_proto(msg, f)
+        _field_proto(msg, f, presence=request)
     return msg
 
 
@@ -216,6 +239,27 @@ def tensor_comment(wire: WireType) -> str | None:
     return f"{dtype}, {shape}"
 
 
+#: The comment line of a required request field (see :func:`required_comment`).
+_REQUIRED = "Required: a request without it is refused"
+
+
+def required_comment(f: FieldSchema) -> str | None:
+    """The comment line above a required request field, which neither the wire type nor
+    the label says (every request scalar is ``optional``, for presence). Clients read it
+    back: a line starting ``Required:``."""
+    if not f.required:
+        return None
+    if f.wire.proto_type == FieldDescriptorProto.TYPE_MESSAGE:
+        return f"{_REQUIRED}."
+    # The label says "optional": say why, and that a zero is a value like any other.
+    return f'{_REQUIRED} ("optional" gives it presence: 0, "" and false are values).'
+
+
+def parse_required_comment(comment: str) -> bool:
+    """Whether a field's comment marks it required (:func:`required_comment`)."""
+    return any(line.strip().startswith("Required:") for line in comment.splitlines())
+
+
 _MODEL_COMMENT = re.compile(r'Model "(?P<name>[^"]+)", version "(?P<version>[^"]+)"\.')
 _TENSOR_COMMENT = re.compile(r"(?P<dtype>\w+|any dtype), (?:any shape|shape \[(?P<dims>[^\]]*)\])")
 
@@ -232,8 +276,9 @@ def parse_method_comment(comment: str) -> tuple[str, str, str] | None:
 
 def parse_tensor_comment(comment: str) -> tuple[str | None, tuple[int | str, ...] | None] | None:
     """(dtype or None for any, dims or None for any) from a tensor field's comment
-    (:func:`tensor_comment`)."""
-    found = _TENSOR_COMMENT.fullmatch(comment.strip())
+    (:func:`tensor_comment`, its first line)."""
+    lines = comment.strip().splitlines()
+    found = _TENSOR_COMMENT.fullmatch(lines[0].strip()) if lines else None
     if found is None:
         return None
     dtype = None if found["dtype"] == "any dtype" else found["dtype"]
@@ -252,7 +297,8 @@ def build_file(methods: Sequence[MethodSchema]) -> FileDescriptorProto:
 
     Its ``source_code_info`` carries the comments of ``blaze proto``'s text, which
     reflection serves too (grpcurl ``describe`` shows them): each RPC's model, version
-    and docstring, and each tensor field's dtype and shape.
+    and docstring, each tensor field's dtype and shape, and which request fields are
+    required.
     """
     file = FileDescriptorProto(name=FILE_NAME, package=PACKAGE, syntax="proto3")
     file.message_type.extend(_shared_messages(methods))
@@ -268,12 +314,13 @@ def build_file(methods: Sequence[MethodSchema]) -> FileDescriptorProto:
         info.location.add(path=path, span=[line, 0, 1], leading_comments=_comment(text))
 
     for m in methods:
-        for fields, name in ((m.inputs, m.request), (m.outputs, m.response)):
+        for fields, name, request in ((m.inputs, m.request, True), (m.outputs, m.response, False)):
             index = len(file.message_type)
-            file.message_type.append(_message(name, fields))
+            file.message_type.append(_message(name, fields, request=request))
             for number, f in enumerate(fields):
-                text = tensor_comment(f.wire)
-                if text is not None:
+                lines = [tensor_comment(f.wire), required_comment(f) if request else None]
+                text = "\n".join(line for line in lines if line is not None)
+                if text:
                     comment(field_path(index, number), text)
         rpc = service.method.add(
             name=m.rpc,

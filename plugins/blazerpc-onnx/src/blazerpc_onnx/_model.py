@@ -17,6 +17,7 @@ import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
 from blazerpc import InvalidInputError, ModelRegistrationError, TensorInput, TensorOutput
+from blazerpc.types import TENSOR_DTYPES
 
 __all__ = ["ONNXModel"]
 
@@ -24,23 +25,10 @@ CPU = "CPUExecutionProvider"
 #: Available in every build, but it calls a remote endpoint: used only when asked for.
 _NOT_BY_DEFAULT = {"AzureExecutionProvider"}
 
+#: ONNX's names of the wire dtypes where they are not numpy's.
+_ONNX_NAMES = {"float32": "float", "float64": "double"}
 #: ONNX Runtime's tensor types that have a wire form, by the numpy name used on the wire.
-_WIRE_DTYPES = {
-    "tensor(bool)": "bool",
-    "tensor(int8)": "int8",
-    "tensor(int16)": "int16",
-    "tensor(int32)": "int32",
-    "tensor(int64)": "int64",
-    "tensor(uint8)": "uint8",
-    "tensor(uint16)": "uint16",
-    "tensor(uint32)": "uint32",
-    "tensor(uint64)": "uint64",
-    "tensor(float16)": "float16",
-    "tensor(float)": "float32",
-    "tensor(double)": "float64",
-    "tensor(complex64)": "complex64",
-    "tensor(complex128)": "complex128",
-}
+_WIRE_DTYPES = {f"tensor({_ONNX_NAMES.get(name, name)})": name for name in TENSOR_DTYPES}
 _STRING = "tensor(string)"
 
 Provider = str | tuple[str, dict[str, Any]]

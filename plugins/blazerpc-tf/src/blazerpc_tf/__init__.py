@@ -2,7 +2,8 @@
 
     from blazerpc_tf import SavedModel, tf_model
 
-Installing it (``pip install blazerpc-tf``, or ``blazerpc[tensorflow]``) is all it takes:
+Installing it (``pip install ./core ./plugins/blazerpc-tf`` from the root of the BlazeRPC
+repository) is all it takes:
 ``blaze`` finds it through the ``blazerpc`` entry points. See the README of the
 distribution for what it maps and serves.
 """

@@ -16,7 +16,7 @@ import numpy as np
 from grpclib.const import Status
 
 from blazerpc import RequestError, TensorInput, TensorOutput, TypeMappingError
-from blazerpc.types import TensorSpec, dtype_name
+from blazerpc.types import SCALAR_TYPES, TensorSpec, dtype_name
 
 __all__ = [
     "SpecTensor",
@@ -136,33 +136,14 @@ class SpecTensor:
 
 _SPEC_CLASSES: dict[TensorSpec, type[SpecTensor]] = {}
 
-#: Rank-0 specs become scalar fields (``shift: 0.5``) for these dtypes.
-_SCALARS = {
-    name: getattr(np, name)
-    for name in (
-        "bool_",
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "uint8",
-        "uint16",
-        "uint32",
-        "uint64",
-        "float16",
-        "float32",
-        "float64",
-    )
-}
-_SCALARS["bool"] = _SCALARS.pop("bool_")
-
 
 def spec_annotation(tf_spec: Any, where: str) -> Any:
     """The annotation of a field computed from a TensorFlow spec: a scalar type for a
-    rank-0 number (``np.float32``), else a tensor of exactly that dtype and shape."""
+    rank-0 number (``np.float32``; core's ``SCALAR_TYPES``), else a tensor of exactly that
+    dtype and shape."""
     spec = blaze_spec(tf_spec, where)
-    if spec.dims == () and spec.dtype in _SCALARS:
-        return _SCALARS[spec.dtype]
+    if spec.dims == () and spec.dtype in SCALAR_TYPES:
+        return SCALAR_TYPES[spec.dtype]
     cls = _SPEC_CLASSES.get(spec)
     if cls is None:
         name = f"tf.Tensor[{spec.describe()}]"

@@ -9,29 +9,19 @@ from typing import Annotated, Any
 import numpy as np
 import torch
 
-from blazerpc.types import TensorSpec, dtype_name
+from blazerpc.types import TENSOR_DTYPES, TensorSpec, dtype_name
 from blazerpc.wire import BatchAxis, FieldContext, WireType, tensor_wire_type
 
 __all__ = ["TORCH_BATCH_AXIS", "TorchTensor", "tensor_spec", "tensor_to_numpy", "torch_wire_type"]
 
-#: torch dtypes that have a wire form, by the numpy name used on the wire.
+#: torch dtypes that have a wire form, by the numpy name used on the wire: torch names
+#: its dtypes as numpy does (``torch.float32``); unsigned types wider than 8 bits exist
+#: from torch 2.3 on.
 _WIRE_NAMES: dict[torch.dtype, str] = {
-    torch.bool: "bool",
-    torch.int8: "int8",
-    torch.int16: "int16",
-    torch.int32: "int32",
-    torch.int64: "int64",
-    torch.uint8: "uint8",
-    torch.float16: "float16",
-    torch.float32: "float32",
-    torch.float64: "float64",
-    torch.complex64: "complex64",
-    torch.complex128: "complex128",
+    getattr(torch, name): name
+    for name in TENSOR_DTYPES
+    if isinstance(getattr(torch, name, None), torch.dtype)
 }
-# Unsigned types wider than 8 bits exist from torch 2.3 on.
-for _name in ("uint16", "uint32", "uint64"):
-    if isinstance(getattr(torch, _name, None), torch.dtype):
-        _WIRE_NAMES[getattr(torch, _name)] = _name
 
 
 def _wire_dtype(dtype: Any) -> str | None:

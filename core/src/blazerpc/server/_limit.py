@@ -1,17 +1,39 @@
-"""At most ``max_concurrency`` calls of an unbatched model at a time, and a bounded
-number waiting: each call is then a batch of one."""
+"""The "limit" step of an unbatched model's calls: at most ``max_concurrency`` at a time
+and a bounded number waiting (:class:`ConcurrencyLimit`), or no limit of the model's own
+(:class:`NoLimit`); and, for the batch listeners, each call reported as a batch of one
+(:class:`ObservedLimit`)."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Awaitable, Callable
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
-__all__ = ["ConcurrencyLimit"]
+from ..batching import BatchListener
+from ..batching._listeners import notify_queue_depth, report_call
+
+__all__ = ["ConcurrencyLimit", "Limit", "NoLimit", "ObservedLimit"]
+
+_Call = Callable[[list[Any]], Awaitable[Any]]
+
+
+class Limit(Protocol):
+    """Runs ``call(args)`` when the model may take it."""
+
+    def run(self, call: _Call, args: list[Any]) -> Awaitable[Any]: ...
+
+
+class NoLimit:
+    """No limit of the model's own: the server's ``max_concurrent_calls`` bounds an
+    ``async def`` model, and the model threads a sync one."""
+
+    def run(self, call: _Call, args: list[Any]) -> Awaitable[Any]:
+        return call(args)
 
 
 class ConcurrencyLimit:
@@ -62,7 +84,7 @@ class ConcurrencyLimit:
                 return
         self._free += 1
 
-    async def run(self, call: Callable[[list[Any]], Awaitable[Any]], args: list[Any]) -> Any:
+    async def run(self, call: _Call, args: list[Any]) -> Any:
         if self._free and not self._waiters:
             self._free -= 1
         else:
@@ -80,3 +102,57 @@ class ConcurrencyLimit:
         running = asyncio.ensure_future(call(args))
         running.add_done_callback(lambda _: self._release())
         return await asyncio.shield(running)
+
+
+class ObservedLimit:
+    """``limit``, with each call reported to the batch listeners as a batch of one row:
+    its wait for a slot (the queue depth counts waiting calls) and its model time."""
+
+    def __init__(self, limit: Limit, listeners: Sequence[BatchListener], model: str, version: str) -> None:
+        self._limit = limit
+        self._listeners = tuple(listeners)
+        self._model = model
+        self._version = version
+        self._waiting = 0
+
+    def _queue_changed(self) -> None:
+        notify_queue_depth(self._listeners, self._model, self._version, self._waiting)
+
+    async def run(self, call: _Call, args: list[Any]) -> Any:
+        queued = time.monotonic()
+        waiting = True
+        self._waiting += 1
+        self._queue_changed()
+
+        def leave_queue() -> None:
+            nonlocal waiting
+            if waiting:  # once: when the call starts, or when it gives up waiting
+                waiting = False
+                self._waiting -= 1
+                self._queue_changed()
+
+        async def observed(call_args: list[Any]) -> Any:
+            leave_queue()
+            started = time.monotonic()
+            failed = True
+            try:
+                result = await call(call_args)
+                failed = False
+                return result
+            finally:
+                # Reported when the model is done, even if the client left meanwhile.
+                report_call(
+                    self._listeners,
+                    self._model,
+                    self._version,
+                    rows=1,
+                    requests=1,
+                    queue_waits=(started - queued,),
+                    started=started,
+                    failed=failed,
+                )
+
+        try:
+            return await self._limit.run(observed, args)
+        finally:
+            leave_queue()

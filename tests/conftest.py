@@ -1,0 +1,8 @@
+"""Puts tests/ on ``sys.path`` for every test folder, so that they share ``common``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
