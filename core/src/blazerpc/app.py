@@ -247,6 +247,8 @@ class BlazeApp:
         grace_period: float = 30.0,
         options: Mapping[str, Any] | None = None,
         loop: LoopName = "auto",
+        max_connection_age: float | None = None,
+        max_connection_age_grace: float | None = None,
     ) -> int:
         """Serve until SIGINT or SIGTERM, then drain for up to ``grace_period`` seconds.
 
@@ -254,6 +256,10 @@ class BlazeApp:
         client certificates signed by those CAs), or a ready ``ssl`` context. ``loop``:
         ``uvloop`` or ``asyncio``'s own (``auto``: uvloop when installed). ``blaze serve``
         serves through the same code (in one process, or one per worker).
+
+        ``max_connection_age``: seconds (+-10%) after which a client's connection gets
+        GOAWAY and is closed once its calls are done (or ``max_connection_age_grace``
+        seconds later), so that clients reconnect and new replicas get their share.
 
         Returns how many sync model calls were still running in their threads when the
         server stopped, abandoned (their threads do not keep the process alive). ``blaze
@@ -274,7 +280,17 @@ class BlazeApp:
         ssl = ssl or tls_from_files(ssl_certfile, ssl_keyfile, ssl_ca_certs)
         if not structlog.is_configured():
             configure_logging("console")
-        return run(self, host, port, ssl=ssl, options=options, grace_period=grace_period, loop=loop)
+        return run(
+            self,
+            host,
+            port,
+            ssl=ssl,
+            options=options,
+            grace_period=grace_period,
+            loop=loop,
+            max_connection_age=max_connection_age,
+            max_connection_age_grace=max_connection_age_grace,
+        )
 
 
 def _to_array(pm: pluggy.PluginManager) -> Callable[[Any], np.ndarray]:

@@ -16,6 +16,8 @@ from grpclib.const import Cardinality
 from grpclib.exceptions import GRPCError
 
 from .._h2 import install as install_h2_repr
+from ..client._balancer import Balancer, parse_targets
+from ..client._channel import GoawayChannel
 from ..client._client import RawCodec, client_ssl_context
 from ..client._errors import TRANSPORT_ERRORS, status_of
 
@@ -40,6 +42,9 @@ class Target:
     metadata: tuple[tuple[str, str | bytes], ...] = ()
     #: TLS: (ca_file, cert_file, key_file), or None for plaintext.
     tls: tuple[str | None, str | None, str | None] | None = None
+    #: Several addresses or a ``dns:///`` target, as the client takes them: calls are
+    #: spread over them (and retried) as the client does; ``host`` and ``port`` unused.
+    balanced: str | None = None
 
 
 @dataclass
@@ -54,22 +59,29 @@ class Sample:
     messages: int = 0
 
 
-def open_channel(target: Target) -> Channel:
+def open_channel(target: Target) -> Channel | Balancer:
+    """A channel to the target, or a balancer over its addresses (``target.balanced``)."""
     install_h2_repr()  # the load generator reads responses too
     context: _ssl.SSLContext | None = None
     if target.tls is not None:
         context = client_ssl_context(*target.tls)
-    return Channel(target.host, target.port, ssl=context, codec=RawCodec())
+    if target.balanced is None:
+        return Channel(target.host, target.port, ssl=context, codec=RawCodec())
+
+    def channel(host: str, port: int, name: str | None) -> GoawayChannel:
+        return GoawayChannel(host, port, ssl=context, codec=RawCodec())
+
+    return Balancer(parse_targets(target.balanced), channel)
 
 
-async def _call(channel: Channel, target: Target, cardinality: Cardinality) -> int:
+async def _call(channel: Channel, target: Target, cardinality: Cardinality, timeout: float | None) -> int:
     """One call; the number of messages it got back."""
     async with channel.request(
         target.path,
         cardinality,
         bytes,  # RawCodec: the payload goes as it is, replies stay bytes (never decoded)
         bytes,
-        timeout=target.timeout,
+        timeout=timeout,
         metadata=list(target.metadata) or None,
     ) as stream:
         await stream.send_message(target.payload, end=True)
@@ -80,8 +92,22 @@ async def _call(channel: Channel, target: Target, cardinality: Cardinality) -> i
     return received
 
 
+async def _balanced_call(balancer: Balancer, target: Target, cardinality: Cardinality) -> int:
+    """One call on the next address, sent again elsewhere if it never reached a server."""
+    attempts = balancer.attempts(target.timeout)
+    while True:
+        endpoint = await attempts.next()
+        try:
+            received = await _call(endpoint.channel, target, cardinality, attempts.remaining())
+        except Exception as exc:  # noqa: BLE001 - failed() re-raises what cannot go again
+            attempts.failed(endpoint, exc)
+            continue
+        attempts.succeeded(endpoint)
+        return received
+
+
 async def run_level(
-    channel: Channel,
+    channel: Channel | Balancer,
     target: Target,
     concurrency: int,
     start: float,
@@ -101,12 +127,17 @@ async def run_level(
     record = sample.latencies.append
     errors = sample.errors
 
+    async def call() -> int:
+        if isinstance(channel, Balancer):
+            return await _balanced_call(channel, target, cardinality)
+        return await _call(channel, target, cardinality, target.timeout)
+
     async def caller() -> None:
         while (began := clock()) < end:
             status = None
             received = 0
             try:
-                received = await _call(channel, target, cardinality)
+                received = await call()
             except (GRPCError, *TRANSPORT_ERRORS) as exc:
                 status = status_of(exc).name
             except Exception as exc:  # noqa: BLE001 - counted by its type: the other callers go on

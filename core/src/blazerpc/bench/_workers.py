@@ -15,6 +15,7 @@ from typing import Any
 
 from grpclib.client import Channel
 
+from ..client._balancer import Balancer
 from ..server._loop import loop_factory
 from ._loop import Sample, Target, open_channel, run_level
 
@@ -32,7 +33,7 @@ def _process_main(target: Target, conn: multiprocessing.connection.Connection, p
     loop = loop_factory("auto")()  # uvloop when installed, as the server
     asyncio.set_event_loop(loop)
 
-    async def connect() -> Channel:
+    async def connect() -> Channel | Balancer:
         return open_channel(target)  # grpclib binds a channel to the running loop
 
     channel = loop.run_until_complete(connect())

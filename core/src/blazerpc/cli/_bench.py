@@ -10,7 +10,7 @@ from ..bench import BenchConfig, Target, run_bench
 from ..bench._report import table
 from ..bench._run import rich_progress
 from ..client import CallError, ClientInputError
-from ..client._client import parse_address
+from ..client._balancer import parse_targets
 from ._call import ConnectOptions
 from ._json import read_data, request_inputs
 
@@ -51,12 +51,17 @@ def bench_model(
     except CallError as exc:
         typer.echo(f"The first call failed, so nothing was measured: {exc.code}: {exc.message}", err=True)
         raise typer.Exit(code=1) from None
-    host, port = parse_address(options.address)
+    targets = parse_targets(options.address)
     tls = (options.ca_file, options.cert_file, options.key_file) if options.uses_tls else None
-    target = Target(host, port, info.path, request, info.streaming, timeout, options.metadata, tls)
+    single = not targets.dynamic and len(targets.static) == 1
+    host, port = (targets.static or targets.names)[0]
+    target = Target(
+        host, port, info.path, request, info.streaming, timeout, options.metadata, tls,
+        balanced=None if single else options.address,
+    )  # fmt: skip
     explicit_metrics = bool(metrics_url)
-    if metrics_url is None:
-        metrics_url = f"http://{host}:{METRICS_PORT}/metrics"
+    if metrics_url is None:  # one server's: with several, only when given
+        metrics_url = f"http://{host}:{METRICS_PORT}/metrics" if single else ""
     config = BenchConfig(
         target=target,
         model=info.name,

@@ -21,6 +21,7 @@ from .._plugins import new_plugin_manager
 from ..app import set_default_max_queue_size
 from ..exceptions import ConfigurationError
 from ..server import run
+from ..server._connections import check_connection_age
 from ..server._loop import LoopName
 from ..server._supervisor import Supervisor, SupervisorInfo, python_command, reserve_port, worker_ready
 from ..server._tls import tls_from_files
@@ -52,6 +53,8 @@ class ServeConfig:
     max_queue_size: int | None = None
     default_timeout: float | None = None
     loop: LoopName = "auto"
+    max_connection_age: float | None = None
+    max_connection_age_grace: float | None = None
     plugin_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def worker_args(self, port: int) -> list[str]:
@@ -62,7 +65,8 @@ class ServeConfig:
             "--grace-period", str(self.grace_period), "--loop", self.loop, "--worker",
         ]  # fmt: skip
         for name in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs", "max_message_size",
-                     "max_concurrent_calls", "max_queue_size", "default_timeout"):  # fmt: skip
+                     "max_concurrent_calls", "max_queue_size", "default_timeout",
+                     "max_connection_age", "max_connection_age_grace"):  # fmt: skip
             value = getattr(self, name)
             if value is not None:
                 args += [f"--{name.replace('_', '-')}", str(value)]
@@ -139,6 +143,7 @@ def _supervise(config: ServeConfig) -> int:
 
 def serve_app_path(config: ServeConfig) -> int:
     """Serve ``config.app_path``; returns the exit code."""
+    check_connection_age(config.max_connection_age, config.max_connection_age_grace)
     if config.workers > 1 or config.reload:
         return _supervise(config)
     app = load_app(config.app_path)
@@ -157,6 +162,8 @@ def serve_app_path(config: ServeConfig) -> int:
         on_ready=(lambda info: worker_ready()) if config.worker else None,
         parent_pid=os.getppid() if config.worker else None,
         loop=config.loop,
+        max_connection_age=config.max_connection_age,
+        max_connection_age_grace=config.max_connection_age_grace,
     )
     if abandoned:
         _exit_now(0)

@@ -48,7 +48,13 @@ _log = structlog.get_logger("blazerpc")
 AppPath = Annotated[str, typer.Argument(help="The app: module:attribute (app:app) or path/to/app.py:app.")]
 
 # Options shared by the commands that call a server (call, bench).
-Address = Annotated[str, typer.Argument(help="The server: host:port (port 50051 if left out).")]
+Address = Annotated[
+    str,
+    typer.Argument(
+        help="The server: host:port (port 50051 if left out); several separated by commas, or "
+        "dns:///host:port for every address of a name: calls are spread over them."
+    ),
+]
 Header = Annotated[
     list[str] | None,
     typer.Option("--header", "-H", help="Metadata sent with every call, 'key: value' (repeatable)."),
@@ -156,6 +162,22 @@ def serve(
             "or asyncio's."
         ),
     ] = _Loop.auto,
+    max_connection_age: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds (+-10%) after which a client's connection gets GOAWAY, so it reconnects and "
+            "load spreads over replicas [never].",
+            min=0,
+        ),
+    ] = None,
+    max_connection_age_grace: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds an aged connection's calls may still run before it is closed [as long as they "
+            "take].",
+            min=0,
+        ),
+    ] = None,
     log_format: Annotated[_LogFormat, typer.Option(help="Log output.")] = _LogFormat.console,
     log_level: Annotated[_LogLevel, typer.Option(help="Lowest level logged.")] = _LogLevel.info,
     worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
@@ -193,6 +215,8 @@ def serve(
         max_queue_size=max_queue_size,
         default_timeout=default_timeout,
         loop=loop.value,
+        max_connection_age=max_connection_age,
+        max_connection_age_grace=max_connection_age_grace,
         plugin_options=plugin_options,
     )
     try:

@@ -10,10 +10,13 @@ from typing import Any
 
 from google.protobuf.message import Message
 from grpclib.client import Channel
+from grpclib.config import Configuration
 from grpclib.const import Cardinality, Status
 from grpclib.encoding.proto import ProtoCodec
 
 from .._h2 import install as install_h2_repr
+from ._balancer import Balancer, Resolver, parse_targets, split_address
+from ._channel import GoawayChannel
 from ._errors import CallError, ClientInputError, translate_errors
 from ._schema import SERVICE, ModelInfo, ServiceSchema, _Method, fetch_files
 
@@ -41,21 +44,7 @@ class RawCodec(ProtoCodec):
 
 def parse_address(address: str) -> tuple[str, int]:
     """``host:port``, ``[::1]:port`` or ``host`` (port 50051)."""
-    address = address.strip().removeprefix("grpc://").removeprefix("http://").removeprefix("https://")
-    if address.startswith("["):
-        host, _, rest = address[1:].partition("]")
-        port = rest.removeprefix(":")
-    elif address.count(":") == 1:
-        host, _, port = address.partition(":")
-    else:
-        host, port = address, ""
-    if not host:
-        raise ValueError(f"no host in address {address!r}")
-    try:
-        number = int(port) if port else DEFAULT_PORT
-    except ValueError:
-        raise ValueError(f"bad port in address {address!r}") from None
-    return host, number
+    return split_address(address)
 
 
 def uses_tls(ssl: bool | None, ca_file: str | None, cert_file: str | None) -> bool:
@@ -91,7 +80,11 @@ class Client:
 
     Args:
         address: ``host:port`` (port 50051 when left out); ``[::1]:port`` for IPv6;
-            ``https://host:port`` turns TLS on.
+            ``https://host:port`` turns TLS on. Several addresses (a list, or separated
+            by commas), ``dns:///host:port`` for every address a name resolves to (a
+            Kubernetes headless Service), or an async function returning the current
+            addresses: calls are spread over them round-robin, and a call that never
+            reached a server is sent to another (see the README's "Client").
         ssl: ``True`` for TLS with the system's CAs, an ``ssl.SSLContext`` of your own,
             or ``False`` for plaintext.
         ca_file, cert_file, key_file: TLS with these CAs, and a client certificate (and
@@ -99,11 +92,13 @@ class Client:
             None of them goes with an ``ssl`` context or ``ssl=False`` (``ValueError``).
         timeout: the default timeout of every call, in seconds (``None``: none).
         metadata: metadata sent with every call (a call's own is added to it).
+        resolve_interval: seconds between resolutions of ``dns:///`` names (or calls of
+            the resolver); also soon after a connection fails or gets GOAWAY.
     """
 
     def __init__(
         self,
-        address: str = f"localhost:{DEFAULT_PORT}",
+        address: str | Sequence[str] | Resolver = f"localhost:{DEFAULT_PORT}",
         *,
         ssl: bool | _ssl.SSLContext | None = None,
         ca_file: str | None = None,
@@ -111,9 +106,11 @@ class Client:
         key_file: str | None = None,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        resolve_interval: float = 30.0,
     ) -> None:
-        self.address = address
-        self.host, self.port = parse_address(address)
+        targets = parse_targets(address)
+        self.address = targets.describe()
+        self.host, self.port = (targets.static or targets.names or (("", 0),))[0]
         files = [
             name for name, f in (("ca_file", ca_file), ("cert_file", cert_file), ("key_file", key_file)) if f
         ]
@@ -124,7 +121,7 @@ class Client:
             )
         if key_file and not cert_file:
             raise ValueError("key_file needs cert_file (the client certificate it is the key of)")
-        if address.strip().startswith("https://"):
+        if targets.https:
             if ssl is False:
                 raise ValueError(f"address {address!r} is https:// but ssl=False")
             ssl = ssl or True
@@ -136,19 +133,27 @@ class Client:
             self._ssl = None
         self.timeout = timeout
         self._metadata = _pairs(metadata)
-        self._channel: Channel | None = None
+        self._balancer = Balancer(targets, self._new_channel, resolve_interval=resolve_interval)
         self._schema: ServiceSchema | None = None
         self._connecting: asyncio.Future[ServiceSchema] | None = None
 
     # --- connection ----------------------------------------------------------------------
 
+    def _new_channel(self, host: str, port: int, name: str | None) -> GoawayChannel:
+        install_h2_repr()
+        # A resolved address is checked against the certificate of the name it came from.
+        config = Configuration(ssl_target_name_override=name) if name and self._ssl else None
+        return GoawayChannel(host, port, ssl=self._ssl, codec=RawCodec(), config=config)
+
     @property
     def channel(self) -> Channel:
-        """The grpclib channel (one HTTP/2 connection), created on first use."""
-        if self._channel is None:
-            install_h2_repr()
-            self._channel = Channel(self.host, self.port, ssl=self._ssl, codec=RawCodec())
-        return self._channel
+        """The grpclib channel (one HTTP/2 connection) of the first address."""
+        return self._balancer.first_channel()
+
+    @property
+    def addresses(self) -> list[str]:
+        """The addresses calls are spread over (``dns:///`` names: as last resolved)."""
+        return self._balancer.addresses
 
     async def connect(self) -> ServiceSchema:
         """Discover the service through reflection (done once; later calls return at once)."""
@@ -164,17 +169,25 @@ class Client:
             raise
 
     async def _discover(self) -> ServiceSchema:
-        timeout = self.timeout if self.timeout is not None else 30
+        attempts = self._balancer.attempts(self.timeout if self.timeout is not None else 30)
         with translate_errors(self.address):
-            files = await fetch_files(self.channel, SERVICE, timeout, self._metadata or None)
+            while True:
+                endpoint = await attempts.next()
+                try:
+                    files = await fetch_files(
+                        endpoint.channel, SERVICE, attempts.remaining(), self._metadata or None
+                    )
+                except Exception as exc:  # noqa: BLE001 - failed() re-raises what cannot go again
+                    attempts.failed(endpoint, exc)
+                    continue
+                attempts.succeeded(endpoint)
+                break
         self._schema = ServiceSchema(files)
         return self._schema
 
     def close(self) -> None:
-        """Close the connection (calls in flight fail). The client can connect again."""
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
+        """Close the connections (calls in flight fail). The client can connect again."""
+        self._balancer.close()
 
     async def __aenter__(self) -> Client:
         try:
@@ -244,18 +257,27 @@ class Client:
     async def _unary(
         self, method: _Method, request: Message | bytes, timeout: float | None, metadata: Metadata | None
     ) -> Any:
+        attempts = self._balancer.attempts(self.timeout if timeout is None else timeout)
         with translate_errors(self.address):
-            async with self.channel.request(
-                method.info.path,
-                Cardinality.UNARY_UNARY,
-                method.request.cls,
-                method.response.cls,
-                timeout=self.timeout if timeout is None else timeout,
-                metadata=self._merged(metadata),
-            ) as stream:
-                await stream.send_message(request, end=True)  # type: ignore[arg-type]  # bytes: RawCodec
-                reply = await stream.recv_message()
-                await stream.recv_trailing_metadata()
+            while True:
+                endpoint = await attempts.next()
+                try:
+                    async with endpoint.channel.request(
+                        method.info.path,
+                        Cardinality.UNARY_UNARY,
+                        method.request.cls,
+                        method.response.cls,
+                        timeout=attempts.remaining(),
+                        metadata=self._merged(metadata),
+                    ) as stream:
+                        await stream.send_message(request, end=True)  # type: ignore[arg-type]  # bytes: RawCodec
+                        reply = await stream.recv_message()
+                        await stream.recv_trailing_metadata()
+                except Exception as exc:  # noqa: BLE001 - failed() re-raises what cannot go again
+                    attempts.failed(endpoint, exc)
+                    continue
+                attempts.succeeded(endpoint)
+                break
         if reply is None:
             raise CallError(Status.UNKNOWN, f"{method.info.rpc} ended without a reply")
         return reply
@@ -277,19 +299,32 @@ class Client:
         method = (await self.connect()).find(model, version)
         request = method.request.build({**(inputs or {}), **fields}, model)
         cardinality = Cardinality.UNARY_STREAM if method.info.streaming else Cardinality.UNARY_UNARY
+        attempts = self._balancer.attempts(self.timeout if timeout is None else timeout)
         with translate_errors(self.address):
-            async with self.channel.request(
-                method.info.path,
-                cardinality,
-                method.request.cls,
-                method.response.cls,
-                timeout=self.timeout if timeout is None else timeout,
-                metadata=self._merged(metadata),
-            ) as stream:
-                await stream.send_message(request, end=True)
-                while (reply := await stream.recv_message()) is not None:
-                    yield method.response.read(reply)
-                await stream.recv_trailing_metadata()
+            while True:
+                endpoint = await attempts.next()
+                received = False
+                try:
+                    async with endpoint.channel.request(
+                        method.info.path,
+                        cardinality,
+                        method.request.cls,
+                        method.response.cls,
+                        timeout=attempts.remaining(),
+                        metadata=self._merged(metadata),
+                    ) as stream:
+                        await stream.send_message(request, end=True)
+                        while (reply := await stream.recv_message()) is not None:
+                            received = True
+                            yield method.response.read(reply)
+                        await stream.recv_trailing_metadata()
+                except Exception as exc:
+                    if received:
+                        raise
+                    attempts.failed(endpoint, exc)
+                    continue
+                attempts.succeeded(endpoint)
+                break
 
     def _merged(self, metadata: Metadata | None) -> list[tuple[str, str | bytes]] | None:
         if not metadata:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import ssl as _ssl
 import threading
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+from ._balancer import Resolver
 from ._client import DEFAULT_PORT, Client, Metadata
 from ._schema import ModelInfo
 
@@ -30,13 +31,14 @@ class SyncClient:
     works the same from plain code, from threads, and from inside a running event loop
     (a notebook, an async framework; there the call blocks that loop while it waits,
     as any blocking call does: use :class:`Client` with ``await`` instead). One
-    connection serves every thread that shares the client. ``close()`` (or leaving the
-    ``with``) stops the thread.
+    connection per address serves every thread that shares the client; a resolver
+    (``address`` as an async function) runs on the client's own event loop.
+    ``close()`` (or leaving the ``with``) stops the thread.
     """
 
     def __init__(
         self,
-        address: str = f"localhost:{DEFAULT_PORT}",
+        address: str | Sequence[str] | Resolver = f"localhost:{DEFAULT_PORT}",
         *,
         ssl: bool | _ssl.SSLContext | None = None,
         ca_file: str | None = None,
@@ -44,6 +46,7 @@ class SyncClient:
         key_file: str | None = None,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        resolve_interval: float = 30.0,
     ) -> None:
         self._client = Client(
             address,
@@ -53,6 +56,7 @@ class SyncClient:
             key_file=key_file,
             timeout=timeout,
             metadata=metadata,
+            resolve_interval=resolve_interval,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="blazerpc-client", daemon=True)
@@ -62,6 +66,11 @@ class SyncClient:
     @property
     def address(self) -> str:
         return self._client.address
+
+    @property
+    def addresses(self) -> list[str]:
+        """See :attr:`Client.addresses`."""
+        return self._client.addresses
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._closed:

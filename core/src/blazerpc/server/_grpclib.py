@@ -89,13 +89,19 @@ class Server(_GrpclibServer):
         """The transport a new connection writes to; override to wrap it."""
         return transport
 
+    def connection_made(self, protocol: Any, transport: asyncio.Transport) -> None:
+        """Called once grpclib has set a new connection up (``protocol.connection`` and
+        ``.processor`` exist), with the transport it writes to; override to watch it."""
+
     def _protocol_factory(self) -> Any:
         protocol = super()._protocol_factory()
         self.protocols.add(protocol)
         made = protocol.connection_made
 
         def connection_made(transport: Any) -> None:
-            made(self.wrap_transport(transport))
+            wrapped = self.wrap_transport(transport)
+            made(wrapped)
+            self.connection_made(protocol, wrapped)
 
         protocol.connection_made = connection_made  # type: ignore[method-assign]
         return protocol

@@ -20,6 +20,7 @@ from .._hooks import call_each, log_failure
 from .._limits import Limits
 from ..wire import MethodSchema, Schema
 from ._calls import CallTracker
+from ._connections import Connections, check_connection_age
 from ._executor import MODEL_THREADS, ModelThreads
 from ._grpclib import Server as GrpclibServer
 from ._grpclib import goaway, reflection_services
@@ -71,14 +72,20 @@ class _Server(GrpclibServer):
     """grpclib's server, keeping its HTTP/2 connections so a drain can end them, and
     coalescing their writes while more than one of ``calls`` is in flight."""
 
-    def __init__(self, *args: Any, calls: CallTracker, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, calls: CallTracker, age: tuple[float, float | None] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         in_flight = calls.in_flight
         self._busy: Callable[[], bool] = lambda: len(in_flight) > 1
+        self.connections = Connections(goaway, *(age or ()))
         install_h2_repr()
 
     def wrap_transport(self, transport: asyncio.Transport) -> asyncio.Transport:
         return cast(asyncio.Transport, CoalescingTransport(transport, self._busy))
+
+    def connection_made(self, protocol: Any, transport: asyncio.Transport) -> None:
+        self.connections.watch(protocol, transport)
 
     def goaway(self) -> None:
         """Send GOAWAY on every connection and close it."""
@@ -93,11 +100,23 @@ class BlazeServer:
         app: the app to serve.
         options: values of plugins' ``blaze serve`` options, for lifecycle hooks.
         limits: overrides of the app's :class:`Limits` (``None`` fields keep the app's).
+        max_connection_age: seconds (+-10%) after which a client's connection gets
+            GOAWAY, so that the client reconnects (maybe to another replica); ``None``:
+            connections live as long as their clients keep them.
+        max_connection_age_grace: seconds an aged connection's calls may still run
+            before it is closed under them (``None``: as long as they take).
     """
 
     def __init__(
-        self, app: BlazeApp, *, options: Mapping[str, Any] | None = None, limits: Limits | None = None
+        self,
+        app: BlazeApp,
+        *,
+        options: Mapping[str, Any] | None = None,
+        limits: Limits | None = None,
+        max_connection_age: float | None = None,
+        max_connection_age_grace: float | None = None,
     ) -> None:
+        check_connection_age(max_connection_age, max_connection_age_grace)
         self.app = app
         self.options = dict(options or {})
         from ..app import build_runtime  # app imports this package: not at module level
@@ -126,8 +145,9 @@ class BlazeServer:
         names += [HEALTH_SERVICE, *REFLECTION_SERVICES]
         files = [runtime.schema.file, *host.files]
         reflection = reflection_services(names, runtime.schema.pool, files)
+        age = None if max_connection_age is None else (max_connection_age, max_connection_age_grace)
         self._server = _Server(
-            [inference, *added, health, *reflection], codec=BlazeCodec(), calls=self._calls
+            [inference, *added, health, *reflection], codec=BlazeCodec(), calls=self._calls, age=age
         )
         self._server.replace_method_table(MethodTable)
         self._force = asyncio.Event()
@@ -299,6 +319,10 @@ class BlazeServer:
             # arrives, even one whose answer is already in its buffer: give clients a
             # moment to read the last answers before the connections end.
             await asyncio.sleep(max(0.0, min(_GOAWAY_LINGER, deadline - loop.time())))
+        if not self._force.is_set():
+            # GOAWAY, then each connection closes once the calls refused at the last
+            # moment have their answer: closing at once would leave them unanswered.
+            await self._server.connections.end_all(min(5.0, deadline - loop.time()))
         self._server.goaway()
         if listener is not None:
             self._server.close()
@@ -384,15 +408,25 @@ def run(
     on_ready: Callable[[ServerInfo], None] | None = None,
     parent_pid: int | None = None,
     loop: LoopName = "auto",
+    max_connection_age: float | None = None,
+    max_connection_age_grace: float | None = None,
 ) -> int:
     """Serve ``app`` until SIGINT or SIGTERM, then drain gracefully. Blocks; returns how
     many sync model calls were still running, abandoned, when the server stopped.
 
     ``loop``: ``uvloop`` or ``asyncio``'s own; ``auto`` is uvloop when installed.
+    ``max_connection_age``, ``max_connection_age_grace``: see :class:`BlazeServer`.
     """
+    check_connection_age(max_connection_age, max_connection_age_grace)
 
     async def main() -> int:
-        server = BlazeServer(app, options=options, limits=limits)
+        server = BlazeServer(
+            app,
+            options=options,
+            limits=limits,
+            max_connection_age=max_connection_age,
+            max_connection_age_grace=max_connection_age_grace,
+        )
         return await serve_until_signal(
             server,
             host,
