@@ -58,7 +58,8 @@ PLUGIN_TEST_DEPS: dict[str, list[str]] = {
     "metrics": DEPLOY_TEST_DEPS,  # tests/metrics/test_deploy_metrics.py: the KEDA ScaledObject
     # The V2 clients (tritonclient, kserve) get environments of their own, made by the
     # tests (tests/oip/oip_support.py); the metrics plugin shows V2 calls are counted.
-    "oip": ["-e", "plugins/blazerpc-metrics"],
+    # tests/oip/test_kserve_deploy.py: the KServe objects beside core's validated ones.
+    "oip": ["-e", "plugins/blazerpc-metrics", *DEPLOY_TEST_DEPS],
 }
 
 

@@ -1,11 +1,12 @@
-"""The plugin's hooks: the V2 service beside the app's own, its serve option, and the
-batch listener its ``ModelStatistics`` reads."""
+"""The plugin's hooks: the V2 service beside the app's own, its serve option, the
+batch listener its ``ModelStatistics`` reads, and KServe's objects for ``blaze deploy
+kubernetes``."""
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blazerpc import BlazeApp, hookimpl
 from blazerpc.batching import BatchListener
@@ -16,7 +17,15 @@ from ._model import UnmappedField
 from ._service import OpenInferenceService
 from ._stats import Statistics
 
-__all__ = ["blazerpc_batch_listeners", "blazerpc_serve_options", "blazerpc_services"]
+if TYPE_CHECKING:
+    from blazerpc.deploy import KubernetesTarget, Manifest
+
+__all__ = [
+    "blazerpc_batch_listeners",
+    "blazerpc_kubernetes_manifests",
+    "blazerpc_serve_options",
+    "blazerpc_services",
+]
 
 #: One Statistics per app (its servers' batchers report to it).
 _STATISTICS: weakref.WeakKeyDictionary[BlazeApp, Statistics] = weakref.WeakKeyDictionary()
@@ -55,3 +64,10 @@ def blazerpc_services(host: ServiceHost) -> Sequence[Any]:
         raise ConfigurationError(
             f"blazerpc-oip cannot serve this app: {exc}; pass --no-oip to serve without the protocol"
         ) from None
+
+
+@hookimpl
+def blazerpc_kubernetes_manifests(app: BlazeApp, target: KubernetesTarget) -> Sequence[Manifest]:
+    from ._kserve import kserve_manifests
+
+    return kserve_manifests(app, target)

@@ -1,0 +1,212 @@
+"""KServe's ``ServingRuntime`` and ``InferenceService`` for ``blaze deploy kubernetes``:
+the app as a custom gRPC predictor speaking the Open Inference Protocol (``grpc-v2``).
+
+Built from the Deployment core writes (the same image, ``blaze serve`` command, port,
+resources, probes and security context), for KServe's RawDeployment mode: a plain
+Deployment, so Kubernetes' native gRPC probes work and the port is the Deployment's.
+"""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from blazerpc import BlazeApp
+from blazerpc.deploy import KubernetesTarget, Manifest
+
+if TYPE_CHECKING:
+    from blazerpc.deploy import KubernetesOptions
+
+__all__ = ["DEPLOYMENT_MODE", "MODEL_FORMAT", "RUNTIME_CONTAINER", "kserve_manifests"]
+
+#: The ``supportedModelFormats`` name of the runtime; an InferenceService's
+#: ``predictor.model.modelFormat.name`` must be this for KServe to pick the runtime.
+MODEL_FORMAT = "blazerpc"
+#: KServe merges the predictor's container into the runtime's one of this name.
+RUNTIME_CONTAINER = "kserve-container"
+#: ``serving.kserve.io/deploymentMode``: a Deployment and a Service, no Knative.
+DEPLOYMENT_MODE = "RawDeployment"
+#: Seconds the preStop hook waits before SIGTERM, and after the drain to exit (as the
+#: Deployment's: endpoints leave kube-proxy and DNS before the server stops accepting).
+_PRESTOP_SECONDS = 5
+_EXIT_MARGIN = 10
+#: The non-root user of the image ``blaze deploy docker`` writes (as the Deployment runs it).
+_UID = 10001
+#: The metrics plugin's hooks module, when the app is served with it.
+_METRICS_MODULE = "blazerpc_metrics.hooks"
+
+
+def _metrics_plugin(app: BlazeApp) -> ModuleType | None:
+    for plugin in app.plugin_manager().get_plugins():
+        if isinstance(plugin, ModuleType) and plugin.__name__ == _METRICS_MODULE:
+            return plugin
+    return None
+
+
+def _without_port(command: tuple[str, ...]) -> list[str]:
+    """``blaze serve`` without ``--port``: it listens on ``$PORT`` (set in the container's
+    environment, and by Knative in its own mode) instead."""
+    out: list[str] = []
+    skip = False
+    for arg in command:
+        if skip:
+            skip = False
+        elif arg == "--port":
+            skip = True
+        elif not arg.startswith("--port="):
+            out.append(arg)
+    return out
+
+
+def _grpc_probe(port: int, service: str, period: int, timeout: int, failures: int) -> dict[str, Any]:
+    return {
+        "grpc": {"port": port, "service": service},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
+
+
+def _container(target: KubernetesTarget) -> dict[str, Any]:
+    o = target.options
+    overall, inference = target.health_services
+    return {
+        "name": RUNTIME_CONTAINER,
+        "image": o.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": _without_port(target.command),
+        # KServe's custom gRPC predictor: one port, named h2c (HTTP/2 without TLS).
+        "ports": [{"name": "h2c", "containerPort": o.port, "protocol": "TCP"}],
+        "env": [
+            {"name": "PORT", "value": str(o.port)},
+            {"name": "PYTHONUNBUFFERED", "value": "1"},
+            {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
+        ],
+        "resources": {
+            "requests": {"cpu": o.cpu_request, "memory": o.memory_request},
+            "limits": {"cpu": o.cpu_limit, "memory": o.memory_limit},
+        },
+        "startupProbe": _grpc_probe(o.port, overall, 5, 5, max(1, math.ceil(o.startup_timeout / 5))),
+        "readinessProbe": _grpc_probe(o.port, overall, 5, 2, 2),
+        "livenessProbe": _grpc_probe(o.port, inference, 10, 5, 3),
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(_PRESTOP_SECONDS)]}}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def _metadata(target: KubernetesTarget, name: str, annotations: dict[str, str]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "namespace": target.namespace, "labels": dict(target.labels)}
+    if annotations:
+        metadata["annotations"] = annotations
+    return metadata
+
+
+def runtime_name(target: KubernetesTarget) -> str:
+    return f"{target.name}-runtime"
+
+
+def _serving_runtime(target: KubernetesTarget, metrics: ModuleType | None) -> Manifest:
+    spec: dict[str, Any] = {}
+    if metrics is not None:
+        spec["annotations"] = {
+            "prometheus.kserve.io/port": str(metrics.DEFAULT_PORT),
+            "prometheus.kserve.io/path": "/metrics",
+        }
+    spec.update(
+        supportedModelFormats=[{"name": MODEL_FORMAT, "version": "1", "autoSelect": True}],
+        protocolVersions=["v2", "grpc-v2"],
+        multiModel=False,
+        containers=[_container(target)],
+        volumes=[{"name": "tmp", "emptyDir": {}}],
+    )
+    about = f"""\
+KServe ServingRuntime (blazerpc-oip): how KServe runs this app as a custom gRPC predictor.
+The container is the Deployment's: `blaze serve` with the app, which serves the Open
+Inference Protocol (inference.GRPCInferenceService, grpc-v2) beside the app's own service,
+on one port named h2c. It listens on $PORT ({target.options.port}; Knative sets PORT itself).
+Probes are native gRPC probes on grpc.health.v1.Health: KServe's RawDeployment mode.
+An InferenceService uses this runtime when its predictor.model.modelFormat.name is
+{MODEL_FORMAT!r} (or names it in predictor.model.runtime)."""
+    if metrics is not None:
+        about += f"""
+prometheus.kserve.io/port: blazerpc-metrics serves /metrics on {metrics.DEFAULT_PORT}."""
+    return Manifest(
+        "kserve-servingruntime.yaml",
+        {
+            "apiVersion": "serving.kserve.io/v1alpha1",
+            "kind": "ServingRuntime",
+            "metadata": _metadata(target, runtime_name(target), {}),
+            "spec": spec,
+        },
+        about,
+    )
+
+
+def _scaling(o: KubernetesOptions) -> dict[str, Any]:
+    if o.autoscaler == "none":
+        return {"minReplicas": o.replicas, "maxReplicas": o.replicas}
+    return {
+        "minReplicas": o.min_replicas,
+        "maxReplicas": o.max_replicas,
+        "scaleMetric": "cpu",
+        "scaleTarget": o.target_cpu,
+    }
+
+
+def _inference_service(target: KubernetesTarget, metrics: ModuleType | None) -> Manifest:
+    o = target.options
+    annotations = {"serving.kserve.io/deploymentMode": DEPLOYMENT_MODE}
+    if metrics is not None:
+        annotations["serving.kserve.io/enable-prometheus-scraping"] = "true"
+    termination = _PRESTOP_SECONDS + math.ceil(o.grace_period) + _EXIT_MARGIN
+    predictor: dict[str, Any] = {
+        "model": {
+            "modelFormat": {"name": MODEL_FORMAT},
+            "runtime": runtime_name(target),
+            "protocolVersion": "grpc-v2",
+        },
+        **_scaling(o),
+        "terminationGracePeriodSeconds": termination,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": _UID,
+            "runAsGroup": _UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    host = f"{target.name}-predictor.{target.namespace}.svc.cluster.local"
+    about = f"""\
+KServe InferenceService (blazerpc-oip), RawDeployment mode: KServe makes a Deployment
+{target.name}-predictor and a Service of that name from the ServingRuntime {runtime_name(target)},
+so apply it INSTEAD of deployment.yaml and the Services, not beside them (or keep both
+on purpose: two sets of pods). V2 clients call {host}
+(inference.GRPCInferenceService); the app's own service answers there too.
+Models: {", ".join(target.models)}. terminationGracePeriodSeconds {termination} = preStop \
+{_PRESTOP_SECONDS} + grace {math.ceil(o.grace_period)} + {_EXIT_MARGIN}."""
+    if o.autoscaler != "none":
+        about += f"""
+KServe's HPA keeps {o.min_replicas} to {o.max_replicas} pods at {o.target_cpu}% CPU (KServe does not scale
+on blazerpc-metrics' queue depth here: the Deployment's ScaledObject does)."""
+    return Manifest(
+        "kserve-inferenceservice.yaml",
+        {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": _metadata(target, target.name, annotations),
+            "spec": {"predictor": predictor},
+        },
+        about,
+    )
+
+
+def kserve_manifests(app: BlazeApp, target: KubernetesTarget) -> list[Manifest]:
+    """The ServingRuntime and InferenceService that serve ``app`` on KServe."""
+    metrics = _metrics_plugin(app)
+    return [_serving_runtime(target, metrics), _inference_service(target, metrics)]
