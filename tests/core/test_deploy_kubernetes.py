@@ -286,7 +286,7 @@ def test_the_container_command_serves_and_answers_the_probes(grpcurl: str, tmp_p
     """The Deployment's command, run as the container runs it (only the address changed
     to a free loopback port), with two workers: every probe of the manifest gets
     SERVING from grpc-go's health client."""
-    objects = deploy(f"{QUICKSTART}:app", "--workers", "2", "--max-connection-age", "0")
+    objects = deploy(f"{QUICKSTART}:app", "--workers", "2")  # with the default --max-connection-age 300
     container = objects[0]["spec"]["template"]["spec"]["containers"][0]
     command = list(container["command"])
     port = _free_port()

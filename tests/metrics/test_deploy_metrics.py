@@ -207,7 +207,7 @@ def _free_port() -> int:
 def test_the_container_exports_the_metric_keda_queries() -> None:
     """The Deployment's command (two workers) on a free loopback port, and the metrics on a
     free port rather than the fixed one: its /metrics has the queue depth per model."""
-    (deployment, *_) = deploy("--workers", "2", "--max-connection-age", "0")
+    (deployment, *_) = deploy("--workers", "2")  # with the default --max-connection-age 300
     command = list(deployment["spec"]["template"]["spec"]["containers"][0]["command"])
     command[command.index("--host") + 1] = "127.0.0.1"
     command[command.index("--port") + 1] = str(_free_port())

@@ -161,9 +161,8 @@ def _free_port() -> int:
 def test_the_runtime_command_serves_v2_on_port(grpcurl: str) -> None:
     """The runtime's command as the container runs it, from the app's directory, with
     PORT set as Knative sets it (a free port here); only the host is changed to loopback
-    and the metrics port to a free one, so tests can run side by side. (No connection
-    ageing, as tests/core's Deployment command test: that server option lands apart.)"""
-    objects = deploy("--max-connection-age", "0")
+    and the metrics port to a free one, so tests can run side by side."""
+    objects = deploy()  # with the default --max-connection-age 300
     [container] = objects["ServingRuntime"]["spec"]["containers"]
     command = list(container["command"])
     assert command[:2] == ["blaze", "serve"]
