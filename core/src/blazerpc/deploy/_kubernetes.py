@@ -3,8 +3,9 @@ autoscaler, built as plain dicts from the app and the resolved options."""
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,13 @@ class KubernetesTarget:
     command: tuple[str, ...]  # the container's ``blaze serve`` command
     health_services: tuple[str, ...]
     models: tuple[str, ...]
+    #: The Deployment's server container (image, command, ports, env, resources, probes,
+    #: preStop, security context, mounts), for a plugin to build its pods from the same
+    #: one; copy it (``copy.deepcopy``) before changing it.
+    container: Mapping[str, Any]
+    #: The Deployment's pod-level fields besides ``containers``:
+    #: ``terminationGracePeriodSeconds``, ``securityContext``, ``volumes``.
+    pod: Mapping[str, Any]
 
     @property
     def name(self) -> str:
@@ -78,20 +86,23 @@ def _grpc_probe(port: int, service: str, period: int, timeout: int, failures: in
     }
 
 
-def _deployment(target: KubernetesTarget, facts: AppFacts) -> Manifest:
-    o = target.options
-    overall, inference = target.health_services
-    termination = PRESTOP_SECONDS + math.ceil(o.grace_period) + _EXIT_MARGIN
+def _termination_seconds(o: KubernetesOptions) -> int:
+    return PRESTOP_SECONDS + math.ceil(o.grace_period) + _EXIT_MARGIN
+
+
+def _server_container(
+    o: KubernetesOptions, command: Sequence[str], health_services: tuple[str, ...], metrics: bool
+) -> dict[str, Any]:
+    """The container that runs ``blaze serve``."""
+    overall, inference = health_services
     ports: list[dict[str, Any]] = [{"name": "grpc", "containerPort": o.port, "protocol": "TCP"}]
-    annotations: dict[str, str] = {}
-    if facts.metrics:
+    if metrics:
         ports.append({"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"})
-        annotations = metrics_annotations()
-    container: dict[str, Any] = {
+    return {
         "name": "server",
         "image": o.image,
         "imagePullPolicy": "IfNotPresent",
-        "command": list(target.command),
+        "command": list(command),
         "ports": ports,
         "env": [
             {"name": "PYTHONUNBUFFERED", "value": "1"},
@@ -119,19 +130,31 @@ def _deployment(target: KubernetesTarget, facts: AppFacts) -> Manifest:
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    template: dict[str, Any] = {"metadata": {"labels": dict(target.labels)}}
-    if annotations:
-        template["metadata"]["annotations"] = annotations
-    template["spec"] = {
-        "terminationGracePeriodSeconds": termination,
+
+
+def _pod_fields(o: KubernetesOptions) -> dict[str, Any]:
+    """The pod's own fields, besides its containers."""
+    return {
+        "terminationGracePeriodSeconds": _termination_seconds(o),
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": UID,
             "runAsGroup": UID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
+    }
+
+
+def _deployment(target: KubernetesTarget, facts: AppFacts) -> Manifest:
+    o = target.options
+    termination = _termination_seconds(o)
+    template: dict[str, Any] = {"metadata": {"labels": dict(target.labels)}}
+    if facts.metrics:
+        template["metadata"]["annotations"] = metrics_annotations()
+    template["spec"] = {
+        **copy.deepcopy(dict(target.pod)),
+        "containers": [copy.deepcopy(dict(target.container))],
     }
     spec: dict[str, Any] = {}
     if o.autoscaler == "none":
@@ -276,12 +299,15 @@ def kubernetes_manifests(app: BlazeApp, app_path: str, options: KubernetesOption
     resolved = options.resolved(facts.default_name, facts.metrics)
     name = str(resolved.name)
     labels = {"app.kubernetes.io/name": name}
+    command = tuple(serve_command(app_source(app_path).reference, resolved))
     target = KubernetesTarget(
         options=resolved,
         labels=labels,
-        command=tuple(serve_command(app_source(app_path).reference, resolved)),
+        command=command,
         health_services=facts.health_services,
         models=facts.models,
+        container=_server_container(resolved, command, facts.health_services, facts.metrics),
+        pod=_pod_fields(resolved),
     )
     manifests = [_deployment(target, facts), _service(target, False), _service(target, True), _pdb(target)]
     if resolved.autoscaler == "hpa":

@@ -8,7 +8,7 @@ Deployment, so Kubernetes' native gRPC probes work and the port is the Deploymen
 
 from __future__ import annotations
 
-import math
+import copy
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -27,12 +27,6 @@ MODEL_FORMAT = "blazerpc"
 RUNTIME_CONTAINER = "kserve-container"
 #: ``serving.kserve.io/deploymentMode``: a Deployment and a Service, no Knative.
 DEPLOYMENT_MODE = "RawDeployment"
-#: Seconds the preStop hook waits before SIGTERM, and after the drain to exit (as the
-#: Deployment's: endpoints leave kube-proxy and DNS before the server stops accepting).
-_PRESTOP_SECONDS = 5
-_EXIT_MARGIN = 10
-#: The non-root user of the image ``blaze deploy docker`` writes (as the Deployment runs it).
-_UID = 10001
 #: The metrics plugin's hooks module, when the app is served with it.
 _METRICS_MODULE = "blazerpc_metrics.hooks"
 
@@ -59,46 +53,16 @@ def _without_port(command: tuple[str, ...]) -> list[str]:
     return out
 
 
-def _grpc_probe(port: int, service: str, period: int, timeout: int, failures: int) -> dict[str, Any]:
-    return {
-        "grpc": {"port": port, "service": service},
-        "periodSeconds": period,
-        "timeoutSeconds": timeout,
-        "failureThreshold": failures,
-    }
-
-
 def _container(target: KubernetesTarget) -> dict[str, Any]:
-    o = target.options
-    overall, inference = target.health_services
-    return {
-        "name": RUNTIME_CONTAINER,
-        "image": o.image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": _without_port(target.command),
-        # KServe's custom gRPC predictor: one port, named h2c (HTTP/2 without TLS).
-        "ports": [{"name": "h2c", "containerPort": o.port, "protocol": "TCP"}],
-        "env": [
-            {"name": "PORT", "value": str(o.port)},
-            {"name": "PYTHONUNBUFFERED", "value": "1"},
-            {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
-        ],
-        "resources": {
-            "requests": {"cpu": o.cpu_request, "memory": o.memory_request},
-            "limits": {"cpu": o.cpu_limit, "memory": o.memory_limit},
-        },
-        "startupProbe": _grpc_probe(o.port, overall, 5, 5, max(1, math.ceil(o.startup_timeout / 5))),
-        "readinessProbe": _grpc_probe(o.port, overall, 5, 2, 2),
-        "livenessProbe": _grpc_probe(o.port, inference, 10, 5, 3),
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(_PRESTOP_SECONDS)]}}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-    }
+    """The Deployment's server container as KServe's predictor container: its name,
+    one port named h2c (HTTP/2 without TLS), and ``blaze serve`` on ``$PORT``."""
+    container = copy.deepcopy(dict(target.container))
+    port = target.options.port
+    container["name"] = RUNTIME_CONTAINER
+    container["command"] = _without_port(target.command)
+    container["ports"] = [{"name": "h2c", "containerPort": port, "protocol": "TCP"}]
+    container["env"] = [{"name": "PORT", "value": str(port)}, *container.get("env", [])]
+    return container
 
 
 def _metadata(target: KubernetesTarget, name: str, annotations: dict[str, str]) -> dict[str, Any]:
@@ -124,7 +88,7 @@ def _serving_runtime(target: KubernetesTarget, metrics: ModuleType | None) -> Ma
         protocolVersions=["v2", "grpc-v2"],
         multiModel=False,
         containers=[_container(target)],
-        volumes=[{"name": "tmp", "emptyDir": {}}],
+        volumes=copy.deepcopy(target.pod["volumes"]),
     )
     about = f"""\
 KServe ServingRuntime (blazerpc-oip): how KServe runs this app as a custom gRPC predictor.
@@ -165,7 +129,7 @@ def _inference_service(target: KubernetesTarget, metrics: ModuleType | None) -> 
     annotations = {"serving.kserve.io/deploymentMode": DEPLOYMENT_MODE}
     if metrics is not None:
         annotations["serving.kserve.io/enable-prometheus-scraping"] = "true"
-    termination = _PRESTOP_SECONDS + math.ceil(o.grace_period) + _EXIT_MARGIN
+    termination = target.pod["terminationGracePeriodSeconds"]
     predictor: dict[str, Any] = {
         "model": {
             "modelFormat": {"name": MODEL_FORMAT},
@@ -174,12 +138,7 @@ def _inference_service(target: KubernetesTarget, metrics: ModuleType | None) -> 
         },
         **_scaling(o),
         "terminationGracePeriodSeconds": termination,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": _UID,
-            "runAsGroup": _UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": copy.deepcopy(target.pod["securityContext"]),
     }
     host = f"{target.name}-predictor.{target.namespace}.svc.cluster.local"
     about = f"""\
@@ -188,8 +147,8 @@ KServe InferenceService (blazerpc-oip), RawDeployment mode: KServe makes a Deplo
 so apply it INSTEAD of deployment.yaml and the Services, not beside them (or keep both
 on purpose: two sets of pods). V2 clients call {host}
 (inference.GRPCInferenceService); the app's own service answers there too.
-Models: {", ".join(target.models)}. terminationGracePeriodSeconds {termination} = preStop \
-{_PRESTOP_SECONDS} + grace {math.ceil(o.grace_period)} + {_EXIT_MARGIN}."""
+Models: {", ".join(target.models)}. terminationGracePeriodSeconds {termination}, as the \
+Deployment's (preStop, then --grace-period {o.grace_period:g} s, then time to exit)."""
     if o.autoscaler != "none":
         about += f"""
 KServe's HPA keeps {o.min_replicas} to {o.max_replicas} pods at {o.target_cpu}% CPU (KServe does not scale
