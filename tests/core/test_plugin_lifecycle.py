@@ -127,3 +127,15 @@ async def test_a_failing_startup_hook_aborts_startup() -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", failing.port))
         sock.listen()
+
+
+async def test_a_failing_startup_hook_shuts_down_only_the_plugins_that_started() -> None:
+    calls: list[tuple[str, str, Any, ServerInfo]] = []
+    # Start-up runs the latest registered first: "started" runs, FailingStartup raises,
+    # and "never" is not reached. Only "started" has something to release.
+    app = two_model_app(Lifecycle("never", calls), FailingStartup(), Lifecycle("started", calls))
+
+    with pytest.raises(RuntimeError, match="no GPU available"):
+        async with serve_app(app):
+            pass
+    assert [(c[0], c[1]) for c in calls] == [("startup", "started"), ("shutdown", "started")]

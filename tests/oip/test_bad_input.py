@@ -253,3 +253,21 @@ async def test_an_unknown_method_of_the_service_names_its_methods(ch: Channel) -
     )
     assert "ModelInfer" in message
     assert "PredictScale" not in message
+
+
+@pytest.mark.parametrize("method", ["ModelReady", "ModelMetadata", "ModelConfig", "ModelStatistics"])
+async def test_a_model_call_without_a_request_message_is_invalid_argument(ch: Channel, method: str) -> None:
+    from grpclib.const import Cardinality
+
+    request_type = getattr(M, f"{method}Request")
+    # A client-streaming call, which grpclib lets end with no message.
+    stream = ch.request(f"/inference.GRPCInferenceService/{method}", Cardinality.STREAM_UNARY,
+                        request_type, getattr(M, f"{method}Response"), timeout=10)  # fmt: skip
+    async with stream:
+        await stream.send_request(end=True)  # headers only: no message
+        with pytest.raises(GRPCError) as caught:
+            await stream.recv_message()
+    assert (caught.value.status, caught.value.message) == (
+        Status.INVALID_ARGUMENT,
+        "the call carried no request message",
+    )

@@ -30,6 +30,7 @@ ONE_AT_A_TIME = frozenset(
         "blazerpc_kubernetes_manifests",
         "blazerpc_serve_options",
         "blazerpc_services",
+        "blazerpc_startup",
         "blazerpc_shutdown",
         "blazerpc_supervisor_start",
         "blazerpc_worker_exit",

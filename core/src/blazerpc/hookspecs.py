@@ -202,7 +202,8 @@ def blazerpc_shutdown(app: BlazeApp, server: ServerInfo) -> None:
     """The server has stopped serving; release what :func:`blazerpc_startup` acquired.
 
     Every plugin is called, in the reverse order of :func:`blazerpc_startup`, even if
-    an earlier one raised.
+    an earlier one raised. When a start-up hook raised, only the plugins whose start-up
+    had run are called.
     """
 
 

@@ -166,8 +166,7 @@ def serve(
         float | None,
         typer.Option(
             help="Seconds (+-10%) after which a client's connection gets GOAWAY, so it reconnects and "
-            "load spreads over replicas [never].",
-            min=0,
+            "load spreads over replicas (more than 0) [never].",
         ),
     ] = None,
     max_connection_age_grace: Annotated[

@@ -38,19 +38,24 @@ class CallTracker:
     def admit(self, stream: Stream[Any, Any], streaming: bool) -> Admitted:
         """Admit the running call, or refuse it: ``GRPCError`` ``UNAVAILABLE`` while
         draining, ``RESOURCE_EXHAUSTED`` at max_concurrent_calls. Use the returned
-        context manager around the rest of the call (see :class:`Admitted`)."""
+        context manager around the rest of the call (see :class:`Admitted`).
+
+        A stream that carries several calls (a plugin protocol's bidirectional stream,
+        one call per request message) is one task: tracked, and counted against the
+        limit, once, until it ends."""
         if self.draining:
             raise GRPCError(Status.UNAVAILABLE, "the server is shutting down; retry on another instance")
-        if len(self.in_flight) >= self.limits.max_concurrent_calls:
-            raise GRPCError(
-                Status.RESOURCE_EXHAUSTED,
-                f"the server is at its limit of {self.limits.max_concurrent_calls} concurrent calls "
-                "(max_concurrent_calls); retry later",
-            )
         task = asyncio.current_task()
         assert task is not None
-        self.in_flight.add(task)
-        task.add_done_callback(self._discard)
+        if task not in self.in_flight:
+            if len(self.in_flight) >= self.limits.max_concurrent_calls:
+                raise GRPCError(
+                    Status.RESOURCE_EXHAUSTED,
+                    f"the server is at its limit of {self.limits.max_concurrent_calls} concurrent calls "
+                    "(max_concurrent_calls); retry later",
+                )
+            self.in_flight.add(task)
+            task.add_done_callback(self._discard)
         return Admitted(self, task, self._default_timeout(task, stream, streaming))
 
     def _default_timeout(

@@ -99,7 +99,11 @@ class ConcurrencyLimit:
         # A sync model runs on in its thread if the call is cancelled: the slot is held
         # until it returns. Its call is the executor's future, which ensure_future keeps
         # as it is (a coroutine, from a batch listener's wrapper, becomes a task).
-        running = asyncio.ensure_future(call(args))
+        try:
+            running = asyncio.ensure_future(call(args))
+        except BaseException:  # no model call started (the executor shut down, say)
+            self._release()
+            raise
         running.add_done_callback(lambda _: self._release())
         return await asyncio.shield(running)
 

@@ -16,7 +16,7 @@ from grpclib.health.check import ServiceStatus
 from grpclib.health.service import Health
 
 from .._h2 import install as install_h2_repr
-from .._hooks import call_each, log_failure
+from .._hooks import call_each, iter_calls, log_failure
 from .._limits import Limits
 from ..wire import MethodSchema, Schema
 from ._calls import CallTracker
@@ -155,6 +155,8 @@ class BlazeServer:
         self.info: ServerInfo | None = None
         #: Sync model calls still running in their threads when :meth:`stop` ended.
         self.abandoned = 0
+        #: The plugins whose shutdown hook runs (``None``: every plugin).
+        self._shutdown_plugins: list[str] | None = None
 
     def _host(self, inference: InferenceService) -> ServiceHost:
         """What ``blazerpc_services`` gets: each model's runner, to build pipelines on."""
@@ -263,11 +265,17 @@ class BlazeServer:
         sockets = listener.sockets if listener is not None else ()
         bound_port = sockets[0].getsockname()[1] if sockets else port
         self.info = ServerInfo(host, bound_port, self._runtime.schema.methods, self.options, ssl is not None)
+        started: list[str] = []
         try:
-            self._runtime.pm.hook.blazerpc_startup(app=self.app, server=self.info)
+            for plugin, _ in iter_calls(
+                self._runtime.pm.hook.blazerpc_startup, {"app": self.app, "server": self.info}
+            ):
+                started.append(plugin)
         except BaseException:
-            self.info = None
+            # Only the plugins whose start-up ran release what it acquired.
+            self._shutdown_plugins = started
             await self.stop()
+            self.info = None
             raise
         self._status.set(True)
         return self.info
@@ -342,9 +350,16 @@ class BlazeServer:
 
     def _run_shutdown_hooks(self, info: ServerInfo) -> None:
         # Every plugin gets its shutdown call, whatever an earlier one raised, in the
-        # reverse of the start-up order.
+        # reverse of the start-up order; after a failed start-up, only those whose
+        # start-up ran.
         hook = self._runtime.pm.hook.blazerpc_shutdown
-        call_each(hook, {"app": self.app, "server": info}, reverse=True, on_error=log_failure(hook.name))
+        call_each(
+            hook,
+            {"app": self.app, "server": info},
+            reverse=True,
+            plugins=self._shutdown_plugins,
+            on_error=log_failure(hook.name),
+        )
 
 
 async def serve_until_signal(

@@ -59,6 +59,13 @@ _SERVED = (
 )
 
 
+def _message(request: Any) -> Any:
+    """A unary call's one request message; a call that carried none is refused."""
+    if request is None:
+        raise GRPCError(Status.INVALID_ARGUMENT, "the call carried no request message")
+    return request
+
+
 def _varint(n: int) -> bytes:
     out = bytearray()
     while n > 0x7F:
@@ -305,8 +312,7 @@ class OpenInferenceService:
         await stream.send_message(self.messages.ServerReadyResponse(ready=self.host.ready))
 
     async def model_ready(self, stream: Stream[Any, Any]) -> None:
-        request = await stream.recv_message()
-        assert request is not None
+        request = _message(await stream.recv_message())
         self._find(request.name, request.version)
         await stream.send_message(self.messages.ModelReadyResponse(ready=self.host.ready))
 
@@ -315,13 +321,11 @@ class OpenInferenceService:
         await stream.send_message(self._server_metadata)
 
     async def model_metadata(self, stream: Stream[Any, Any]) -> None:
-        request = await stream.recv_message()
-        assert request is not None
+        request = _message(await stream.recv_message())
         await stream.send_message(self._find(request.name, request.version).metadata)
 
     async def model_config(self, stream: Stream[Any, Any]) -> None:
-        request = await stream.recv_message()
-        assert request is not None
+        request = _message(await stream.recv_message())
         await stream.send_message(self._find(request.name, request.version).config)
 
     async def repository_index(self, stream: Stream[Any, Any]) -> None:
@@ -329,8 +333,7 @@ class OpenInferenceService:
         await stream.send_message(self._index)
 
     async def model_statistics(self, stream: Stream[Any, Any]) -> None:
-        request = await stream.recv_message()
-        assert request is not None
+        request = _message(await stream.recv_message())
         if request.name:
             entries: Sequence[_Entry] = [self._find(request.name, request.version)]
         else:
