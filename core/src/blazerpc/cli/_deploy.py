@@ -75,7 +75,8 @@ def kubernetes(
         typer.Option(help="auto: keda with the metrics plugin installed, else hpa (CPU); none: --replicas."),
     ] = _Autoscaler.auto,
     replicas: Annotated[
-        int | None, typer.Option(help="A fixed number of pods, and no autoscaler.", min=1)
+        int | None,
+        typer.Option(help="A fixed number of pods, and no autoscaler [2 with --autoscaler none].", min=1),
     ] = None,
     min_replicas: Annotated[
         int | None, typer.Option(help="Fewest pods the autoscaler keeps [2].", min=1)

@@ -9,7 +9,6 @@ Deployment, so Kubernetes' native gRPC probes work and the port is the Deploymen
 from __future__ import annotations
 
 import copy
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from blazerpc import BlazeApp
@@ -27,14 +26,14 @@ MODEL_FORMAT = "blazerpc"
 RUNTIME_CONTAINER = "kserve-container"
 #: ``serving.kserve.io/deploymentMode``: a Deployment and a Service, no Knative.
 DEPLOYMENT_MODE = "RawDeployment"
-#: The metrics plugin's hooks module, when the app is served with it.
-_METRICS_MODULE = "blazerpc_metrics.hooks"
 
 
-def _metrics_plugin(app: BlazeApp) -> ModuleType | None:
-    for plugin in app.plugin_manager().get_plugins():
-        if isinstance(plugin, ModuleType) and plugin.__name__ == _METRICS_MODULE:
-            return plugin
+def _metrics_port(target: KubernetesTarget) -> int | None:
+    """The port the Deployment's container exports metrics on (blazerpc-metrics serves
+    the app), or ``None``."""
+    for port in target.container.get("ports", ()):
+        if port.get("name") == "metrics":
+            return int(port["containerPort"])
     return None
 
 
@@ -76,11 +75,11 @@ def runtime_name(target: KubernetesTarget) -> str:
     return f"{target.name}-runtime"
 
 
-def _serving_runtime(target: KubernetesTarget, metrics: ModuleType | None) -> Manifest:
+def _serving_runtime(target: KubernetesTarget, metrics: int | None) -> Manifest:
     spec: dict[str, Any] = {}
     if metrics is not None:
         spec["annotations"] = {
-            "prometheus.kserve.io/port": str(metrics.DEFAULT_PORT),
+            "prometheus.kserve.io/port": str(metrics),
             "prometheus.kserve.io/path": "/metrics",
         }
     spec.update(
@@ -100,7 +99,7 @@ An InferenceService uses this runtime when its predictor.model.modelFormat.name 
 {MODEL_FORMAT!r} (or names it in predictor.model.runtime)."""
     if metrics is not None:
         about += f"""
-prometheus.kserve.io/port: blazerpc-metrics serves /metrics on {metrics.DEFAULT_PORT}."""
+prometheus.kserve.io/port: blazerpc-metrics serves /metrics on {metrics}."""
     return Manifest(
         "kserve-servingruntime.yaml",
         {
@@ -124,7 +123,7 @@ def _scaling(o: KubernetesOptions) -> dict[str, Any]:
     }
 
 
-def _inference_service(target: KubernetesTarget, metrics: ModuleType | None) -> Manifest:
+def _inference_service(target: KubernetesTarget, metrics: int | None) -> Manifest:
     o = target.options
     annotations = {"serving.kserve.io/deploymentMode": DEPLOYMENT_MODE}
     if metrics is not None:
@@ -167,5 +166,5 @@ on blazerpc-metrics' queue depth here: the Deployment's ScaledObject does)."""
 
 def kserve_manifests(app: BlazeApp, target: KubernetesTarget) -> list[Manifest]:
     """The ServingRuntime and InferenceService that serve ``app`` on KServe."""
-    metrics = _metrics_plugin(app)
+    metrics = _metrics_port(target)
     return [_serving_runtime(target, metrics), _inference_service(target, metrics)]
