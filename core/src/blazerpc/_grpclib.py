@@ -28,7 +28,8 @@ fails if another module reaches one). (hyperframe's DATA frame ``repr`` is patch
   for ``client/_balancer.py`` to close an address that left once its calls are done.
 - :func:`reflection_services`: ``ServerReflection._file_descriptor_response``, to answer
   with the file as built (comments included; grpclib drops ``source_code_info``), and the
-  v1alpha service from ``grpclib.reflection._deprecated``, where grpclib keeps it.
+  v1alpha service from ``grpclib.reflection._deprecated``, where grpclib keeps it; both
+  built with their underscored keyword arguments ``_service_names`` and ``_pool``.
 """
 
 from __future__ import annotations
