@@ -348,7 +348,7 @@ class Balancer:
 def _close_later(channel: GoawayChannel) -> None:
     # An address that left the service: the calls on it finish, then it is closed.
     async def close() -> None:
-        protocol: Any = getattr(channel, "_protocol", None)  # grpclib's current connection
+        protocol: Any = channel.current_protocol
         while protocol is not None and getattr(protocol, "processor", None) and protocol.processor.streams:
             await asyncio.sleep(0.5)
         channel.close()

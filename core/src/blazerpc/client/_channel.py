@@ -21,15 +21,14 @@ clients do): a connection the kernel completed but the server never accepted (a
 listener closing as its server drains) then fails as a connection error, before any
 call was sent on it.
 
-grpclib and h2 internals used (checked by ``tests/core/test_balancing.py``):
-``Channel._protocol_factory`` (overridden), ``H2Protocol.connection`` /
-``.processor`` / ``.handler``, ``Connection._connection`` (the ``H2Connection``),
-``Connection.stream_close_waiter``, ``Channel._connected`` and ``._protocol``,
-``Connection.feed`` and ``H2Protocol.connection_lost`` (wrapped per connection),
-``EventsProcessor.processors`` (its event
-dispatch dict) and ``.streams``, client ``Handler.connection_lost`` (what
-``Channel`` checks before reusing a connection), protocol ``Stream.wrapper``, and
-h2's ``H2Connection._frame_dispatch_table`` (for the GOAWAY frame).
+grpclib and h2 internals used (checked by ``tests/core/test_balancing.py``): through
+``blazerpc._grpclib`` (its private parts: each new connection, the current one and its
+state, the ``H2Connection`` under it and h2's frame handlers, for the GOAWAY frame);
+here, ``H2Protocol.connection`` / ``.processor`` / ``.handler``,
+``Connection.stream_close_waiter``, ``Connection.feed`` and
+``H2Protocol.connection_lost`` (wrapped per connection), ``EventsProcessor.processors``
+(its event dispatch dict) and ``.streams``, client ``Handler.connection_lost`` (what
+``Channel`` checks before reusing a connection) and protocol ``Stream.wrapper``.
 """
 
 from __future__ import annotations
@@ -40,12 +39,13 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from grpclib.client import Channel
 from grpclib.exceptions import StreamTerminatedError
 from grpclib.protocol import H2Protocol
 from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated, StreamReset
 from hyperframe.frame import GoAwayFrame
+
+from .._grpclib import Channel, frame_handlers, h2_connection
 
 __all__ = ["GoawayChannel", "NotProcessed"]
 
@@ -66,9 +66,9 @@ class GoawayChannel(Channel):
     @property
     def ready(self) -> bool:
         """A connection is open and its server has spoken (its HTTP/2 preface arrived)."""
-        protocol = getattr(self, "_protocol", None)  # grpclib's current connection
+        protocol = self.current_protocol
         heard = _heard.get(protocol) if protocol is not None else None
-        return bool(self._connected and heard is not None and heard[0].is_set() and heard[1])
+        return bool(self.connected and heard is not None and heard[0].is_set() and heard[1])
 
     async def __connect__(self) -> H2Protocol:
         """grpclib's connect, then wait for the server's HTTP/2 preface, as gRPC's own
@@ -81,29 +81,18 @@ class GoawayChannel(Channel):
         if heard is not None and not heard[0].is_set():
             await heard[0].wait()
         if heard is not None and not heard[1]:
-            raise ConnectionResetError(f"{self._host}:{self._port} closed the connection before it answered")
+            raise ConnectionResetError(f"{self.address} closed the connection before it answered")
         return protocol
 
     def retire(self) -> None:
         """Send no new call on the current connection (its server said it is draining):
         the next call opens a new connection, the calls on this one finish."""
-        protocol = getattr(self, "_protocol", None)  # grpclib's current connection
+        protocol = self.current_protocol
         retire = _retire.get(protocol) if protocol is not None else None
         if retire is not None:
             retire(2**31 - 1)
 
-    def _protocol_factory(self) -> H2Protocol:
-        protocol = super()._protocol_factory()
-        made = protocol.connection_made
-
-        def connection_made(transport: Any) -> None:
-            made(transport)
-            self._adapt(protocol)
-
-        protocol.connection_made = connection_made  # type: ignore[method-assign]
-        return protocol
-
-    def _adapt(self, protocol: H2Protocol) -> None:
+    def connection_made(self, protocol: H2Protocol) -> None:
         # heard[0] is set once the server has spoken (heard[1]) or the connection is lost.
         # (Not by wrapping data_received: uvloop's transports keep the method they saw.)
         heard: list[Any] = [asyncio.Event(), False]
@@ -124,9 +113,9 @@ class GoawayChannel(Channel):
         connection.feed = first_feed  # type: ignore[method-assign]
         protocol.connection_lost = on_lost  # type: ignore[method-assign]
 
-        h2: Any = protocol.connection._connection
+        h2: Any = h2_connection(protocol.connection)
         processor = protocol.processor
-        table = getattr(h2, "_frame_dispatch_table", None)
+        table = frame_handlers(h2)
         if table is None or GoAwayFrame not in table:  # another h2: keep its own handling
             return
 

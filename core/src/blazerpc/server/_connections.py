@@ -16,9 +16,9 @@ may be retried anywhere.
 
 grpclib internals used: ``H2Protocol.connection`` and ``.processor`` (set in its
 ``connection_made``), ``EventsProcessor.streams`` (the connection's open streams),
-``Connection.stream_close_waiter`` (set whenever a stream is released) and
-``Connection._connection`` (the ``h2.connection.H2Connection``, for
-``highest_inbound_stream_id``); the handler's ``accept`` is replaced per connection.
+``Connection.stream_close_waiter`` (set whenever a stream is released) and the
+``h2.connection.H2Connection`` under the connection (``blazerpc._grpclib.h2_connection``,
+for ``highest_inbound_stream_id``); the handler's ``accept`` is replaced per connection.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import structlog
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
+from .._grpclib import h2_connection
 from ..exceptions import ConfigurationError
 
 __all__ = ["Connections", "check_connection_age"]
@@ -112,7 +113,7 @@ class Connections:
         if protocol.handler.accept is not _refuse:
             connection = protocol.connection
             connection.flush()  # anything h2 has ready goes before the GOAWAY
-            last = connection._connection.highest_inbound_stream_id
+            last = h2_connection(connection).highest_inbound_stream_id
             transport.write(GoAwayFrame(0, last_stream_id=last, error_code=ErrorCodes.NO_ERROR).serialize())
             protocol.handler.accept = _refuse
         return lost

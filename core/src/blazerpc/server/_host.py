@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.descriptor_pb2 import FileDescriptorProto
 from grpclib.server import Stream
 
+from .._grpclib import read_request
 from .._hooks import iter_calls
 from .._limits import Limits
 from .._model import Model
 from ..wire import MethodSchema, Schema
-from ._grpclib import read_request
 from ._pipeline import Codec, Pipeline
 from ._service import RawMessage
 

@@ -31,10 +31,10 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.server import Stream
 
+from .._grpclib import read_request
 from ..batching._batcher import Batcher
 from ._calls import CallTracker
 from ._errors import ErrorMapper
-from ._grpclib import read_request
 from ._limit import Limit
 from .middleware import CallContext, Middleware
 

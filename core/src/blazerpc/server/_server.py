@@ -15,6 +15,8 @@ import structlog
 from grpclib.health.check import ServiceStatus
 from grpclib.health.service import Health
 
+from .._grpclib import Server as GrpclibServer
+from .._grpclib import goaway, reflection_services
 from .._h2 import install as install_h2_repr
 from .._hooks import call_each, iter_calls, log_failure
 from .._limits import Limits
@@ -22,8 +24,6 @@ from ..wire import MethodSchema, Schema
 from ._calls import CallTracker
 from ._connections import Connections, check_connection_age
 from ._executor import MODEL_THREADS, ModelThreads
-from ._grpclib import Server as GrpclibServer
-from ._grpclib import goaway, reflection_services
 from ._host import ServedModel, ServiceHost, plugin_services
 from ._loop import LoopName, loop_factory
 from ._pipeline import Codec, Pipeline, Runner

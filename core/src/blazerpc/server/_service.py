@@ -20,6 +20,7 @@ from grpclib.server import Stream
 if TYPE_CHECKING:
     from ..batching._plan import ModelPlan
 
+from .._grpclib import method_name
 from .._model import ModelSpec
 from ..batching import BatchListener
 from ..batching._batcher import Batcher
@@ -28,7 +29,6 @@ from ..wire._schema import MethodSchema, Schema
 from ._calls import CallTracker
 from ._errors import ErrorMapper
 from ._executor import make_stream, make_unary
-from ._grpclib import method_name
 from ._limit import ConcurrencyLimit, Limit, NoLimit, ObservedLimit
 from ._pipeline import BatchedRunner, Pipeline, Runner, StreamRunner, UnaryRunner
 from .middleware import Middleware

@@ -1,8 +1,10 @@
-"""Every use of grpclib's private parts, in one place, each with the reason (grpclib 0.4.9).
+"""Every use of grpclib's (and h2's) private parts, in one place, each with the reason
+(grpclib 0.4.9, h2 4.x), for the server and the client.
 
 grpclib has no public way to do these; each use below says what it reaches and why, so
-that a grpclib upgrade is checked here and nowhere else. (HTTP/2's own private part,
-hyperframe's DATA frame ``repr``, is patched in ``blazerpc._h2``, shared with the client.)
+that a grpclib upgrade is checked here and nowhere else (``tests/core/test_grpclib_adapter.py``
+fails if another module reaches one). (hyperframe's DATA frame ``repr`` is patched in
+``blazerpc._h2``, shared with the client: that patches hyperframe, not grpclib.)
 
 - :func:`read_request`: ``Stream._stream`` (the HTTP/2 stream), to read a message's
   5-byte prefix before its body, and refuse an oversized one unread.
@@ -14,9 +16,20 @@ hyperframe's DATA frame ``repr``, is patched in ``blazerpc._h2``, shared with th
   paths with a status; ``Server._server`` (the asyncio server), for the bound port and to
   stop listening before the drain.
 - :func:`goaway`: ``H2Protocol.connection._connection`` (h2's connection), to send GOAWAY.
+- :func:`h2_connection`: ``Connection._connection`` (the ``h2.connection.H2Connection``),
+  for ``highest_inbound_stream_id`` (the server's own GOAWAY, ``server/_connections.py``)
+  and to stop new streams on a connection that got GOAWAY (``client/_channel.py``).
+- :func:`frame_handlers`: h2's ``H2Connection._frame_dispatch_table``, to handle a received
+  GOAWAY frame without h2 closing the connection under the calls the server still answers.
+- :class:`Channel`: ``Channel._protocol_factory`` (one HTTP/2 connection), to adapt each
+  new connection (:meth:`Channel.connection_made`); ``Channel._protocol`` (the current
+  connection, deleted on close), ``Channel._connected``, and ``Channel._host`` /
+  ``._port``, for ``client/_channel.py``'s readiness, retiring and error message, and
+  for ``client/_balancer.py`` to close an address that left once its calls are done.
 - :func:`reflection_services`: ``ServerReflection._file_descriptor_response``, to answer
   with the file as built (comments included; grpclib drops ``source_code_info``), and the
-  v1alpha service from ``grpclib.reflection._deprecated``, where grpclib keeps it.
+  v1alpha service from ``grpclib.reflection._deprecated``, where grpclib keeps it; both
+  built with their underscored keyword arguments ``_service_names`` and ``_pool``.
 """
 
 from __future__ import annotations
@@ -28,14 +41,25 @@ from typing import Any
 
 import structlog
 from google.protobuf.descriptor_pb2 import FileDescriptorProto
+from grpclib.client import Channel as _GrpclibChannel
 from grpclib.const import Handler, Status
 from grpclib.exceptions import GRPCError
+from grpclib.protocol import H2Protocol
 from grpclib.reflection._deprecated import ServerReflection as _V1Alpha
 from grpclib.reflection.service import ServerReflection as _V1
 from grpclib.server import Server as _GrpclibServer
 from grpclib.server import Stream
 
-__all__ = ["Server", "goaway", "method_name", "read_request", "reflection_services"]
+__all__ = [
+    "Channel",
+    "Server",
+    "frame_handlers",
+    "goaway",
+    "h2_connection",
+    "method_name",
+    "read_request",
+    "reflection_services",
+]
 
 _log = structlog.get_logger("blazerpc")
 
@@ -124,11 +148,58 @@ def goaway(protocol: Any) -> None:
     if connection is None or connection.is_closing():
         return
     try:
-        connection._connection.close_connection()  # h2's connection: GOAWAY with NO_ERROR
+        h2_connection(connection).close_connection()  # GOAWAY with NO_ERROR
         connection.flush()
     except Exception:  # noqa: BLE001 - a connection in a bad state is just closed
         _log.debug("GOAWAY failed; closing the connection", exc_info=True)
     connection.close()
+
+
+def h2_connection(connection: Any) -> Any:
+    """The ``h2.connection.H2Connection`` under a grpclib ``Connection`` (kept private)."""
+    return connection._connection
+
+
+def frame_handlers(h2: Any) -> dict[Any, Any] | None:
+    """h2's received-frame handlers by frame class (``None`` on an h2 that has none)."""
+    table: dict[Any, Any] | None = getattr(h2, "_frame_dispatch_table", None)
+    return table
+
+
+class Channel(_GrpclibChannel):
+    """grpclib's channel, calling :meth:`connection_made` for each new connection once
+    grpclib has set it up, and showing the current connection's state."""
+
+    def connection_made(self, protocol: H2Protocol) -> None:
+        """Called once grpclib has set a new connection up (``protocol.connection``,
+        ``.processor`` and ``.handler`` exist); override to adapt it."""
+
+    def _protocol_factory(self) -> H2Protocol:
+        protocol = super()._protocol_factory()
+        made = protocol.connection_made
+
+        def connection_made(transport: Any) -> None:
+            made(transport)
+            self.connection_made(protocol)
+
+        protocol.connection_made = connection_made  # type: ignore[method-assign]
+        return protocol
+
+    @property
+    def current_protocol(self) -> H2Protocol | None:
+        """grpclib's current connection (``None`` before the first, or once closed)."""
+        protocol: H2Protocol | None = getattr(self, "_protocol", None)
+        return protocol
+
+    @property
+    def connected(self) -> bool:
+        """grpclib would reuse :attr:`current_protocol` for the next call."""
+        return bool(self._connected)
+
+    @property
+    def address(self) -> str:
+        """``host:port``, as given."""
+        return f"{self._host}:{self._port}"
 
 
 class _KeepComments:
