@@ -354,7 +354,13 @@ def _close_later(channel: GoawayChannel) -> None:
         channel.close()
 
     with contextlib.suppress(RuntimeError):
-        asyncio.get_running_loop().create_task(close())
+        task = asyncio.get_running_loop().create_task(close())
+        _closing.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(_closing.discard)
+
+
+#: Channels being closed once their calls finish.
+_closing: set[asyncio.Task[None]] = set()
 
 
 def retryable(exc: BaseException) -> bool:

@@ -15,12 +15,12 @@ from grpclib.const import Cardinality, Status
 from grpclib.encoding.proto import ProtoCodec
 
 from .._h2 import install as install_h2_repr
-from ._balancer import Balancer, Resolver, parse_targets, split_address
+from ._balancer import Balancer, Resolver, parse_targets
 from ._channel import GoawayChannel
 from ._errors import CallError, ClientInputError, translate_errors
 from ._schema import SERVICE, ModelInfo, ServiceSchema, _Method, fetch_files
 
-__all__ = ["Client", "Metadata", "RawCodec", "client_ssl_context", "parse_address", "uses_tls"]
+__all__ = ["Client", "Metadata", "RawCodec", "client_ssl_context", "uses_tls"]
 
 Metadata = Mapping[str, str | bytes] | Sequence[tuple[str, str | bytes]]
 
@@ -40,11 +40,6 @@ class RawCodec(ProtoCodec):
         if message_type is bytes:
             return data
         return super().decode(data, message_type)
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    """``host:port``, ``[::1]:port`` or ``host`` (port 50051)."""
-    return split_address(address)
 
 
 def uses_tls(ssl: bool | None, ca_file: str | None, cert_file: str | None) -> bool:
