@@ -80,6 +80,13 @@ def quickstart_server() -> Iterator[ServeProcess]:
 
 
 @pytest.fixture(scope="session")
+def refusals() -> Iterator[ServeProcess]:
+    """apps/refusals_app.py: what the client refuses before sending, and exact tensors."""
+    with serve_process(app_target("refusals_app")) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="session")
 def streaming_server() -> Iterator[ServeProcess]:
     with serve_process(app_target("streaming")) as proc:
         yield proc

@@ -25,7 +25,7 @@ from grpclib.exceptions import GRPCError
 from grpclib.protocol import H2Protocol
 
 from blazerpc.server._service import BlazeCodec, RawMessage
-from blazerpc.testing import ServeProcess
+from blazerpc.testing import ServeProcess, blaze_command
 from common import Gate as Gate
 from common import load_app_module as load_app_module
 from common import wait_until as wait_until
@@ -252,3 +252,15 @@ def certificates(directory: Path) -> dict[str, Path]:
                 leaf_key,
             )
     return {p.stem if p.suffix == ".pem" else p.stem + "-key": p for p in directory.iterdir()}
+
+
+def blaze_call(proc: ServeProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    """`blaze call ADDRESS ARGS` against a served process, in a wide terminal."""
+    return subprocess.run(
+        [*blaze_command(), "call", proc.address, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=60,
+        check=False,
+    )

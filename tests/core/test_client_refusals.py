@@ -5,7 +5,6 @@ nothing reaches the server (a real `blaze serve`, whose access log would show it
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import subprocess
 import time
@@ -13,35 +12,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import app_target
+from support import blaze_call
 
 from blazerpc import CallError, Client, ClientInputError, SyncClient
-from blazerpc.testing import ServeProcess, blaze_command, serve_process
+from blazerpc.testing import ServeProcess, blaze_command
 
 REFUSED = "refused by the client, nothing sent: "
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[ServeProcess]:
-    with serve_process(app_target("refusals_app")) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def client(served: ServeProcess) -> Iterator[SyncClient]:
-    with served.client(timeout=10) as c:
+def client(refusals: ServeProcess) -> Iterator[SyncClient]:
+    with refusals.client(timeout=10) as c:
         yield c
-
-
-def blaze_call(proc: ServeProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*blaze_command(), "call", proc.address, *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=60,
-        check=False,
-    )
 
 
 def calls_logged(proc: ServeProcess, model: str) -> int:
@@ -148,9 +130,9 @@ def python_inputs(model: str, inputs: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("model", "inputs", "message"), CASES, ids=IDS)
 def test_client_and_blaze_call_refuse_in_the_same_words_and_send_nothing(
-    served: ServeProcess, client: SyncClient, model: str, inputs: dict[str, Any], message: str
+    refusals: ServeProcess, client: SyncClient, model: str, inputs: dict[str, Any], message: str
 ) -> None:
-    before = calls_logged(served, model)
+    before = calls_logged(refusals, model)
     with pytest.raises(ClientInputError) as caught:
         client.predict(model, python_inputs(model, inputs))
     error = caught.value
@@ -161,14 +143,14 @@ def test_client_and_blaze_call_refuse_in_the_same_words_and_send_nothing(
     field = message.split("'")[1] if message.startswith("input") else message.split("'")[3]
     assert error.field == field
 
-    done = blaze_call(served, model, "--data", json.dumps(inputs))
+    done = blaze_call(refusals, model, "--data", json.dumps(inputs))
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == f"Error: {REFUSED}{message}\n"
 
     # A good call of the same model is the first one the server sees.
     client.predict(model, GOOD[model])
-    wait_for_calls(served, model, before + 1)  # calls are logged in the order they end
-    assert calls_logged(served, model) == before + 1
+    wait_for_calls(refusals, model, before + 1)  # calls are logged in the order they end
+    assert calls_logged(refusals, model) == before + 1
 
 
 def test_the_refusal_carries_what_was_refused_and_pickles(client: SyncClient) -> None:
@@ -185,8 +167,8 @@ def test_the_refusal_carries_what_was_refused_and_pickles(client: SyncClient) ->
     )
 
 
-async def test_the_async_client_refuses_in_the_same_words(served: ServeProcess) -> None:
-    async with Client(served.address, timeout=10) as client:
+async def test_the_async_client_refuses_in_the_same_words(refusals: ServeProcess) -> None:
+    async with Client(refusals.address, timeout=10) as client:
         with pytest.raises(ClientInputError, match=r"^refused by the client, nothing sent: input 'n' "):
             await client.predict("generate", n=1.5, prompt="a")
         with pytest.raises(ClientInputError, match=r"expects list\[string\], got 'hi' \(str\)"):
@@ -196,7 +178,7 @@ async def test_the_async_client_refuses_in_the_same_words(served: ServeProcess) 
                 pass
 
 
-def test_a_version_is_a_string_as_on_the_server(served: ServeProcess, client: SyncClient) -> None:
+def test_a_version_is_a_string_as_on_the_server(refusals: ServeProcess, client: SyncClient) -> None:
     with pytest.raises(ClientInputError) as caught:
         client.predict("sentiment", version=2, text=["good"])  # type: ignore[arg-type]
     assert caught.value.message == (
@@ -206,19 +188,19 @@ def test_a_version_is_a_string_as_on_the_server(served: ServeProcess, client: Sy
     with pytest.raises(ClientInputError, match="version='2', not version=2 "):
         client.model("sentiment", 2)  # type: ignore[arg-type]
     assert client.predict("sentiment", version="2", text=["good"]) == [0.75]
-    done = blaze_call(served, "sentiment", "--version", "2", "--data", '{"text": ["good"]}')
+    done = blaze_call(refusals, "sentiment", "--version", "2", "--data", '{"text": ["good"]}')
     assert (done.returncode, done.stdout, done.stderr) == (0, '{"result": [0.75]}\n', "")
 
 
 def test_an_ambiguous_version_and_predict_of_a_stream_are_refused(
-    served: ServeProcess, client: SyncClient
+    refusals: ServeProcess, client: SyncClient
 ) -> None:
     with pytest.raises(ClientInputError) as caught:
         client.predict("tagger", text="x")
     assert caught.value.message == (
         f"{REFUSED}model 'tagger' has several versions (a, b): choose one with version="
     )
-    done = blaze_call(served, "tagger", "--data", '{"text": "x"}')
+    done = blaze_call(refusals, "tagger", "--data", '{"text": "x"}')
     assert (done.returncode, done.stderr) == (1, f"Error: {caught.value.message}\n")
     with pytest.raises(ClientInputError) as caught:
         client.predict("words", text="a b")
@@ -226,9 +208,18 @@ def test_an_ambiguous_version_and_predict_of_a_stream_are_refused(
     assert list(client.stream("words", text="a b")) == ["a", "b"]
 
 
-def test_blaze_bench_refuses_in_the_same_words(served: ServeProcess) -> None:
+def test_blaze_bench_refuses_in_the_same_words(refusals: ServeProcess) -> None:
     done = subprocess.run(
-        [*blaze_command(), "bench", served.address, "generate", "--data", '{"n": 1.5}', "--duration", "1"],
+        [
+            *blaze_command(),
+            "bench",
+            refusals.address,
+            "generate",
+            "--data",
+            '{"n": 1.5}',
+            "--duration",
+            "1",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

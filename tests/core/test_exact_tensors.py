@@ -6,40 +6,21 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from grpclib.const import Status
-from support import app_target
+from support import blaze_call
 
 from blazerpc import CallError, ClientInputError, SyncClient
-from blazerpc.testing import ServeProcess, blaze_command, serve_process
+from blazerpc.testing import ServeProcess
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[ServeProcess]:
-    with serve_process(app_target("refusals_app")) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def client(served: ServeProcess) -> Iterator[SyncClient]:
-    with served.client(timeout=10) as c:
+def client(refusals: ServeProcess) -> Iterator[SyncClient]:
+    with refusals.client(timeout=10) as c:
         yield c
-
-
-def blaze_call(proc: ServeProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*blaze_command(), "call", proc.address, *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=60,
-        check=False,
-    )
 
 
 def base64_tensor(array: np.ndarray) -> dict[str, object]:
@@ -53,24 +34,28 @@ def base64_tensor(array: np.ndarray) -> dict[str, object]:
 INT64 = np.array([[1, 2, 3]], dtype=np.int64)
 
 
-def test_data_base64_of_another_dtype_reaches_the_server_as_given(served: ServeProcess) -> None:
+def test_data_base64_of_another_dtype_reaches_the_server_as_given(refusals: ServeProcess) -> None:
     # scale's x is float32[batch, 3]: the int64 bytes are not converted on the way.
-    done = blaze_call(served, "scale", "--data", json.dumps({"x": base64_tensor(INT64)}))
+    done = blaze_call(refusals, "scale", "--data", json.dumps({"x": base64_tensor(INT64)}))
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == "INVALID_ARGUMENT: field 'x': expected dtype float32, got int64\n"
 
 
-def test_a_dtype_and_data_object_is_sent_with_its_own_dtype(served: ServeProcess) -> None:
-    done = blaze_call(served, "scale", "--data", json.dumps({"x": {"dtype": "float64", "data": [[1, 2, 3]]}}))
+def test_a_dtype_and_data_object_is_sent_with_its_own_dtype(refusals: ServeProcess) -> None:
+    done = blaze_call(
+        refusals, "scale", "--data", json.dumps({"x": {"dtype": "float64", "data": [[1, 2, 3]]}})
+    )
     assert (done.returncode, done.stderr) == (
         1,
         "INVALID_ARGUMENT: field 'x': expected dtype float32, got float64\n",
     )
-    done = blaze_call(served, "scale", "--data", json.dumps({"x": {"dtype": "float32", "data": [[1, 2, 3]]}}))
+    done = blaze_call(
+        refusals, "scale", "--data", json.dumps({"x": {"dtype": "float32", "data": [[1, 2, 3]]}})
+    )
     assert (done.returncode, done.stdout, done.stderr) == (0, '{"result": [[2.0, 4.0, 6.0]]}\n', "")
 
 
-def test_the_bytes_come_back_as_they_went(served: ServeProcess) -> None:
+def test_the_bytes_come_back_as_they_went(refusals: ServeProcess) -> None:
     # echo takes and returns any dtype and shape: the exact bytes make the round trip.
     for array in (
         INT64,
@@ -78,14 +63,16 @@ def test_the_bytes_come_back_as_they_went(served: ServeProcess) -> None:
         np.arange(6, dtype=np.uint16).reshape(2, 3),
     ):
         sent = base64_tensor(array)
-        done = blaze_call(served, "echo", "--data", json.dumps({"x": sent}), "--tensors", "base64")
+        done = blaze_call(refusals, "echo", "--data", json.dumps({"x": sent}), "--tensors", "base64")
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == {"result": sent}
 
 
-def test_a_shape_that_does_not_match_the_data_is_still_refused_before_sending(served: ServeProcess) -> None:
+def test_a_shape_that_does_not_match_the_data_is_still_refused_before_sending(
+    refusals: ServeProcess,
+) -> None:
     tensor = {"shape": [2], "dtype": "int64", "data_base64": base64.b64encode(INT64.tobytes()).decode()}
-    done = blaze_call(served, "echo", "--data", json.dumps({"x": tensor}))
+    done = blaze_call(refusals, "echo", "--data", json.dumps({"x": tensor}))
     assert done.returncode == 1
     assert done.stderr.startswith("Error: refused by the client, nothing sent: input 'x' of model 'echo' ")
     assert done.stderr.endswith(": data_base64 holds 24 bytes; shape [2] of int64 needs 16\n")
