@@ -8,7 +8,6 @@ from __future__ import annotations
 import inspect
 import json
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,11 @@ import pytest
 from installed_plugins_support import FIXTURES, blaze, install_distribution, site_env
 from plugin_fixtures import subset_args_plugin as plugin
 from plugin_fixtures.subset_args_plugin import Doubler, Grid, Reading
+from serving_support import wait_for_log
 
 from blazerpc import BlazeApp, PluginError, TensorInput, TensorOutput, hookimpl, hookspecs
 from blazerpc.server import ServerInfo
-from blazerpc.testing import ServeProcess, serve_app, serve_process
+from blazerpc.testing import serve_app, serve_process
 
 
 def _specs() -> dict[str, list[str]]:
@@ -120,14 +120,6 @@ def _records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def _wait_for_log(proc: ServeProcess, prefix: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not any(str(e.get("event", "")).startswith(prefix) for e in list(proc.logs)):
-        assert proc.process.poll() is None, "blaze serve exited"
-        assert time.monotonic() < deadline, f"no log line {prefix!r}"
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
 def test_supervisor_and_worker_hooks_get_only_the_arguments_they_take(tmp_path: Path) -> None:
     site = tmp_path / "site"
@@ -155,7 +147,7 @@ def test_supervisor_and_worker_hooks_get_only_the_arguments_they_take(tmp_path: 
     log = tmp_path / "hooks.jsonl"
     env = site_env(site, SUBSET_HOOKS_LOG=str(log))
     with serve_process(f"{app}:app", "--workers", "2", "--subset-flag", "on", env=env) as proc:
-        _wait_for_log(proc, "Worker 2/2 serving")
+        wait_for_log(proc, lambda e: str(e.get("event", "")).startswith("Worker 2/2 serving"), timeout=120)
         with proc.client() as client:
             assert client.predict("read", r=1.5) == 2.5
             assert client.predict("double", x=4.0) == 8.0
