@@ -20,6 +20,7 @@ import structlog
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
+from .._draining import DRAINING
 from ..exceptions import InferenceError, InvalidInputError
 from ..wire import BatchAxis
 from ._listeners import BatchListener, notify_queue_depth, report_call
@@ -98,7 +99,7 @@ class Batcher:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        error = GRPCError(Status.UNAVAILABLE, "the server is shutting down")
+        error = GRPCError(Status.UNAVAILABLE, DRAINING)
         for pending in self._queue:
             pending.queued = False
             if not pending.future.done():

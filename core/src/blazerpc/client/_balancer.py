@@ -40,6 +40,7 @@ import structlog
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
+from .._draining import DRAINING
 from ._channel import GoawayChannel, NotProcessed
 from ._errors import CallError
 
@@ -56,9 +57,6 @@ MAX_ATTEMPTS = 5
 RETRY_SECONDS = 10.0
 #: Seconds a connection may take to be made, before the address counts as failed.
 CONNECT_TIMEOUT = 5.0
-#: What a BlazeRPC server answers, with UNAVAILABLE, to a call it rejects before any
-#: model runs because it is draining (the call tracker and the batcher's queue).
-DRAINING_MESSAGE = "the server is shutting down"
 DNS_SCHEME = "dns:///"
 DEFAULT_PORT = 50051
 
@@ -368,7 +366,7 @@ def retryable(exc: BaseException) -> bool:
     if isinstance(exc, NotProcessed):
         return True
     if isinstance(exc, GRPCError):
-        return exc.status is Status.UNAVAILABLE and (exc.message or "").startswith(DRAINING_MESSAGE)
+        return exc.status is Status.UNAVAILABLE and (exc.message or "").startswith(DRAINING)
     # The connection could not be made (refused, unreachable, TLS handshake, timeout):
     # grpclib raises these only from connecting, before a stream exists.
     return isinstance(exc, (OSError, _ConnectTimeout))

@@ -11,6 +11,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
 
+from .._draining import DRAINING
 from .._limits import Limits
 
 # Limits lives in blazerpc._limits (public as blazerpc.Limits); re-exported for this package.
@@ -44,7 +45,7 @@ class CallTracker:
         one call per request message) is one task: tracked, and counted against the
         limit, once, until it ends."""
         if self.draining:
-            raise GRPCError(Status.UNAVAILABLE, "the server is shutting down; retry on another instance")
+            raise GRPCError(Status.UNAVAILABLE, f"{DRAINING}; retry on another instance")
         task = asyncio.current_task()
         assert task is not None
         if task not in self.in_flight:
